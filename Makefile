@@ -1,0 +1,29 @@
+# Two commands set everything up on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip install -q -c constraints.txt
+INTEGRATIONS := $(wildcard integrations/*/pyproject.toml)
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test bench clean
+
+install: $(STAMP)
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+
+# Reinstall only when a project file changed; editable installs pick up code changes by themselves.
+$(STAMP): $(VENV)/bin/python pyproject.toml constraints.txt $(INTEGRATIONS)
+	$(PIP) torch==2.13.0
+	$(PIP) -e ".[test]" $(foreach p,$(dir $(INTEGRATIONS)),-e ./$(p))
+	touch $(STAMP)
+
+demo: install
+	$(PY) -m sls_router.cli cache-bench --pairs sls_router/data/gptcache_pairs.json --feedback --static --threshold 0.6
+
+test: install
+	$(PY) -m pytest -q
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,1 @@
+"""Benchmarks that replay recorded data through the engine."""

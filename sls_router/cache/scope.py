@@ -1,0 +1,40 @@
+"""Cache scope keys: which requests may share answers at all.
+
+Two requests may share a cached answer only when everything the model saw besides
+the embedded text is the same: the tenant (namespace), the generation parameters,
+the system prompt and the conversation before the last user turn. The key is a hash
+of those, so entries of different scopes never meet, whatever their similarity.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ..errors import InvalidInputError
+
+
+def scope_key(namespace: str = "default", *, params: Mapping[str, Any] | None = None,
+              system: str | None = None, history: Sequence[Any] | None = None) -> str:
+    """A stable key for (namespace, params, system prompt, prior turns).
+
+    ``history`` is any JSON-serialisable sequence (e.g. ``[{"role": ..., "content": ...}]``);
+    ``params`` are the generation parameters that change answers (model, temperature, ...).
+    """
+    if not isinstance(namespace, str) or not namespace:
+        raise InvalidInputError("namespace must be a non-empty string, e.g. the tenant's id.")
+    try:
+        body = json.dumps([dict(params or {}), system, list(history or [])],
+                          sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"scope parts must be JSON-serialisable ({exc}); pass plain "
+                                "dicts, lists and strings.") from exc
+    digest = hashlib.sha256(body.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+    return f"{namespace}:{digest}"
+
+
+def namespace_of(scope: str) -> str:
+    """The tenant part of a key built by `scope_key` (or the whole key if it has none)."""
+    return scope.rsplit(":", 1)[0] if ":" in scope else scope

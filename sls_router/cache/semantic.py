@@ -1,0 +1,486 @@
+"""SemanticCache: scoped FAISS lookup and insert, with thresholds learned from verdicts."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .._persist import (atomic_write_json, atomic_write_npy, check_manifest, read_json,
+                        read_npy)
+from ..embeddings import Embedder, get_embedder
+from ..errors import ConfigurationError, InvalidInputError, StateError, UnknownEntryError
+from ._index import VectorIndex
+from .thresholds import AdaptiveThreshold, EntryVerdicts, distance_ratio
+
+FORMAT_VERSION = 1
+_KIND = "SemanticCache"
+
+
+@dataclass
+class CacheEntry:
+    """One cached answer; `payload` carries JSON-able extras (model, usage, ...)."""
+
+    id: int
+    scope: str
+    text: str
+    answer: str
+    answer_hash: str
+    created_at: float
+    expires_at: float | None = None
+    payload: dict[str, Any] | None = None
+    hits: int = 0
+    verdicts: EntryVerdicts = field(default_factory=EntryVerdicts)
+
+    def to_state(self) -> dict:
+        return {"id": self.id, "scope": self.scope, "text": self.text, "answer": self.answer,
+                "created_at": self.created_at, "expires_at": self.expires_at,
+                "payload": self.payload, "hits": self.hits, "verdicts": self.verdicts.to_state()}
+
+    @classmethod
+    def from_state(cls, s: dict) -> "CacheEntry":
+        return cls(id=int(s["id"]), scope=s["scope"], text=s["text"], answer=s["answer"],
+                   answer_hash=_answer_hash(s["answer"]), created_at=float(s["created_at"]),
+                   expires_at=s["expires_at"], payload=s["payload"], hits=int(s["hits"]),
+                   verdicts=EntryVerdicts.from_state(s["verdicts"]))
+
+
+@dataclass(frozen=True)
+class CacheLookup:
+    """The decision and its evidence.
+
+    ``entry_id``/``answer`` are set only on a hit; ``candidate_id`` is the nearest entry
+    whether served or not (so a miss's outcome can still be fed back with `observe`).
+    ``margin`` is similarity minus the similarity of the nearest entry with a different
+    answer; ``ratio`` the distance ratio to it (see thresholds.py).
+    """
+
+    hit: bool
+    reason: str
+    entry_id: int | None = None
+    answer: str | None = None
+    payload: dict[str, Any] | None = None
+    candidate_id: int | None = None
+    similarity: float = float("nan")
+    margin: float = float("nan")
+    ratio: float = float("nan")
+    threshold: float = float("nan")
+    ratio_threshold: float = float("nan")
+
+
+@dataclass(frozen=True)
+class CacheStats:
+    entries: int
+    scopes: int
+    lookups: int
+    hits: int
+    wrong_hits: int
+    right_hits: int
+    evictions: int
+    expirations: int
+    similarity_threshold: float
+    ratio_threshold: float
+
+
+def _answer_hash(answer: str) -> str:
+    return hashlib.sha256(answer.encode("utf-8", "surrogatepass")).hexdigest()[:24]
+
+
+class SemanticCache:
+    """A semantic cache that serves few wrong answers and learns from verdicts.
+
+    Entries live in scopes (see `scope_key`): a lookup only sees its own scope.
+    A hit needs the adaptive similarity threshold, a clear distance ratio to the
+    nearest entry with a different answer, and the entry's own verdict history.
+    All public methods are thread-safe.
+
+    Parameters
+    ----------
+    embedder : name ("minilm", "static", "hashing") or an `Embedder`.
+    capacity : maximum entries; least recently used ones are evicted beyond it.
+    ttl_s : seconds an entry lives (None: forever).
+    max_wrong_rate : the share of wrong hits the thresholds aim to stay under.
+    neighbours : how many neighbours a lookup inspects for the margin.
+    refit_every : refit the global thresholds after this many new verdicts (0: only
+        when `refit()` is called, e.g. by the Update Manager).
+    threshold : a configured `AdaptiveThreshold` (overrides max_wrong_rate).
+    clock : time source, replaceable for replays and tests.
+    """
+
+    def __init__(self, embedder: str | Embedder | None = "minilm", *, capacity: int = 100_000,
+                 ttl_s: float | None = None, max_wrong_rate: float = 0.02, neighbours: int = 10,
+                 refit_every: int = 25, hnsw_min_entries: int = 10_000,
+                 threshold: AdaptiveThreshold | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        if not isinstance(capacity, int) or capacity < 1:
+            raise ConfigurationError(f"capacity={capacity!r}: pass a positive entry count.")
+        if ttl_s is not None and not (ttl_s > 0 and math.isfinite(ttl_s)):
+            raise ConfigurationError(f"ttl_s={ttl_s!r}: pass seconds > 0, or None for no expiry.")
+        if neighbours < 2:
+            raise ConfigurationError("neighbours must be >= 2 (the margin needs a second one).")
+        self.embedder = get_embedder(embedder)
+        self.capacity = capacity
+        self.ttl_s = ttl_s
+        self.neighbours = neighbours
+        self.refit_every = refit_every
+        self.hnsw_min_entries = hnsw_min_entries
+        self.threshold = threshold or AdaptiveThreshold(max_wrong_rate)
+        self.clock = clock
+        self._lock = threading.RLock()
+        self._entries: OrderedDict[int, CacheEntry] = OrderedDict()  # LRU order
+        self._indexes: dict[str, VectorIndex] = {}
+        self._wrong_answers: set[tuple[str, str]] = set()
+        self._next_id = 1
+        self._since_refit = 0
+        self._counts = dict(lookups=0, hits=0, wrong_hits=0, right_hits=0, evictions=0,
+                            expirations=0)
+
+    # -- public surface -----------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    @property
+    def dim(self) -> int:
+        return self.embedder.dim
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed with the cache's embedder (callers may reuse the vectors)."""
+        return self.embedder.encode(list(texts))
+
+    def lookup(self, text: str, scope: str = "default", *, vector: np.ndarray | None = None,
+               ) -> CacheLookup:
+        """Find the best entry of `scope` for `text` and decide whether to serve it."""
+        vec = self._vector(text, vector)
+        _check_scope(scope)
+        with self._lock:
+            self._counts["lookups"] += 1
+            result = self._decide(scope, vec)
+            if result.hit:
+                entry = self._entries[result.entry_id]
+                entry.hits += 1
+                self._counts["hits"] += 1
+                self._entries.move_to_end(entry.id)
+            return result
+
+    def insert(self, text: str, answer: str, scope: str = "default", *,
+               vector: np.ndarray | None = None, payload: dict[str, Any] | None = None,
+               ) -> int | None:
+        """Store `answer` for `text`; returns the entry id, or None when the answer was
+        marked wrong before in this scope (it is never stored or served again)."""
+        if not isinstance(answer, str):
+            raise InvalidInputError(f"answer must be a str, got {type(answer).__name__}; "
+                                    "serialise structured answers to text or JSON first.")
+        vec = self._vector(text, vector)
+        _check_scope(scope)
+        with self._lock:
+            ahash = _answer_hash(answer)
+            if (scope, ahash) in self._wrong_answers:
+                return None
+            now = self.clock()
+            entry = CacheEntry(id=self._next_id, scope=scope, text=text, answer=answer,
+                               answer_hash=ahash, created_at=now, payload=payload,
+                               expires_at=None if self.ttl_s is None else now + self.ttl_s)
+            self._next_id += 1
+            self._index_for(scope).add(np.array([entry.id]), vec.reshape(1, -1))
+            self._entries[entry.id] = entry
+            while len(self._entries) > self.capacity:
+                oldest = next(iter(self._entries))
+                self._remove(oldest)
+                self._counts["evictions"] += 1
+            return entry.id
+
+    def feedback(self, entry_id: int, correct: bool, *, similarity: float | None = None,
+                 ratio: float | None = None) -> None:
+        """A verdict on an entry.
+
+        With `similarity` (and `ratio`) it judges a hit served at that evidence: a wrong
+        one raises the entry's own floor above it (and evicts an entry that is mostly
+        wrong); both teach the global thresholds. Without them it judges the entry's
+        own answer: a wrong answer is removed and never stored or served again in its scope.
+        """
+        correct = _check_verdict(correct)
+        with self._lock:
+            entry = self._entries.get(entry_id)
+            if entry is None:
+                raise UnknownEntryError(f"cache entry {entry_id!r} is not held (never inserted, "
+                                        "evicted, expired or invalidated); drop this verdict.")
+            if similarity is None:
+                if not correct:
+                    self._wrong_answers.add((entry.scope, entry.answer_hash))
+                    self._remove(entry_id)
+                return
+            similarity = _check_number("similarity", similarity)
+            ratio = 0.0 if ratio is None else _check_number("ratio", ratio)
+            entry.verdicts.record(similarity, correct)
+            self._counts["right_hits" if correct else "wrong_hits"] += 1
+            if entry.verdicts.discredited:
+                self._remove(entry_id)
+            self._learn(similarity, ratio, correct)
+
+    def observe(self, lookup: CacheLookup, correct: bool) -> None:
+        """Feed back whether `lookup`'s candidate was (or would have been) right.
+
+        For a hit this is the verdict on the served answer; for a miss it is a
+        counterfactual (e.g. the fresh answer agreed with the candidate's), which
+        teaches the thresholds without anything wrong having been served.
+        """
+        correct = _check_verdict(correct)
+        if lookup.hit:
+            self.feedback(lookup.entry_id, correct, similarity=lookup.similarity,
+                          ratio=lookup.ratio)
+            return
+        if lookup.candidate_id is None or math.isnan(lookup.similarity):
+            return
+        with self._lock:
+            entry = self._entries.get(lookup.candidate_id)
+            if entry is not None:
+                entry.verdicts.record(lookup.similarity, correct, served=False)
+            self._learn(lookup.similarity, lookup.ratio, correct)
+
+    def invalidate(self, entry_id: int) -> None:
+        """Remove one entry (it may be inserted again later)."""
+        with self._lock:
+            if entry_id not in self._entries:
+                raise UnknownEntryError(f"cache entry {entry_id!r} is not held; nothing to "
+                                        "invalidate.")
+            self._remove(entry_id)
+
+    def clear(self, scope: str | None = None) -> int:
+        """Drop every entry (of one scope); returns how many were dropped."""
+        with self._lock:
+            ids = [i for i, e in self._entries.items() if scope is None or e.scope == scope]
+            for i in ids:
+                self._remove(i)
+            return len(ids)
+
+    def expire(self) -> int:
+        """Drop every expired entry now (lookups also skip and drop them lazily)."""
+        with self._lock:
+            now = self.clock()
+            ids = [i for i, e in self._entries.items() if _expired(e, now)]
+            for i in ids:
+                self._remove(i)
+            self._counts["expirations"] += len(ids)
+            return len(ids)
+
+    def refit(self) -> None:
+        """Refit the global thresholds from the verdicts seen so far."""
+        with self._lock:
+            self.threshold.fit()
+            self._since_refit = 0
+
+    def get(self, entry_id: int) -> CacheEntry:
+        with self._lock:
+            try:
+                return self._entries[entry_id]
+            except KeyError:
+                raise UnknownEntryError(f"cache entry {entry_id!r} is not held.") from None
+
+    def stats(self) -> CacheStats:
+        with self._lock:
+            return CacheStats(entries=len(self._entries), scopes=len(self._indexes),
+                              similarity_threshold=self.threshold.similarity_,
+                              ratio_threshold=self.threshold.ratio_, **self._counts)
+
+    # -- decision -----------------------------------------------------------------
+    def _decide(self, scope: str, vec: np.ndarray) -> CacheLookup:
+        index = self._indexes.get(scope)
+        neighbours = index.search(vec, self.neighbours) if index is not None else []
+        neighbours = self._drop_expired(neighbours)
+        t_sim, t_ratio = self.threshold.similarity_, self.threshold.ratio_
+        if not neighbours:
+            return CacheLookup(False, "empty", threshold=t_sim, ratio_threshold=t_ratio)
+        best_id, best_sim = neighbours[0]
+        best = self._entries[best_id]
+        other_sim = _nearest_other_answer(best, neighbours, self._entries, self.neighbours)
+        ratio = distance_ratio(best_sim, other_sim)
+        common = dict(candidate_id=best_id, similarity=best_sim, margin=best_sim - other_sim,
+                      ratio=ratio, threshold=t_sim, ratio_threshold=t_ratio)
+        if ratio > t_ratio:
+            return CacheLookup(False, "ambiguous", **common)
+        if not best.verdicts.allows(best_sim, t_sim):
+            reason = "below_threshold" if best_sim < t_sim else "entry_distrusted"
+            return CacheLookup(False, reason, **common)
+        return CacheLookup(True, "hit", entry_id=best_id, answer=best.answer,
+                           payload=best.payload, **common)
+
+    def _drop_expired(self, neighbours: list[tuple[int, float]]) -> list[tuple[int, float]]:
+        if self.ttl_s is None:
+            return neighbours
+        now = self.clock()
+        live = []
+        for entry_id, sim in neighbours:
+            if _expired(self._entries[entry_id], now):
+                self._remove(entry_id)
+                self._counts["expirations"] += 1
+            else:
+                live.append((entry_id, sim))
+        return live
+
+    def _learn(self, similarity: float, ratio: float, correct: bool) -> None:
+        self.threshold.observe(similarity, ratio, correct)
+        self._since_refit += 1
+        if self.refit_every and self._since_refit >= self.refit_every:
+            self.threshold.fit()
+            self._since_refit = 0
+
+    # -- storage ------------------------------------------------------------------
+    def _index_for(self, scope: str) -> VectorIndex:
+        index = self._indexes.get(scope)
+        if index is None:
+            index = VectorIndex(self.dim, hnsw_min_entries=self.hnsw_min_entries)
+            self._indexes[scope] = index
+        return index
+
+    def _remove(self, entry_id: int) -> None:
+        entry = self._entries.pop(entry_id)
+        index = self._indexes[entry.scope]
+        index.remove([entry_id])
+        if len(index) == 0:
+            del self._indexes[entry.scope]
+
+    def _vector(self, text: str, vector: np.ndarray | None) -> np.ndarray:
+        if not isinstance(text, str):
+            raise InvalidInputError(f"text must be a str, got {type(text).__name__}; pass the "
+                                    "query text (e.g. the last user turn).")
+        if vector is None:
+            if not text.strip():
+                raise InvalidInputError("text is empty; pass the non-empty query text to cache "
+                                        "or look up.")
+            vector = self.embedder.encode([text])[0]
+        vec = np.asarray(vector, dtype=np.float32).reshape(-1)
+        if vec.shape[0] != self.dim:
+            raise InvalidInputError(f"vector has dimension {vec.shape[0]}, the cache's embedder "
+                                    f"({self.embedder.name}) gives {self.dim}; embed with the "
+                                    "cache's embedder (SemanticCache.embed).")
+        if not np.all(np.isfinite(vec)):
+            raise InvalidInputError("vector contains NaN or infinity; re-embed the text.")
+        norm = float(np.linalg.norm(vec))
+        if norm == 0.0:
+            raise InvalidInputError("vector is all zeros; nothing to compare. Re-embed the text.")
+        return vec / norm
+
+    # -- persistence --------------------------------------------------------------
+    def save(self, directory: str | Path) -> None:
+        """Write the cache atomically: data files of a new generation first, then the
+        manifest that points to them; a crash leaves the previous state loadable."""
+        directory = Path(directory)
+        with self._lock:
+            ids = list(self._entries)
+            by_scope: dict[str, list[int]] = {}
+            for i in ids:
+                by_scope.setdefault(self._entries[i].scope, []).append(i)
+            vectors = np.zeros((len(ids), self.dim), dtype=np.float32)
+            row = {entry_id: r for r, entry_id in enumerate(ids)}
+            for scope, scope_ids in by_scope.items():
+                vectors[[row[i] for i in scope_ids]] = self._indexes[scope].vectors(scope_ids)
+            entries = [self._entries[i].to_state() for i in ids]
+            manifest = {
+                "kind": _KIND, "format_version": FORMAT_VERSION,
+                "embedder": self.embedder.name, "dim": self.dim,
+                "config": {"capacity": self.capacity, "ttl_s": self.ttl_s,
+                           "neighbours": self.neighbours, "refit_every": self.refit_every,
+                           "hnsw_min_entries": self.hnsw_min_entries},
+                "threshold": self.threshold.to_state(), "next_id": self._next_id,
+                "counts": dict(self._counts),
+                "wrong_answers": sorted([list(p) for p in self._wrong_answers]),
+            }
+        old = _current_generation(directory)
+        gen = old + 1
+        atomic_write_npy(directory / f"vectors-{gen}.npy", vectors)
+        atomic_write_json(directory / f"entries-{gen}.json", entries)
+        atomic_write_json(directory / "manifest.json", {**manifest, "generation": gen})
+        for stale in (f"vectors-{old}.npy", f"entries-{old}.json"):
+            (directory / stale).unlink(missing_ok=True)
+
+    @classmethod
+    def load(cls, directory: str | Path, embedder: str | Embedder | None = None, *,
+             clock: Callable[[], float] = time.time) -> "SemanticCache":
+        """Read a saved cache; refuses (with StateError) anything inconsistent and never
+        modifies the files it reads."""
+        directory = Path(directory)
+        manifest = check_manifest(read_json(directory / "manifest.json"), _KIND,
+                                  FORMAT_VERSION, directory)
+        try:
+            gen = int(manifest["generation"])
+            vectors = read_npy(directory / f"vectors-{gen}.npy")
+            entries = [CacheEntry.from_state(s)
+                       for s in read_json(directory / f"entries-{gen}.json")]
+            cache = cls(embedder or manifest["embedder"], clock=clock,
+                        threshold=AdaptiveThreshold.from_state(manifest["threshold"]),
+                        **manifest["config"])
+            if cache.dim != manifest["dim"]:
+                raise StateError(f"{directory} was saved with {manifest['dim']}-d embeddings "
+                                 f"({manifest['embedder']}); load it with that embedder.")
+            if vectors.shape != (len(entries), cache.dim) or vectors.dtype != np.float32:
+                raise StateError(f"{directory}: vectors {vectors.shape} do not match "
+                                 f"{len(entries)} entries; the state is corrupted.")
+            by_scope: dict[str, list[int]] = {}
+            for row, entry in enumerate(entries):
+                cache._entries[entry.id] = entry
+                by_scope.setdefault(entry.scope, []).append(row)
+            for scope, rows in by_scope.items():
+                ids = np.array([entries[r].id for r in rows], dtype=np.int64)
+                cache._index_for(scope).add(ids, vectors[rows])
+            cache._next_id = int(manifest["next_id"])
+            cache._counts.update({k: int(v) for k, v in manifest["counts"].items()})
+            cache._wrong_answers = {(s, h) for s, h in manifest["wrong_answers"]}
+        except StateError:
+            raise
+        except (KeyError, TypeError, ValueError) as exc:
+            raise StateError(f"{directory} holds an incomplete or corrupted cache ({exc!r}); "
+                             "restore it from a backup or start from an empty cache.") from exc
+        return cache
+
+
+def _nearest_other_answer(best: CacheEntry, neighbours: list[tuple[int, float]],
+                          entries: dict[int, CacheEntry], k: int) -> float:
+    """Similarity of the nearest neighbour whose answer differs from the best one's.
+
+    If the inspected neighbours all share the best answer, the last one's similarity
+    is an upper bound of the true value (conservative); with no neighbour at all, 0."""
+    for entry_id, sim in neighbours[1:]:
+        if entries[entry_id].answer_hash != best.answer_hash:
+            return sim
+    return neighbours[-1][1] if len(neighbours) >= k else 0.0
+
+
+def _expired(entry: CacheEntry, now: float) -> bool:
+    return entry.expires_at is not None and now >= entry.expires_at
+
+
+def _check_scope(scope: str) -> None:
+    if not isinstance(scope, str) or not scope:
+        raise InvalidInputError("scope must be a non-empty string; build one with scope_key().")
+
+
+def _check_verdict(correct: Any) -> bool:
+    if isinstance(correct, (bool, np.bool_)):
+        return bool(correct)
+    raise InvalidInputError(f"correct must be True or False, got {correct!r}; turn scores into a "
+                            "verdict first (e.g. score >= 0.5).")
+
+
+def _check_number(name: str, value: Any) -> float:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise InvalidInputError(f"{name} must be a number, got {value!r}.") from None
+    if not math.isfinite(value):
+        raise InvalidInputError(f"{name} is {value}; pass the finite value from the lookup.")
+    return value
+
+
+def _current_generation(directory: Path) -> int:
+    try:
+        return int(read_json(directory / "manifest.json").get("generation", 0))
+    except (StateError, AttributeError, TypeError, ValueError):
+        return 0
