@@ -72,3 +72,11 @@ def check_manifest(manifest: Any, kind: str, version: int, where: Path) -> dict:
         raise StateError(f"{where} has {kind} format version {found!r}, this sls-router reads "
                          f"version {version}; upgrade sls-router (or save again with this one).")
     return manifest
+
+
+def current_generation(directory: Path) -> int:
+    """The generation a state directory's manifest points to (0 when there is none)."""
+    try:
+        return int(read_json(directory / "manifest.json").get("generation", 0))
+    except (StateError, AttributeError, TypeError, ValueError):
+        return 0

@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from .._persist import (atomic_write_json, atomic_write_npy, check_manifest, read_json,
-                        read_npy)
+from .._persist import (atomic_write_json, atomic_write_npy, check_manifest,
+                        current_generation, read_json, read_npy)
 from ..embeddings import Embedder, get_embedder
 from ..errors import ConfigurationError, InvalidInputError, StateError, UnknownEntryError
 from ._index import VectorIndex
@@ -393,7 +393,7 @@ class SemanticCache:
                 "counts": dict(self._counts),
                 "wrong_answers": sorted([list(p) for p in self._wrong_answers]),
             }
-        old = _current_generation(directory)
+        old = current_generation(directory)
         gen = old + 1
         atomic_write_npy(directory / f"vectors-{gen}.npy", vectors)
         atomic_write_json(directory / f"entries-{gen}.json", entries)
@@ -478,9 +478,3 @@ def _check_number(name: str, value: Any) -> float:
         raise InvalidInputError(f"{name} is {value}; pass the finite value from the lookup.")
     return value
 
-
-def _current_generation(directory: Path) -> int:
-    try:
-        return int(read_json(directory / "manifest.json").get("generation", 0))
-    except (StateError, AttributeError, TypeError, ValueError):
-        return 0
