@@ -1,16 +1,23 @@
 """sls-router: a drop-in LLM router with an adaptive semantic cache.
 
-Importing this package loads no model and touches no file: embedders and indexes
-are created when you build a `SemanticCache`.
+Importing this package loads no model and touches no file: embedders, indexes and
+backends are created when you build a `SmartRouter` or `SemanticCache`.
 """
 
+from .backends import Backend, BaseBackend, CallableBackend, ReplayBackend, StreamChunk
 from .cache import SemanticCache, scope_key
 from .errors import (BackendError, ConfigurationError, DependencyError, InvalidInputError,
                      SLSRouterError, StateError, UnknownEntryError)
+from .router import SmartRouter
+from .types import Completion, Feedback, ModelSpec, Request, Response, Usage
+from .verifiers import DoctestVerifier, LogTemplateVerifier, TaskVerifier, Verifier
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "BackendError", "ConfigurationError", "DependencyError", "InvalidInputError",
-    "SLSRouterError", "SemanticCache", "StateError", "UnknownEntryError", "scope_key",
+    "Backend", "BackendError", "BaseBackend", "CallableBackend", "Completion",
+    "ConfigurationError", "DependencyError", "DoctestVerifier", "Feedback", "InvalidInputError",
+    "LogTemplateVerifier", "ModelSpec", "ReplayBackend", "Request", "Response",
+    "SLSRouterError", "SemanticCache", "SmartRouter", "StateError", "StreamChunk",
+    "TaskVerifier", "UnknownEntryError", "Usage", "Verifier", "scope_key",
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -21,12 +22,17 @@ def _cache_bench(args: argparse.Namespace) -> int:
     pairs = load_pairs(args.pairs)
     embedder = get_embedder(args.embedder)
     mode = "online feedback" if args.feedback else "no feedback"
-    runs = {f"sls adaptive ({mode})": run_cache_bench(pairs, embedder, feedback=args.feedback)}
+    start = time.perf_counter()
+    vectors = (embedder.encode([p["origin"] for p in pairs]),
+               embedder.encode([p["similar"] for p in pairs]))
+    embed_s = round(time.perf_counter() - start, 3)
+    runs = {f"sls adaptive ({mode})": run_cache_bench(pairs, embedder, feedback=args.feedback,
+                                                       vectors=vectors)}
     if args.static:
-        origins = embedder.encode([p["origin"] for p in pairs])
-        similars = embedder.encode([p["similar"] for p in pairs])
         runs[f"fixed cosine >= {args.threshold}"] = run_cache_bench(
-            pairs, embedder, threshold=fixed_threshold(args.threshold), vectors=(origins, similars))
+            pairs, embedder, threshold=fixed_threshold(args.threshold), vectors=vectors)
+    for result in runs.values():
+        result["embed_s"] = embed_s
     table = Table(title=f"cache-bench: {args.pairs} ({len(pairs)} pairs, {embedder.name})")
     for col in ("rule", "positive", "negative", "miss", "hit rate", "wrong-hit rate",
                 "lookup p50 ms", "lookup p99 ms"):
@@ -47,6 +53,21 @@ def _cache_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _overhead(args: argparse.Namespace) -> int:
+    from .bench.overhead import measure_overhead
+
+    result = measure_overhead(entries=args.entries, embedder=args.embedder, models=args.models,
+                              decisions=args.decisions)
+    print(f"{result['entries']:,} entries, {result['models']} models, {result['embedder']}: "
+          f"miss path p50 {result['miss_p50_ms']:.3f} ms / p99 {result['miss_p99_ms']:.3f} ms, "
+          f"hit path p50 {result['hit_p50_ms']:.3f} ms / p99 {result['hit_p99_ms']:.3f} ms")
+    if args.json:
+        keys = ("entries", "embedder", "miss_p50_ms", "miss_p99_ms", "hit_p50_ms", "hit_p99_ms")
+        Path(args.json).write_text(json.dumps({k: result[k] for k in keys}, indent=2))
+        print(f"wrote {args.json}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sls-router", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -60,6 +81,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threshold", type=float, default=0.6, help="cosine for --static")
     p.add_argument("--json", help="write the figures to this file")
     p.set_defaults(func=_cache_bench)
+
+    p = sub.add_parser("overhead", help="time the router's decision (no model time)")
+    p.add_argument("--entries", type=int, default=100_000, help="synthetic cache entries")
+    p.add_argument("--embedder", default="static", help="static (default), minilm or hashing")
+    p.add_argument("--models", type=int, default=8, help="models in the pool")
+    p.add_argument("--decisions", type=int, default=1000, help="timed decisions per path")
+    p.add_argument("--json", help="write the figures to this file")
+    p.set_defaults(func=_overhead)
     return parser
 
 

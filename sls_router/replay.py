@@ -1,0 +1,181 @@
+"""Replay datasets: what real LLMs answered on real requests, in the format of DESIGN.md.
+
+One JSON object per line (id, task, prompt, query, reference, group, scorer and
+per-model responses) plus a `<name>.models.json` sidecar with prices and throughput,
+used where a response lacks its cost or latency (such latency is marked modelled).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import InvalidInputError
+
+SCORERS = ("exact", "group")
+
+
+@dataclass(frozen=True)
+class RecordedResponse:
+    output: str
+    score: float
+    input_tokens: int
+    output_tokens: int
+    cost: float | None
+    latency_s: float | None
+
+
+@dataclass(frozen=True)
+class ReplayRecord:
+    id: str
+    task: str | None
+    prompt: str
+    query: str | None
+    reference: str | None
+    group: str | None
+    scorer: str
+    responses: dict[str, RecordedResponse]
+
+    @property
+    def embed_text(self) -> str:
+        return self.query if self.query else self.prompt
+
+
+@dataclass(frozen=True)
+class ModelProfile:
+    """Prices (USD per million tokens) and throughput of a replayed model."""
+
+    input_per_mtok: float = 0.0
+    output_per_mtok: float = 0.0
+    tokens_per_s: float | None = None
+    ttft_s: float | None = None
+    tier: float = 1.0
+    supports_tools: bool = False
+
+
+@dataclass
+class ReplayDataset:
+    name: str
+    records: list[ReplayRecord]
+    models: dict[str, ModelProfile]
+    _by_prompt: dict[str, ReplayRecord] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        for record in self.records:
+            self._by_prompt.setdefault(record.prompt, record)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __iter__(self) -> Iterator[ReplayRecord]:
+        return iter(self.records)
+
+    def find(self, prompt: str) -> ReplayRecord | None:
+        return self._by_prompt.get(prompt)
+
+    @property
+    def model_names(self) -> list[str]:
+        return list(self.models)
+
+
+def _open_text(path: Path):
+    return gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else path.open(
+        encoding="utf-8")
+
+
+def sidecar_path(path: Path) -> Path:
+    name = path.name
+    for suffix in (".gz", ".jsonl"):
+        name = name.removesuffix(suffix)
+    return path.with_name(f"{name}.models.json")
+
+
+def load_dataset(path: str | Path, limit: int | None = None) -> ReplayDataset:
+    """Read and validate a replay file; errors name the file and line to fix."""
+    path = Path(path)
+    if not path.exists():
+        raise InvalidInputError(f"replay file {path} does not exist; create one with "
+                                "`sls-router convert` or pass the right path.")
+    models = _load_models(sidecar_path(path))
+    records = []
+    with _open_text(path) as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            if limit is not None and len(records) >= limit:
+                break
+            records.append(_parse_record(line, f"{path}:{lineno}", models))
+    if not records:
+        raise InvalidInputError(f"{path} holds no requests; each line must be one JSON request.")
+    return ReplayDataset(path.name, records, models)
+
+
+def _load_models(path: Path) -> dict[str, ModelProfile]:
+    if not path.exists():
+        return {}
+    try:
+        raw = json.loads(path.read_text())
+        return {name: ModelProfile(**spec) for name, spec in raw.items()}
+    except (ValueError, TypeError) as exc:
+        raise InvalidInputError(f"{path}: invalid model sidecar ({exc}); expected "
+                                '{"model": {"input_per_mtok": ..., "output_per_mtok": ...}}.') from exc
+
+
+def _parse_record(line: str, where: str, models: dict[str, ModelProfile]) -> ReplayRecord:
+    try:
+        obj = json.loads(line)
+    except ValueError as exc:
+        raise InvalidInputError(f"{where}: not valid JSON ({exc}).") from exc
+    if not isinstance(obj, dict):
+        raise InvalidInputError(f"{where}: each line must be a JSON object.")
+    for key in ("id", "prompt", "responses"):
+        if key not in obj:
+            raise InvalidInputError(f"{where}: missing field {key!r}; every request needs id, "
+                                    "prompt and responses.")
+    if not isinstance(obj["prompt"], str) or not isinstance(obj["responses"], dict):
+        raise InvalidInputError(f"{where}: prompt must be a string and responses an object.")
+    reference = obj.get("reference")
+    scorer = obj.get("scorer") or ("exact" if reference is not None else "group")
+    if scorer not in SCORERS:
+        raise InvalidInputError(f"{where}: unknown scorer {scorer!r}; use one of {SCORERS}.")
+    responses = {}
+    for model, resp in obj["responses"].items():
+        responses[model] = _parse_response(resp, f"{where} model {model!r}", models.get(model))
+        if model not in models:
+            models[model] = ModelProfile()
+    return ReplayRecord(id=str(obj["id"]), task=obj.get("task"), prompt=obj["prompt"],
+                        query=obj.get("query"), reference=reference, group=obj.get("group"),
+                        scorer=scorer, responses=responses)
+
+
+def _parse_response(resp: Any, where: str, profile: ModelProfile | None) -> RecordedResponse:
+    if not isinstance(resp, dict) or not isinstance(resp.get("output"), str):
+        raise InvalidInputError(f"{where}: a response needs a string 'output'.")
+    score = resp.get("score")
+    if not isinstance(score, (int, float)) or not (0 <= score <= 1):
+        raise InvalidInputError(f"{where}: 'score' must be a number in [0, 1], got {score!r}.")
+    tokens = {}
+    for key in ("input_tokens", "output_tokens"):
+        value = resp.get(key, 0) or 0
+        if not isinstance(value, (int, float)) or value < 0 or not math.isfinite(value):
+            raise InvalidInputError(f"{where}: {key!r} must be a count >= 0, got {value!r}.")
+        tokens[key] = int(value)
+    cost = resp.get("cost")
+    if cost is None and (profile is None or (profile.input_per_mtok == 0
+                                             and profile.output_per_mtok == 0)):
+        raise InvalidInputError(f"{where}: no 'cost' and no price for this model in the "
+                                ".models.json sidecar; add one of them.")
+    if cost is not None and (not isinstance(cost, (int, float)) or cost < 0
+                             or not math.isfinite(cost)):
+        raise InvalidInputError(f"{where}: 'cost' must be USD >= 0, got {cost!r}.")
+    latency = resp.get("latency_s")
+    if latency is not None and (not isinstance(latency, (int, float)) or latency < 0
+                                or not math.isfinite(latency)):
+        raise InvalidInputError(f"{where}: 'latency_s' must be seconds >= 0 or null.")
+    return RecordedResponse(output=resp["output"], score=float(score), cost=cost,
+                            latency_s=latency, **tokens)

@@ -1,0 +1,550 @@
+"""SmartRouter: cache -> scheduler -> backend (with failover) -> record -> update.
+
+The one door for feedback is `SmartRouter.feedback`: it judges the served cache
+entry (a wrong one is demoted or removed and its region tightens) and adds a training
+row for the model that produced a fresh answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import dataclasses
+import math
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ._persist import atomic_write_json, check_manifest, current_generation, read_json
+from .backends import Backend, StreamChunk, replay_pool
+from .cache import CacheLookup, SemanticCache, scope_key
+from .embeddings import Embedder, get_embedder
+from .errors import (BackendError, ConfigurationError, InvalidInputError, StateError,
+                     UnknownEntryError)
+from .outcomes import OutcomeLog
+from .routing import (Decision, KNNQualityPredictor, LatencyPredictor, LogisticQualityPredictor,
+                      Scheduler, TokenCostPredictor, query_features)
+from .types import Completion, Feedback, ModelSpec, Request, Response, Usage
+from .updates import UpdateManager
+from .verifiers import Verifier
+
+FORMAT_VERSION = 1
+_KIND = "SmartRouter"
+SOURCE_WEIGHTS = {"label": 1.0, "user": 1.0, "verifier": 0.5}
+_CHARS_PER_TOKEN = 4.0  # input tokens are estimated from characters before a call
+
+
+@dataclass
+class _Served:
+    """What was served for one request, kept until its feedback arrives."""
+
+    model: str
+    cache_hit: bool
+    vector: np.ndarray
+    features: np.ndarray
+    namespace: str
+    text: str
+    lookup: CacheLookup | None
+    entry_id: int | None
+    scored: int = 0
+
+
+@dataclass
+class RoutePlan:
+    """A routing decision before any model is called (see `SmartRouter.route`)."""
+
+    request: Request
+    vector: np.ndarray
+    features: np.ndarray
+    scope: str
+    cacheable: bool
+    lookup: CacheLookup | None
+    decision: Decision | None
+    started: float
+    quality: dict[str, float] | None = None
+
+
+class SmartRouter:
+    """Routes each request to the best model of a pool, or answers it from the cache.
+
+    Parameters
+    ----------
+    pool : (ModelSpec, Backend) pairs; names must be unique.
+    embedder : embeds the varying part of each request for cache and routing.
+    preset, lam, mu, min_quality, max_cost_usd, budget_usd : the scheduler's objective.
+    exploration : scale of Thompson-sampling exploration (0: greedy on the means).
+    cache : True (a SemanticCache with `embedder`), False, or a SemanticCache.
+    max_wrong_rate : the cache's wrong-hit target.
+    verifier : applied to every fresh answer as automatic (weak) feedback.
+    recheck : when the verifier rejects an answer, try the next model once.
+    update_every_n, update_every_s, background_updates : Update Manager triggers.
+    """
+
+    def __init__(self, pool: Sequence[tuple[ModelSpec, Backend]], *,
+                 embedder: str | Embedder | None = "minilm", preset: str = "balanced",
+                 lam: float | None = None, mu: float | None = None,
+                 min_quality: float | None = None, max_cost_usd: float | None = None,
+                 budget_usd: float | None = None, exploration: float = 1.0,
+                 cache: bool | SemanticCache = True, max_wrong_rate: float = 0.02,
+                 verifier: Verifier | None = None, recheck: bool = True,
+                 update_every_n: int = 200, update_every_s: float = 300.0,
+                 background_updates: bool = True, max_pending: int = 100_000,
+                 random_state: int | None = None) -> None:
+        self.specs, self.backends = _check_pool(pool)
+        self.options = dict(preset=preset, lam=lam, mu=mu, min_quality=min_quality,
+                            max_cost_usd=max_cost_usd, budget_usd=budget_usd,
+                            exploration=exploration, max_wrong_rate=max_wrong_rate,
+                            recheck=recheck, update_every_n=update_every_n,
+                            update_every_s=update_every_s, background_updates=background_updates,
+                            max_pending=max_pending, random_state=random_state)
+        self.embedder = get_embedder(embedder)
+        if isinstance(cache, SemanticCache):
+            self.cache: SemanticCache | None = cache
+        else:
+            self.cache = SemanticCache(self.embedder, max_wrong_rate=max_wrong_rate,
+                                       refit_every=0) if cache else None
+        self.scheduler = Scheduler(preset=preset, lam=lam, mu=mu, min_quality=min_quality,
+                                   max_cost_usd=max_cost_usd, budget_usd=budget_usd,
+                                   exploration=exploration, random_state=random_state)
+        self.knn = KNNQualityPredictor()
+        self.logistic = LogisticQualityPredictor()
+        self.tokens = TokenCostPredictor()
+        self.latency = LatencyPredictor()
+        self.verifier = verifier
+        self.recheck = recheck
+        self.max_pending = max_pending
+        n_features = len(query_features("x", None))
+        self.outcomes = OutcomeLog(self.embedder.dim, n_features)
+        self.updates = UpdateManager(self._refit, every_n=update_every_n, every_s=update_every_s,
+                                     background=background_updates)
+        self._served: OrderedDict[str, _Served] = OrderedDict()
+        self._lock = threading.RLock()
+        self._pool_executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=max(4, sum(s.max_concurrency for s in self.specs.values())),
+            thread_name_prefix="sls-router-call")
+
+    @classmethod
+    def from_replay(cls, path: str | Path, *, sleep: bool = False, **options: Any) -> "SmartRouter":
+        """A router over every model of a recorded dataset (see replay.py)."""
+        return cls(replay_pool(path, sleep=sleep), **options)
+
+    # -- requests -----------------------------------------------------------------
+    def complete(self, request: Request | str) -> Response:
+        plan = self.route(request)
+        if plan.decision is None:
+            return self._cached_response(plan)
+        attempts: list[tuple[str, str]] = []
+        checked: list[tuple[str, Completion, float, float | None]] = []
+        for name in plan.decision.ranking:
+            started = time.perf_counter()
+            try:
+                future = self._pool_executor.submit(self.backends[name].complete, plan.request)
+                completion = future.result(timeout=self.specs[name].timeout_s)
+            except concurrent.futures.TimeoutError:
+                attempts.append((name, f"timed out after {self.specs[name].timeout_s} s"))
+                continue
+            except Exception as exc:  # a failing provider must not fail the request
+                attempts.append((name, f"{type(exc).__name__}: {exc}"))
+                continue
+            verdict = self._verify(plan.request, completion)
+            checked.append((name, completion, time.perf_counter() - started, verdict))
+            attempts.append((name, "ok" if verdict != 0.0 else "rejected by verifier"))
+            if verdict != 0.0 or not self.recheck or len(checked) > 1:
+                break
+        return self._finish(plan, checked, attempts)
+
+    async def acomplete(self, request: Request | str) -> Response:
+        plan = self.route(request)
+        if plan.decision is None:
+            return self._cached_response(plan)
+        attempts: list[tuple[str, str]] = []
+        checked: list[tuple[str, Completion, float, float | None]] = []
+        for name in plan.decision.ranking:
+            started = time.perf_counter()
+            try:
+                completion = await asyncio.wait_for(self.backends[name].acomplete(plan.request),
+                                                    timeout=self.specs[name].timeout_s)
+            except asyncio.TimeoutError:
+                attempts.append((name, f"timed out after {self.specs[name].timeout_s} s"))
+                continue
+            except Exception as exc:
+                attempts.append((name, f"{type(exc).__name__}: {exc}"))
+                continue
+            verdict = await asyncio.to_thread(self._verify, plan.request, completion)
+            checked.append((name, completion, time.perf_counter() - started, verdict))
+            attempts.append((name, "ok" if verdict != 0.0 else "rejected by verifier"))
+            if verdict != 0.0 or not self.recheck or len(checked) > 1:
+                break
+        return self._finish(plan, checked, attempts)
+
+    def batch(self, requests: Sequence[Request | str], max_concurrency: int = 8) -> list[Response]:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=max_concurrency) as pool:
+            return list(pool.map(self.complete, requests))
+
+    async def abatch(self, requests: Sequence[Request | str],
+                     max_concurrency: int = 32) -> list[Response]:
+        gate = asyncio.Semaphore(max_concurrency)
+
+        async def one(request: Request | str) -> Response:
+            async with gate:
+                return await self.acomplete(request)
+
+        return list(await asyncio.gather(*(one(r) for r in requests)))
+
+    def stream(self, request: Request | str) -> Iterator[StreamChunk | Response]:
+        """Yields text chunks (StreamChunk), then the final Response."""
+        plan = self.route(request)
+        if plan.decision is None:
+            response = self._cached_response(plan)
+            yield from _replay_chunks(response.text)
+            yield response
+            return
+        attempts: list[tuple[str, str]] = []
+        for name in plan.decision.ranking:
+            started = time.perf_counter()
+            emitted = False
+            try:
+                for chunk in self.backends[name].stream(plan.request):
+                    if chunk.completion is not None:
+                        completion = chunk.completion
+                        if chunk.text:
+                            yield StreamChunk(chunk.text)
+                        break
+                    emitted = emitted or bool(chunk.text)
+                    yield StreamChunk(chunk.text)
+                else:
+                    raise BackendError(f"model {name} ended its stream without a completion.")
+            except Exception as exc:
+                if emitted:
+                    raise
+                attempts.append((name, f"{type(exc).__name__}: {exc}"))
+                continue
+            verdict = self._verify(plan.request, completion)
+            attempts.append((name, "ok"))
+            yield self._finish(plan, [(name, completion, time.perf_counter() - started, verdict)],
+                               attempts)
+            return
+        self._finish(plan, [], attempts)
+
+    async def astream(self, request: Request | str) -> AsyncIterator[StreamChunk | Response]:
+        plan = self.route(request)
+        if plan.decision is None:
+            response = self._cached_response(plan)
+            for chunk in _replay_chunks(response.text):
+                yield chunk
+            yield response
+            return
+        attempts: list[tuple[str, str]] = []
+        for name in plan.decision.ranking:
+            started = time.perf_counter()
+            emitted = False
+            completion = None
+            try:
+                async for chunk in self.backends[name].astream(plan.request):
+                    if chunk.completion is not None:
+                        completion = chunk.completion
+                        if chunk.text:
+                            yield StreamChunk(chunk.text)
+                        break
+                    emitted = emitted or bool(chunk.text)
+                    yield StreamChunk(chunk.text)
+                if completion is None:
+                    raise BackendError(f"model {name} ended its stream without a completion.")
+            except Exception as exc:
+                if emitted:
+                    raise
+                attempts.append((name, f"{type(exc).__name__}: {exc}"))
+                continue
+            verdict = await asyncio.to_thread(self._verify, plan.request, completion)
+            attempts.append((name, "ok"))
+            yield self._finish(plan, [(name, completion, time.perf_counter() - started, verdict)],
+                               attempts)
+            return
+        self._finish(plan, [], attempts)
+
+    # -- feedback -----------------------------------------------------------------
+    def feedback(self, request_id: str, score: float, source: str = "user") -> None:
+        """Judge the answer served to `request_id` (score in [0, 1])."""
+        fb = Feedback(request_id, score, source)
+        weight = SOURCE_WEIGHTS.get(source, 1.0)
+        with self._lock:
+            served = self._served.get(request_id)
+            if served is None:
+                raise UnknownEntryError(f"request {request_id!r} is unknown (never served here, "
+                                        "or too old); pass the request_id of a Response.")
+            served.scored += 1
+        correct = fb.score >= 0.5
+        if self.cache is not None:
+            self._judge_cache(served, correct)
+        if not served.cache_hit:
+            self.outcomes.add(served.vector, served.features, served.model, fb.score, weight,
+                              source)
+            self.knn.partial_fit(served.vector, served.model, fb.score, weight)
+        self.updates.record()
+
+    def _judge_cache(self, served: _Served, correct: bool) -> None:
+        try:
+            if served.cache_hit:
+                self.cache.observe(served.lookup, correct)
+                return
+            if served.entry_id is not None and not correct:
+                self.cache.feedback(served.entry_id, False)  # its own answer is wrong
+            lookup = served.lookup
+            if correct and lookup is not None and lookup.candidate_id is not None:
+                candidate = self.cache.get(lookup.candidate_id)
+                same_answer = candidate.answer.strip() == served.text.strip()
+                same_model = (candidate.payload or {}).get("model") == served.model
+                if same_answer or same_model:  # a meaningful counterfactual for the candidate
+                    self.cache.observe(lookup, same_answer)
+        except UnknownEntryError:
+            pass  # the entry was evicted meanwhile: nothing left to judge
+
+    def update_now(self) -> dict[str, Any]:
+        """Refit the predictors and the cache thresholds now; returns the log entry."""
+        return self.updates.update_now()
+
+    def _refit(self) -> dict[str, Any]:
+        vectors, features, models, scores, weights = self.outcomes.arrays()
+        figures: dict[str, Any] = {"outcomes": len(models)}
+        if len(models):
+            logistic = LogisticQualityPredictor(min_samples=self.logistic.min_samples)
+            logistic.fit(np.hstack([vectors, features]), models, scores, weights)
+            with self._lock:
+                self.logistic = logistic
+            figures["logistic_brier"] = {m: round(float(b), 4)
+                                         for m, b in logistic.validation_brier_.items()}
+        if self.cache is not None:
+            self.cache.refit()
+            figures["cache_similarity"] = self.cache.threshold.similarity_
+            figures["cache_ratio"] = self.cache.threshold.ratio_
+        return figures
+
+    # -- the steps shared by every entry point --------------------------------------
+    def route(self, request: Request | str) -> RoutePlan:
+        """Decide without calling a model: cache hit (decision None) or the ranked models."""
+        request = _as_request(request)
+        started = time.perf_counter()
+        vector = self.embedder.encode([request.embed_text])[0]
+        features = query_features(request.embed_text, request.task)
+        scope = scope_key(request.namespace, params=request.params, system=request.system,
+                          history=request.history)
+        cacheable = (self.cache is not None and not request.tools
+                     and (request.temperature == 0 or request.cache_sampled))
+        lookup = None
+        if cacheable:
+            lookup = self.cache.lookup(request.embed_text, scope, vector=vector)
+            if lookup.hit:
+                return RoutePlan(request, vector, features, scope, cacheable, lookup, None, started)
+        decision, quality = self._decide(request, vector, features)
+        return RoutePlan(request, vector, features, scope, cacheable, lookup, decision, started,
+                     quality)
+
+    def _decide(self, request: Request, vector: np.ndarray, features: np.ndarray,
+                ) -> tuple[Decision, dict[str, float]]:
+        candidates = [s for s in self.specs.values() if s.supports_tools or not request.tools]
+        if not candidates:
+            raise InvalidInputError("the request binds tools but no model of the pool supports "
+                                    "tools; add one with supports_tools=True or drop the tools.")
+        names = [s.name for s in candidates]
+        knn = self.knn.predict(vector, names, priors=self.outcomes.success_rates())
+        mean = np.asarray(knn.mean, dtype=float)
+        with self._lock:
+            logistic = self.logistic
+        probs = logistic.predict(np.hstack([vector, features])[None, :], names)
+        probs = np.asarray(probs, dtype=float).reshape(-1)
+        for i, name in enumerate(names):
+            brier = getattr(logistic, "validation_brier_", {}).get(name)
+            if not math.isnan(probs[i]) and brier is not None and brier < 0.25:
+                alpha = 0.5 * (1.0 - brier / 0.25)  # trust it as far as it beat a coin
+                mean[i] = (1 - alpha) * mean[i] + alpha * probs[i]
+        input_tokens = int(len(request.text) / _CHARS_PER_TOKEN) + 1
+        cost = np.array([self.tokens.cost(s, input_tokens, request.task) for s in candidates])
+        latency = np.array([self.latency.predict(s.name, self.tokens.predict(s.name, request.task))
+                            for s in candidates])
+        decision = self.scheduler.choose(candidates, mean, np.asarray(knn.std), cost, latency)
+        return decision, dict(zip(names, mean.tolist()))
+
+    def _verify(self, request: Request, completion: Completion) -> float | None:
+        if self.verifier is None or completion.tool_calls:
+            return None
+        return self.verifier(request, completion.text)
+
+    def _finish(self, plan: RoutePlan, checked: list, attempts: list[tuple[str, str]]) -> Response:
+        if not checked:
+            detail = "; ".join(f"{m}: {why}" for m, why in attempts)
+            raise BackendError(f"every model failed for request {plan.request.id} ({detail}). "
+                               "Check the providers' status and credentials, or add models.",
+                               attempts)
+        passed = [c for c in checked if c[3] != 0.0]
+        name, completion, wall_s, verdict = passed[0] if passed else checked[0]
+        spec = self.specs[name]
+        total_cost = 0.0
+        total_latency = 0.0
+        modelled = False
+        for other_name, other, other_wall, _ in checked:  # every call made is paid for
+            total_cost += _cost(self.specs[other_name], other)
+            lat = other.latency_s if other.latency_s is not None else other_wall
+            total_latency += lat
+            modelled = modelled or other.latency_modelled
+            self.tokens.partial_fit(other_name, plan.request.task, other.usage.output_tokens)
+            self.latency.partial_fit(other_name, other.usage.output_tokens, lat)
+        self.scheduler.record_spend(total_cost, time.time())
+        entry_id = None
+        if plan.cacheable and verdict != 0.0 and not completion.tool_calls and completion.text:
+            entry_id = self.cache.insert(
+                plan.request.embed_text, completion.text, plan.scope, vector=plan.vector,
+                payload={"model": name, "input_tokens": completion.usage.input_tokens,
+                         "output_tokens": completion.usage.output_tokens})
+        quality = plan.quality[name]
+        response = Response(
+            text=completion.text, model=name, cache_hit=False, usage=completion.usage,
+            cost_usd=total_cost, latency_s=total_latency, predicted_quality=quality,
+            request_id=plan.request.id, tried=tuple(m for m, _ in attempts),
+            latency_modelled=modelled, tool_calls=completion.tool_calls, raw=completion.raw)
+        self._remember(plan, response, entry_id)
+        for other_name, other, _, other_verdict in checked:
+            if other_verdict is not None and other_name != name:
+                self._record_outcome(plan, other_name, other_verdict, "verifier")
+        if verdict is not None:
+            self.feedback(plan.request.id, verdict, source="verifier")
+        return response
+
+    def _record_outcome(self, plan: RoutePlan, model: str, score: float, source: str) -> None:
+        weight = SOURCE_WEIGHTS.get(source, 1.0)
+        self.outcomes.add(plan.vector, plan.features, model, score, weight, source)
+        self.knn.partial_fit(plan.vector, model, score, weight)
+
+    def _cached_response(self, plan: RoutePlan) -> Response:
+        lookup = plan.lookup
+        payload = lookup.payload or {}
+        response = Response(
+            text=lookup.answer, model=str(payload.get("model", "cache")), cache_hit=True,
+            usage=Usage(0, 0), cost_usd=0.0, latency_s=time.perf_counter() - plan.started,
+            predicted_quality=1.0 - self.cache.threshold.max_wrong_rate,
+            request_id=plan.request.id)
+        self._remember(plan, response, lookup.entry_id)
+        return response
+
+    def _remember(self, plan: RoutePlan, response: Response, entry_id: int | None) -> None:
+        served = _Served(model=response.model, cache_hit=response.cache_hit, vector=plan.vector,
+                         features=plan.features, namespace=plan.request.namespace,
+                         text=response.text, lookup=plan.lookup, entry_id=entry_id)
+        with self._lock:
+            self._served[plan.request.id] = served
+            while len(self._served) > self.max_pending:
+                self._served.popitem(last=False)
+
+    # -- state ----------------------------------------------------------------------
+    def save(self, directory: str | Path) -> None:
+        """Everything under one directory: cache, training data, predictor statistics,
+        update log and options. Data files of a new generation are written first and
+        the manifest last, so a crash leaves the previous state loadable."""
+        directory = Path(directory)
+        self.updates.wait()
+        old = current_generation(directory)
+        gen = old + 1
+        if self.cache is not None:
+            self.cache.save(directory / "cache")
+        self.outcomes.save(directory, gen)
+        manifest = {
+            "kind": _KIND, "format_version": FORMAT_VERSION, "generation": gen,
+            "embedder": self.embedder.name, "options": self.options,
+            "has_cache": self.cache is not None,
+            "models": [dataclasses.asdict(s) for s in self.specs.values()],
+            "tokens": self.tokens.to_state(), "latency": self.latency.to_state(),
+            "updates": self.updates.to_state(),
+        }
+        atomic_write_json(directory / "manifest.json", manifest)
+        for stale in (f"outcome-vectors-{old}.npy", f"outcome-features-{old}.npy",
+                      f"outcomes-{old}.json"):
+            (directory / stale).unlink(missing_ok=True)
+
+    @classmethod
+    def load(cls, directory: str | Path, pool: Sequence[tuple[ModelSpec, Backend]],
+             embedder: str | Embedder | None = None, **overrides: Any) -> "SmartRouter":
+        """Restore a saved router around `pool` (backends are not saved; pass them again).
+        Predictors are refit from the saved training data; nothing is unpickled."""
+        directory = Path(directory)
+        manifest = check_manifest(read_json(directory / "manifest.json"), _KIND,
+                                  FORMAT_VERSION, directory)
+        try:
+            embedder = get_embedder(embedder or manifest["embedder"])
+            cache: bool | SemanticCache = False
+            if manifest["has_cache"]:
+                cache = SemanticCache.load(directory / "cache", embedder)
+            options = {**manifest["options"], **overrides}
+            router = cls(pool, embedder=embedder, cache=cache, **options)
+            gen = int(manifest["generation"])
+            router.outcomes = OutcomeLog.load(directory, gen, embedder.dim,
+                                              router.outcomes.n_features)
+            router.tokens = TokenCostPredictor.from_state(manifest["tokens"])
+            router.latency = LatencyPredictor.from_state(manifest["latency"])
+            router.updates.restore(manifest["updates"])
+        except StateError:
+            raise
+        except (KeyError, TypeError, ValueError) as exc:
+            raise StateError(f"{directory} holds an incomplete or corrupted router state "
+                             f"({exc!r}); restore it from a backup or start afresh.") from exc
+        vectors, features, models, scores, weights = router.outcomes.arrays()
+        if models:
+            router.knn.fit(vectors, models, scores, weights)
+            router._refit()
+        return router
+
+    def close(self) -> None:
+        self.updates.wait()
+        self._pool_executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _cost(spec: ModelSpec, completion: Completion) -> float:
+    if completion.cost_usd is not None:
+        return float(completion.cost_usd)
+    return spec.cost(completion.usage.input_tokens, completion.usage.output_tokens)
+
+
+def _replay_chunks(text: str) -> Iterator[StreamChunk]:
+    """Replay a cached answer as a stream of word-sized chunks (joining gives the text)."""
+    start = 0
+    for i, ch in enumerate(text):
+        if ch == " " and i > start:
+            yield StreamChunk(text[start:i])
+            start = i
+    if start < len(text):
+        yield StreamChunk(text[start:])
+
+
+def _as_request(request: Request | str) -> Request:
+    if isinstance(request, Request):
+        return request
+    if isinstance(request, str):
+        return Request(prompt=request)
+    raise InvalidInputError(f"expected a Request or a prompt string, got "
+                            f"{type(request).__name__}.")
+
+
+def _check_pool(pool: Sequence[tuple[ModelSpec, Backend]]
+                ) -> tuple[dict[str, ModelSpec], dict[str, Backend]]:
+    if isinstance(pool, Mapping) or not pool:
+        raise ConfigurationError("pool must be a non-empty list of (ModelSpec, backend) pairs.")
+    specs: dict[str, ModelSpec] = {}
+    backends: dict[str, Backend] = {}
+    for item in pool:
+        if not (isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], ModelSpec)):
+            raise ConfigurationError(f"pool item {item!r} is not a (ModelSpec, backend) pair.")
+        spec, backend = item
+        if spec.name in specs:
+            raise ConfigurationError(f"model name {spec.name!r} appears twice in the pool; "
+                                     "give every model a unique name.")
+        if not callable(getattr(backend, "complete", None)):
+            raise ConfigurationError(f"backend of {spec.name!r} has no complete(request); wrap "
+                                     "a function with CallableBackend.")
+        specs[spec.name] = spec
+        backends[spec.name] = backend
+    return specs, backends
+

@@ -1,0 +1,275 @@
+"""The Performance-Cost Optimized Scheduler: which model to call for this request.
+
+For each candidate the scheduler gets a predicted quality (mean and std of P(right)),
+cost in USD and latency in seconds, and maximises
+
+    utility = quality - lam * cost / max_cost - mu * latency / max_latency
+
+where ``max_cost`` and ``max_latency`` are those of the most expensive and slowest
+candidate *of this request*. Normalising makes ``lam`` and ``mu`` unit-free and the
+same for a 10-token classification and a 2,000-token code answer: ``lam`` is how
+much quality (as a probability) one would give up to go from the most expensive
+model to a free one; ``mu`` likewise from the slowest model to an instant one.
+
+Exploration is Thompson sampling on quality: each call draws quality from a Beta
+distribution matched to the predicted mean and ``exploration * std``. Unseen models
+have a wide std, so they are tried early; as evidence accumulates the std shrinks
+and exploration fades by itself. A floor of ``min_explore`` uniform picks keeps one
+early failure from locking a strong model out forever (seen on recorded data).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConfigurationError, InvalidInputError
+from ..types import ModelSpec
+from ._common import as_float, check_state, state_header
+
+__all__ = ["PRESETS", "Decision", "Scheduler"]
+
+PRESETS: dict[str, tuple[float, float]] = {
+    "quality": (0.05, 0.01),   # give up at most 5 points of accuracy to pay nothing
+    "balanced": (0.3, 0.05),   # 30 points for the full price range, 5 for the latency range
+    "cost": (1.0, 0.05),       # the cheapest model wins unless it is far worse
+}
+"""``(lam, mu)`` per preset: quality points traded for the full cost / latency range."""
+
+
+@dataclass
+class Decision:
+    """The scheduler's choice for one request and everything it assumed.
+
+    ``ranking`` holds every candidate once, best first by sampled utility with the
+    ineligible ones last: the router fails over down this list. ``utilities`` are the
+    expected (mean) utilities, ``sampled_utilities`` the Thompson draws that ranked.
+    ``explored`` is True when the choice differs from the best expected utility;
+    ``constrained`` when no candidate met every constraint and the cheapest was taken.
+    """
+
+    ranking: list[str]
+    chosen: str
+    predicted_quality: float
+    predicted_cost_usd: float
+    predicted_latency_s: float
+    utilities: dict[str, float]
+    explored: bool
+    constrained: bool
+    sampled_utilities: dict[str, float] = field(default_factory=dict)
+
+
+def _opt(value: Any, name: str, lo: float = 0.0, hi: float = math.inf) -> float | None:
+    if value is None:
+        return None
+    v = as_float(value)
+    if not lo <= v <= hi:  # NaN fails too
+        raise ConfigurationError(f"{name}={value!r}: pass None or a number in [{lo}, {hi}].")
+    return v
+
+
+class Scheduler:
+    """Chooses a model per request: max utility, Thompson exploration, hard constraints.
+
+    Parameters: ``preset`` names ``(lam, mu)`` in ``PRESETS``; ``lam``/``mu`` override
+    it. ``min_quality`` (predicted mean), ``max_cost_usd`` (per request) and
+    ``budget_usd`` per sliding ``budget_window_s`` (fed by ``record_spend``) make
+    candidates ineligible. ``exploration`` scales the std used for sampling (0 = use
+    the mean); ``min_explore`` is the probability of a uniform pick among eligible ones.
+    """
+
+    def __init__(self, preset: str = "balanced", lam: float | None = None,
+                 mu: float | None = None, min_quality: float | None = None,
+                 max_cost_usd: float | None = None, budget_usd: float | None = None,
+                 budget_window_s: float = 3600.0, exploration: float = 1.0,
+                 min_explore: float = 0.02, random_state: int | np.random.Generator | None = None
+                 ) -> None:
+        self.preset = preset
+        self.lam = lam
+        self.mu = mu
+        self.min_quality = min_quality
+        self.max_cost_usd = max_cost_usd
+        self.budget_usd = budget_usd
+        self.budget_window_s = budget_window_s
+        self.exploration = exploration
+        self.min_explore = min_explore
+        self.random_state = random_state
+        if preset not in PRESETS:
+            raise ConfigurationError(f"preset {preset!r} is unknown; use one of {list(PRESETS)} "
+                                     "or pass lam= and mu= explicitly.")
+        for name in ("lam", "mu", "max_cost_usd", "budget_usd"):
+            _opt(getattr(self, name), name)
+        _opt(min_quality, "min_quality", hi=1.0)
+        _opt(exploration, "exploration")
+        _opt(min_explore, "min_explore", hi=1.0)
+        if not as_float(budget_window_s) > 0 or math.isinf(budget_window_s):
+            raise ConfigurationError(f"budget_window_s={budget_window_s!r}: pass a positive "
+                                     "finite number of seconds.")
+        if random_state is not None and not isinstance(random_state, (int, np.random.Generator)):
+            raise ConfigurationError("random_state must be None, an int seed or a "
+                                     "numpy Generator.")
+        self._rng = np.random.default_rng(random_state)
+        self._spend: deque[tuple[float, float]] = deque()
+        self._spent = 0.0
+
+    @property
+    def effective_lam(self) -> float:
+        return float(self.lam) if self.lam is not None else PRESETS[self.preset][0]
+
+    @property
+    def effective_mu(self) -> float:
+        return float(self.mu) if self.mu is not None else PRESETS[self.preset][1]
+
+    # ---------------------------------------------------------------- budget
+    def record_spend(self, cost_usd: float, now: float | None = None) -> None:
+        """Count money spent at time ``now`` (seconds, default ``time.time()``)."""
+        cost = as_float(cost_usd)
+        if not 0 <= cost < math.inf:
+            raise InvalidInputError(f"cost_usd={cost_usd!r}: pass a finite amount >= 0 in USD.")
+        t = self._now(now)
+        self._spend.append((t, cost))
+        self._spent += cost
+        self._prune(t)
+
+    def spent_usd(self, now: float | None = None) -> float:
+        """Money recorded in the budget window ending at ``now``."""
+        self._prune(self._now(now))
+        return self._spent
+
+    def remaining_budget_usd(self, now: float | None = None) -> float:
+        if self.budget_usd is None:
+            return math.inf
+        return max(0.0, self.budget_usd - self.spent_usd(now))
+
+    def _prune(self, now: float) -> None:
+        start = now - self.budget_window_s
+        while self._spend and self._spend[0][0] <= start:
+            self._spent -= self._spend.popleft()[1]
+        if not self._spend:
+            self._spent = 0.0  # drop accumulated rounding
+        self._spent = max(0.0, self._spent)
+
+    @staticmethod
+    def _now(now: float | None) -> float:
+        if now is None:
+            return time.time()
+        t = as_float(now)
+        if not math.isfinite(t):
+            raise InvalidInputError(f"now={now!r}: pass a finite time in seconds or None.")
+        return t
+
+    # ---------------------------------------------------------------- choice
+    def _sample_quality(self, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+        """One Thompson draw per candidate from Beta(mean, exploration * std).
+
+        Always draws one Beta per candidate so that runs with the same seed stay in
+        step across settings (common random numbers make comparisons less noisy).
+        """
+        m = np.clip(mean, 1e-4, 1 - 1e-4)
+        s = std * self.exploration
+        var = np.clip(s * s, 1e-12, 0.999 * m * (1 - m))
+        nu = m * (1 - m) / var - 1.0
+        draw = self._rng.beta(m * nu, (1 - m) * nu)
+        return np.where(s > 0, draw, mean)
+
+    def choose(self, candidates: Sequence[ModelSpec], quality_mean: Any, quality_std: Any,
+               cost_usd: Any, latency_s: Any, now: float | None = None) -> Decision:
+        """Pick a model; arrays are aligned with ``candidates`` (one value per model)."""
+        names = _check_candidates(candidates)
+        n = len(names)
+        q = _check_array(quality_mean, n, "quality_mean", hi=1.0)
+        sd = _check_array(quality_std, n, "quality_std")
+        cost = _check_array(cost_usd, n, "cost_usd")
+        lat = _check_array(latency_s, n, "latency_s")
+        t = self._now(now)
+        penalty = (self.effective_lam * _normalised(cost)
+                   + self.effective_mu * _normalised(lat))
+        u_mean = q - penalty
+        u_sample = self._sample_quality(q, sd) - penalty
+        floor_draw, floor_pick = self._rng.random(2)  # drawn every time: keeps runs in step
+
+        eligible = np.ones(n, dtype=bool)
+        if self.min_quality is not None:
+            eligible &= q >= self.min_quality
+        if self.max_cost_usd is not None:
+            eligible &= cost <= self.max_cost_usd
+        if self.budget_usd is not None:
+            eligible &= cost <= self.remaining_budget_usd(t)
+
+        if eligible.any():
+            ok = np.flatnonzero(eligible)
+            best_expected = int(ok[np.argmax(u_mean[ok])])
+            # eligible first, then by sampled utility (stable sort keeps input order on ties)
+            order = [int(i) for i in np.lexsort((-u_sample, ~eligible))]
+            chosen = order[0]
+            if floor_draw < self.min_explore:
+                chosen = int(ok[min(int(floor_pick * len(ok)), len(ok) - 1)])
+                order.remove(chosen)
+                order.insert(0, chosen)
+            explored, constrained = chosen != best_expected, False
+        else:  # nothing meets every constraint: the cheapest, then by expected utility
+            order = [int(i) for i in np.lexsort((-u_mean, cost))]
+            chosen, explored, constrained = order[0], False, True
+
+        return Decision(
+            ranking=[names[i] for i in order], chosen=names[chosen],
+            predicted_quality=float(q[chosen]), predicted_cost_usd=float(cost[chosen]),
+            predicted_latency_s=float(lat[chosen]),
+            utilities={names[i]: float(u_mean[i]) for i in range(n)},
+            explored=bool(explored), constrained=constrained,
+            sampled_utilities={names[i]: float(u_sample[i]) for i in range(n)})
+
+    # ---------------------------------------------------------------- state
+    def to_state(self) -> dict:
+        """Parameters and the spend in the current window (the random stream restarts)."""
+        state = state_header(self)
+        if not isinstance(self.random_state, (int, type(None))):
+            state["params"]["random_state"] = None
+        return {**state, "spend": [list(x) for x in self._spend]}
+
+    @classmethod
+    def from_state(cls, state: dict) -> Scheduler:
+        state = check_state(state, cls)
+        self = cls(**state["params"])
+        for t, cost in state["spend"]:
+            self._spend.append((float(t), float(cost)))
+            self._spent += float(cost)
+        return self
+
+
+def _check_candidates(candidates: Sequence[ModelSpec]) -> list[str]:
+    if isinstance(candidates, (str, bytes)) or not isinstance(candidates, Sequence):
+        raise InvalidInputError("candidates must be a list of ModelSpec.")
+    if not candidates:
+        raise InvalidInputError("no candidate models: pass at least one ModelSpec to choose from.")
+    for c in candidates:
+        if not isinstance(c, ModelSpec):
+            raise InvalidInputError(f"candidate {c!r} is not a ModelSpec; pass ModelSpec objects.")
+    names = [c.name for c in candidates]
+    if len(set(names)) != len(names):
+        raise InvalidInputError(f"candidate names repeat in {names}: pass each model once.")
+    return names
+
+
+def _check_array(values: Any, n: int, name: str, hi: float = math.inf) -> np.ndarray:
+    try:
+        a = np.asarray(values, dtype=float).reshape(-1)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"{name} must be {n} numbers, one per candidate.") from exc
+    if a.shape != (n,):
+        raise InvalidInputError(f"{name} has {a.size} values for {n} candidates: pass one per "
+                                "candidate, in the same order.")
+    if not np.all(np.isfinite(a)) or np.any(a < 0) or np.any(a > hi):
+        raise InvalidInputError(f"{name}={a.tolist()}: pass finite numbers in [0, {hi}].")
+    return a
+
+
+def _normalised(values: np.ndarray) -> np.ndarray:
+    top = float(values.max())
+    return values / top if top > 0 else np.zeros_like(values)

@@ -1,0 +1,206 @@
+"""Plain data the engine passes around: no framework types, no behaviour beyond checks."""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import ConfigurationError, InvalidInputError
+
+ROLES = ("system", "user", "assistant", "tool")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A model of the pool: its prices (USD per million tokens) and what it can do.
+
+    `tier` is a coarse size or capability rank (e.g. parameters in billions) used as a
+    model feature; the router learns quality per model regardless.
+    """
+
+    name: str
+    input_per_mtok: float = 0.0
+    output_per_mtok: float = 0.0
+    tier: float = 1.0
+    context_window: int = 8192
+    supports_tools: bool = False
+    supports_streaming: bool = True
+    timeout_s: float = 60.0
+    max_concurrency: int = 8
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name.strip():
+            raise ConfigurationError("ModelSpec.name must be a non-empty string.")
+        for attr in ("input_per_mtok", "output_per_mtok", "tier", "timeout_s"):
+            value = getattr(self, attr)
+            if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+                raise ConfigurationError(f"ModelSpec {self.name!r}: {attr}={value!r}; pass a "
+                                         "finite number >= 0 (prices are USD per million tokens).")
+        if self.timeout_s <= 0 or self.context_window < 1 or self.max_concurrency < 1:
+            raise ConfigurationError(f"ModelSpec {self.name!r}: timeout_s, context_window and "
+                                     "max_concurrency must be positive.")
+
+    def cost(self, input_tokens: int, output_tokens: int) -> float:
+        return (input_tokens * self.input_per_mtok + output_tokens * self.output_per_mtok) / 1e6
+
+
+@dataclass
+class Request:
+    """One LLM call. Give `messages` (role/content dicts) or a plain `prompt`.
+
+    `query` is the text to cache and route on; by default the last user turn (the
+    part of a prompt that varies), never the shared system prompt or history.
+    `params` are generation parameters (temperature, max_tokens, stop, ...).
+    """
+
+    messages: list[dict[str, Any]] | None = None
+    prompt: str | None = None
+    query: str | None = None
+    task: str | None = None
+    namespace: str = "default"
+    params: dict[str, Any] = field(default_factory=dict)
+    tools: list[dict[str, Any]] | None = None
+    cache_sampled: bool = False
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+    def __post_init__(self) -> None:
+        if self.messages is None and self.prompt is None:
+            raise InvalidInputError("a Request needs messages or a prompt; pass "
+                                    "Request(prompt='...') or Request(messages=[...]).")
+        if self.messages is not None:
+            self.messages = _check_messages(self.messages)
+        if self.prompt is not None and not isinstance(self.prompt, str):
+            raise InvalidInputError(f"prompt must be a str, got {type(self.prompt).__name__}.")
+        if self.query is not None and not isinstance(self.query, str):
+            raise InvalidInputError(f"query must be a str, got {type(self.query).__name__}.")
+        if not isinstance(self.namespace, str) or not self.namespace:
+            raise InvalidInputError("namespace must be a non-empty string (the tenant's id).")
+        if not isinstance(self.params, Mapping):
+            raise InvalidInputError("params must be a dict of generation parameters.")
+        self.params = dict(self.params)
+        if not self.text.strip():
+            raise InvalidInputError("the request is empty: give a non-empty prompt or user turn.")
+
+    @property
+    def text(self) -> str:
+        """The whole text sent to the model (prompt, or messages joined)."""
+        if self.prompt is not None:
+            return self.prompt
+        return "\n".join(f"{m['role']}: {m['content']}" for m in self.messages or [])
+
+    @property
+    def embed_text(self) -> str:
+        """What is embedded for the cache and the router: the part that varies."""
+        if self.query is not None and self.query.strip():
+            return self.query
+        if self.messages:
+            for message in reversed(self.messages):
+                if message["role"] == "user" and message["content"].strip():
+                    return message["content"]
+        return self.text
+
+    @property
+    def system(self) -> str | None:
+        return "\n".join(m["content"] for m in self.messages or [] if m["role"] == "system") or None
+
+    @property
+    def history(self) -> list[dict[str, Any]]:
+        """Non-system turns before the last user turn: they scope the cache."""
+        turns = [m for m in self.messages or [] if m["role"] != "system"]
+        for i in range(len(turns) - 1, -1, -1):
+            if turns[i]["role"] == "user":
+                return turns[:i]
+        return turns
+
+    @property
+    def temperature(self) -> float:
+        value = self.params.get("temperature", 0.0)
+        return float(value) if value is not None else 0.0
+
+
+@dataclass(frozen=True)
+class Usage:
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+
+@dataclass(frozen=True)
+class Completion:
+    """What a backend returns for one call.
+
+    `cost_usd`/`latency_s` are set when the backend knows them (recorded data, a
+    provider's bill); otherwise the router computes cost from the ModelSpec prices and
+    measures latency. `latency_modelled` marks latency computed from a model (e.g. from
+    tokens and throughput) rather than observed.
+    """
+
+    text: str
+    usage: Usage = Usage()
+    cost_usd: float | None = None
+    latency_s: float | None = None
+    latency_modelled: bool = False
+    tool_calls: list[dict[str, Any]] | None = None
+    raw: Any = None
+
+
+@dataclass(frozen=True)
+class Response:
+    """What the router returns: the answer and everything it cost and assumed."""
+
+    text: str
+    model: str
+    cache_hit: bool
+    usage: Usage
+    cost_usd: float
+    latency_s: float
+    predicted_quality: float
+    request_id: str
+    tried: tuple[str, ...] = ()
+    latency_modelled: bool = False
+    tool_calls: list[dict[str, Any]] | None = None
+    raw: Any = None
+
+
+@dataclass(frozen=True)
+class Feedback:
+    """A score in [0, 1] for the answer served to `request_id`, and who gave it."""
+
+    request_id: str
+    score: float
+    source: str = "user"
+
+    def __post_init__(self) -> None:
+        score = self.score
+        if isinstance(score, bool):
+            score = float(score)
+        if not isinstance(score, (int, float)) or not math.isfinite(score) or not 0 <= score <= 1:
+            raise InvalidInputError(f"feedback score {self.score!r} for request {self.request_id!r}"
+                                    ": pass a number in [0, 1] (1 = right, 0 = wrong).")
+        object.__setattr__(self, "score", float(score))
+
+
+def _check_messages(messages: Sequence[Any]) -> list[dict[str, Any]]:
+    if not isinstance(messages, Sequence) or isinstance(messages, (str, bytes)) or not messages:
+        raise InvalidInputError("messages must be a non-empty list of {'role', 'content'} dicts.")
+    out = []
+    for i, message in enumerate(messages):
+        if not isinstance(message, Mapping):
+            raise InvalidInputError(f"message {i} is a {type(message).__name__}; pass "
+                                    "{'role': 'user', 'content': '...'} dicts.")
+        role, content = message.get("role"), message.get("content", "")
+        if role not in ROLES:
+            raise InvalidInputError(f"message {i} has role {role!r}; use one of {ROLES}.")
+        if content is None:
+            content = ""
+        if not isinstance(content, str):
+            raise InvalidInputError(f"message {i} content is a {type(content).__name__}; only "
+                                    "text content is supported: pass a string.")
+        out.append({**message, "role": role, "content": content})
+    return out
