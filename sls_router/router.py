@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import dataclasses
 import math
 import threading
 import time
@@ -21,12 +20,10 @@ from typing import Any
 
 import numpy as np
 
-from ._persist import atomic_write_json, check_manifest, current_generation, read_json
 from .backends import Backend, StreamChunk, replay_pool
 from .cache import CacheLookup, SemanticCache, scope_key
 from .embeddings import Embedder, get_embedder
-from .errors import (BackendError, ConfigurationError, InvalidInputError, StateError,
-                     UnknownEntryError)
+from .errors import BackendError, ConfigurationError, InvalidInputError, UnknownEntryError
 from .outcomes import OutcomeLog
 from .routing import (Decision, KNNQualityPredictor, LatencyPredictor, LogisticQualityPredictor,
                       Scheduler, TokenCostPredictor, query_features)
@@ -34,8 +31,6 @@ from .types import Completion, Feedback, ModelSpec, Request, Response, Usage
 from .updates import UpdateManager
 from .verifiers import Verifier
 
-FORMAT_VERSION = 1
-_KIND = "SmartRouter"
 SOURCE_WEIGHTS = {"label": 1.0, "user": 1.0, "verifier": 0.5}
 _CHARS_PER_TOKEN = 4.0  # input tokens are estimated from characters before a call
 
@@ -285,7 +280,8 @@ class SmartRouter:
         if not served.cache_hit:
             self.outcomes.add(served.vector, served.features, served.model, fb.score, weight,
                               source)
-            self.knn.partial_fit(served.vector, served.model, fb.score, weight)
+            with self._lock:
+                self.knn.partial_fit(served.vector, served.model, fb.score, weight)
         self.updates.record()
 
     def _judge_cache(self, served: _Served, correct: bool) -> None:
@@ -352,7 +348,9 @@ class SmartRouter:
             raise InvalidInputError("the request binds tools but no model of the pool supports "
                                     "tools; add one with supports_tools=True or drop the tools.")
         names = [s.name for s in candidates]
-        knn = self.knn.predict(vector, names, priors=self.outcomes.success_rates())
+        priors = self.outcomes.success_rates()
+        with self._lock:  # the predictors are not thread-safe; updates and reads take turns
+            knn = self.knn.predict(vector, names, priors=priors)
         mean = np.asarray(knn.mean, dtype=float)
         with self._lock:
             logistic = self.logistic
@@ -364,10 +362,13 @@ class SmartRouter:
                 alpha = 0.5 * (1.0 - brier / 0.25)  # trust it as far as it beat a coin
                 mean[i] = (1 - alpha) * mean[i] + alpha * probs[i]
         input_tokens = int(len(request.text) / _CHARS_PER_TOKEN) + 1
-        cost = np.array([self.tokens.cost(s, input_tokens, request.task) for s in candidates])
-        latency = np.array([self.latency.predict(s.name, self.tokens.predict(s.name, request.task))
-                            for s in candidates])
-        decision = self.scheduler.choose(candidates, mean, np.asarray(knn.std), cost, latency)
+        with self._lock:
+            cost = np.array([self.tokens.cost(s, input_tokens, request.task) for s in candidates])
+            latency = np.array([self.latency.predict(s.name, self.tokens.predict(s.name,
+                                                                                 request.task))
+                                for s in candidates])
+            decision = self.scheduler.choose(candidates, mean, np.asarray(knn.std), cost,
+                                             latency)
         return decision, dict(zip(names, mean.tolist()))
 
     def _verify(self, request: Request, completion: Completion) -> float | None:
@@ -392,9 +393,11 @@ class SmartRouter:
             lat = other.latency_s if other.latency_s is not None else other_wall
             total_latency += lat
             modelled = modelled or other.latency_modelled
-            self.tokens.partial_fit(other_name, plan.request.task, other.usage.output_tokens)
-            self.latency.partial_fit(other_name, other.usage.output_tokens, lat)
-        self.scheduler.record_spend(total_cost, time.time())
+            with self._lock:
+                self.tokens.partial_fit(other_name, plan.request.task, other.usage.output_tokens)
+                self.latency.partial_fit(other_name, other.usage.output_tokens, lat)
+        with self._lock:
+            self.scheduler.record_spend(total_cost, time.time())
         entry_id = None
         if plan.cacheable and verdict != 0.0 and not completion.tool_calls and completion.text:
             entry_id = self.cache.insert(
@@ -418,7 +421,8 @@ class SmartRouter:
     def _record_outcome(self, plan: RoutePlan, model: str, score: float, source: str) -> None:
         weight = SOURCE_WEIGHTS.get(source, 1.0)
         self.outcomes.add(plan.vector, plan.features, model, score, weight, source)
-        self.knn.partial_fit(plan.vector, model, score, weight)
+        with self._lock:
+            self.knn.partial_fit(plan.vector, model, score, weight)
 
     def _cached_response(self, plan: RoutePlan) -> Response:
         lookup = plan.lookup
@@ -442,60 +446,18 @@ class SmartRouter:
 
     # -- state ----------------------------------------------------------------------
     def save(self, directory: str | Path) -> None:
-        """Everything under one directory: cache, training data, predictor statistics,
-        update log and options. Data files of a new generation are written first and
-        the manifest last, so a crash leaves the previous state loadable."""
-        directory = Path(directory)
-        self.updates.wait()
-        old = current_generation(directory)
-        gen = old + 1
-        if self.cache is not None:
-            self.cache.save(directory / "cache")
-        self.outcomes.save(directory, gen)
-        manifest = {
-            "kind": _KIND, "format_version": FORMAT_VERSION, "generation": gen,
-            "embedder": self.embedder.name, "options": self.options,
-            "has_cache": self.cache is not None,
-            "models": [dataclasses.asdict(s) for s in self.specs.values()],
-            "tokens": self.tokens.to_state(), "latency": self.latency.to_state(),
-            "updates": self.updates.to_state(),
-        }
-        atomic_write_json(directory / "manifest.json", manifest)
-        for stale in (f"outcome-vectors-{old}.npy", f"outcome-features-{old}.npy",
-                      f"outcomes-{old}.json"):
-            (directory / stale).unlink(missing_ok=True)
+        """Everything under one directory (see store/local.py): atomic, versioned, no pickle."""
+        from .store.local import save_router
+
+        save_router(self, Path(directory))
 
     @classmethod
     def load(cls, directory: str | Path, pool: Sequence[tuple[ModelSpec, Backend]],
              embedder: str | Embedder | None = None, **overrides: Any) -> "SmartRouter":
-        """Restore a saved router around `pool` (backends are not saved; pass them again).
-        Predictors are refit from the saved training data; nothing is unpickled."""
-        directory = Path(directory)
-        manifest = check_manifest(read_json(directory / "manifest.json"), _KIND,
-                                  FORMAT_VERSION, directory)
-        try:
-            embedder = get_embedder(embedder or manifest["embedder"])
-            cache: bool | SemanticCache = False
-            if manifest["has_cache"]:
-                cache = SemanticCache.load(directory / "cache", embedder)
-            options = {**manifest["options"], **overrides}
-            router = cls(pool, embedder=embedder, cache=cache, **options)
-            gen = int(manifest["generation"])
-            router.outcomes = OutcomeLog.load(directory, gen, embedder.dim,
-                                              router.outcomes.n_features)
-            router.tokens = TokenCostPredictor.from_state(manifest["tokens"])
-            router.latency = LatencyPredictor.from_state(manifest["latency"])
-            router.updates.restore(manifest["updates"])
-        except StateError:
-            raise
-        except (KeyError, TypeError, ValueError) as exc:
-            raise StateError(f"{directory} holds an incomplete or corrupted router state "
-                             f"({exc!r}); restore it from a backup or start afresh.") from exc
-        vectors, features, models, scores, weights = router.outcomes.arrays()
-        if models:
-            router.knn.fit(vectors, models, scores, weights)
-            router._refit()
-        return router
+        """Restore a saved router around `pool` (backends are not saved; pass them again)."""
+        from .store.local import load_router
+
+        return load_router(cls, Path(directory), pool, embedder, overrides)
 
     def close(self) -> None:
         self.updates.wait()

@@ -157,9 +157,12 @@ def test_token_predictor_converges_and_prices_calls():
     assert tokens.predict("m", "qa") == pytest.approx(120, rel=0.1)
     assert tokens.predict("m", "code") == pytest.approx(400, rel=0.1)
     assert tokens.predict("m", "new-task") == pytest.approx(260, rel=0.1)  # the model's mean
-    assert tokens.predict("unknown", "qa") == 256
+    # an untried model starts at what the others answer on this task, else at the prior
+    assert tokens.predict("unknown", "qa") == pytest.approx(120, rel=0.1)
+    assert tokens.predict("unknown", "never-seen") == 256
     spec = ModelSpec("m", input_per_mtok=1.0, output_per_mtok=2.0)
-    assert tokens.cost(spec, 1000, "qa") == pytest.approx(spec.cost(1000, tokens.predict("m", "qa")))
+    expected = spec.cost(1000, tokens.predict("m", "qa"))
+    assert tokens.cost(spec, 1000, "qa") == pytest.approx(expected)
 
 
 def test_latency_predictor_converges_and_stays_physical():
@@ -358,7 +361,8 @@ def test_other_bad_inputs_and_configs():
         Scheduler().record_spend(-1.0)
     for kwargs in [dict(preset="fast"), dict(lam=-1), dict(mu=-0.1), dict(budget_usd=-5),
                    dict(exploration=-1), dict(min_explore=1.5), dict(min_explore=-0.1),
-                   dict(budget_window_s=0), dict(min_quality=2)]:
+                   dict(budget_window_s=0), dict(min_quality=2), dict(exploration=None),
+                   dict(lam=math.nan), dict(random_state="seed")]:
         with pytest.raises(ConfigurationError):
             Scheduler(**kwargs)
     for cls, kwargs in [(KNNQualityPredictor, dict(k=0)), (KNNQualityPredictor, dict(prior_mean=1)),

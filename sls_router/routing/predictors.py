@@ -65,11 +65,13 @@ class KNNQualityPredictor:
         self.hnsw_min_entries = hnsw_min_entries
         self.similarity_power = similarity_power
         self.max_candidates = max_candidates
-        check_params(k=isinstance(k, int) and k >= 1, prior_mean=0 < as_float(prior_mean) < 1,
+        ok_k = isinstance(k, int) and k >= 1
+        ok_m = ok_k and isinstance(max_candidates, int) and max_candidates >= k
+        check_params(k=ok_k, prior_mean=0 < as_float(prior_mean) < 1,
                      prior_strength=as_float(prior_strength) > 0,
                      similarity_power=as_float(similarity_power) > 0,
                      hnsw_min_entries=as_float(hnsw_min_entries) >= 1,
-                     max_candidates=isinstance(max_candidates, int) and max_candidates >= k)
+                     max_candidates=ok_m)
         self._reset(None)
 
     def _reset(self, dim: int | None) -> None:
@@ -141,8 +143,7 @@ class KNNQualityPredictor:
 
         A model's global success rate is a better prior than 0.5 once it is known."""
         models = [check_name(m) for m in models]
-        priors = priors or {}
-        pm = np.array([check_score(priors.get(m, self.prior_mean), f"prior for {m!r}")
+        pm = np.array([check_score((priors or {}).get(m, self.prior_mean), f"prior for {m!r}")
                        for m in models], dtype=float)
         sw, sws = np.zeros(len(models)), np.zeros(len(models))
         v = self._vectors(vector, self.dim_)
@@ -287,8 +288,10 @@ class TokenCostPredictor:
     """Expected output tokens per (model, task), hence expected cost in USD.
 
     Each level is a running mean shrunk by ``prior_strength`` pseudo-observations
-    toward the level above it: (model, task) -> model -> ``prior_output_tokens``. So a
-    new task starts at the model's usual length and one odd answer moves it little.
+    toward the level above it: (model, task) -> model -> the task's mean over all
+    models -> ``prior_output_tokens``. So a new task starts at the model's usual length,
+    an untried model starts at what the others answer (not at an arbitrary prior that
+    would make it look dearer or cheaper than it is), and one odd answer moves it little.
     """
 
     def __init__(self, prior_output_tokens: float = 256, prior_strength: float = 1.0) -> None:
@@ -298,13 +301,15 @@ class TokenCostPredictor:
                      prior_strength=as_float(prior_strength) > 0)
         self.counts_: dict[tuple[str, str | None], list[float]] = {}  # key -> [n, sum]
         self.model_counts_: dict[str, list[float]] = {}
+        self.task_counts_: dict[str | None, list[float]] = {}
 
     def partial_fit(self, model: str, task: str | None,
                     output_tokens: float) -> TokenCostPredictor:
         t, name = check_nonneg(output_tokens, "output_tokens"), check_name(model)
         if task is not None and not isinstance(task, str):
             raise InvalidInputError(f"task {task!r}: pass a task tag string or None.")
-        for table, key in ((self.counts_, (name, task)), (self.model_counts_, name)):
+        for table, key in ((self.counts_, (name, task)), (self.model_counts_, name),
+                           (self.task_counts_, task)):
             n, total = table.get(key, (0.0, 0.0))
             table[key] = [n + 1.0, total + t]
         return self
@@ -312,8 +317,10 @@ class TokenCostPredictor:
     def predict(self, model: str, task: str | None = None) -> float:
         """Expected output tokens; an unknown model or task falls back to the prior."""
         ps = self.prior_strength
+        n, total = self.task_counts_.get(task, (0.0, 0.0))
+        pooled = total / n if n else self.prior_output_tokens
         n, total = self.model_counts_.get(model, (0.0, 0.0))
-        per_model = (total + self.prior_output_tokens * ps) / (n + ps)
+        per_model = (total + pooled * ps) / (n + ps)
         n, total = self.counts_.get((model, task), (0.0, 0.0))
         return float((total + per_model * ps) / (n + ps))
 
@@ -325,7 +332,8 @@ class TokenCostPredictor:
     def to_state(self) -> dict:
         return {**state_header(self),
                 "counts": [[m, t, n, s] for (m, t), (n, s) in self.counts_.items()],
-                "model_counts": [[m, n, s] for m, (n, s) in self.model_counts_.items()]}
+                "model_counts": [[m, n, s] for m, (n, s) in self.model_counts_.items()],
+                "task_counts": [[t, n, s] for t, (n, s) in self.task_counts_.items()]}
 
     @classmethod
     def from_state(cls, state: dict) -> TokenCostPredictor:
@@ -333,6 +341,7 @@ class TokenCostPredictor:
         self = cls(**state["params"])
         self.counts_ = {(m, t): [float(n), float(s)] for m, t, n, s in state["counts"]}
         self.model_counts_ = {m: [float(n), float(s)] for m, n, s in state["model_counts"]}
+        self.task_counts_ = {t: [float(n), float(s)] for t, n, s in state["task_counts"]}
         return self
 
 

@@ -65,13 +65,12 @@ class Decision:
     sampled_utilities: dict[str, float] = field(default_factory=dict)
 
 
-def _opt(value: Any, name: str, lo: float = 0.0, hi: float = math.inf) -> float | None:
-    if value is None:
-        return None
-    v = as_float(value)
-    if not lo <= v <= hi:  # NaN fails too
-        raise ConfigurationError(f"{name}={value!r}: pass None or a number in [{lo}, {hi}].")
-    return v
+def _opt(value: Any, name: str, hi: float = math.inf, required: bool = False) -> None:
+    if value is None and not required:
+        return
+    if not 0.0 <= as_float(value) <= hi:  # NaN and non-numbers fail too
+        what = "a number" if required else "None or a number"
+        raise ConfigurationError(f"{name}={value!r}: pass {what} in [0, {hi}].")
 
 
 class Scheduler:
@@ -106,8 +105,8 @@ class Scheduler:
         for name in ("lam", "mu", "max_cost_usd", "budget_usd"):
             _opt(getattr(self, name), name)
         _opt(min_quality, "min_quality", hi=1.0)
-        _opt(exploration, "exploration")
-        _opt(min_explore, "min_explore", hi=1.0)
+        _opt(exploration, "exploration", required=True)
+        _opt(min_explore, "min_explore", hi=1.0, required=True)
         if not as_float(budget_window_s) > 0 or math.isinf(budget_window_s):
             raise ConfigurationError(f"budget_window_s={budget_window_s!r}: pass a positive "
                                      "finite number of seconds.")
