@@ -26,6 +26,7 @@ class OutcomeLog:
         self.scores: list[float] = []
         self.weights: list[float] = []
         self.sources: list[str] = []
+        self._sums: dict[str, list[float]] = {}  # model -> [sum(score * weight), sum(weight)]
 
     def __len__(self) -> int:
         return len(self.models)
@@ -39,6 +40,9 @@ class OutcomeLog:
             self.scores.append(float(score))
             self.weights.append(float(weight))
             self.sources.append(source)
+            acc = self._sums.setdefault(model, [0.0, 0.0])
+            acc[0] += float(score) * float(weight)
+            acc[1] += float(weight)
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray, np.ndarray]:
         with self._lock:
@@ -52,12 +56,7 @@ class OutcomeLog:
     def success_rates(self) -> dict[str, float]:
         """Weighted mean score per model: a better prior than 0.5 once known."""
         with self._lock:
-            sums: dict[str, list[float]] = {}
-            for model, score, weight in zip(self.models, self.scores, self.weights):
-                acc = sums.setdefault(model, [0.0, 0.0])
-                acc[0] += score * weight
-                acc[1] += weight
-        return {m: (s + 1.0) / (w + 2.0) for m, (s, w) in sums.items()}
+            return {m: (s + 1.0) / (w + 2.0) for m, (s, w) in self._sums.items()}
 
     def save(self, directory: Path, generation: int) -> None:
         vectors, features, models, scores, weights = self.arrays()
@@ -84,4 +83,8 @@ class OutcomeLog:
         log.scores = [float(s) for s in meta["scores"]]
         log.weights = [float(w) for w in meta["weights"]]
         log.sources = list(meta["sources"])
+        for model, score, weight in zip(log.models, log.scores, log.weights):
+            acc = log._sums.setdefault(model, [0.0, 0.0])
+            acc[0] += score * weight
+            acc[1] += weight
         return log
