@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-from .errors import InvalidInputError, SLSRouterError
+from .errors import ConfigurationError, InvalidInputError, SLSRouterError
 from .replay import ReplayDataset, load_dataset
 from .types import Completion, ModelSpec, Request, Usage
 
@@ -162,3 +162,36 @@ def replay_pool(source: str | Path | ReplayDataset, *, sleep: bool = False,
                          supports_tools=profile.supports_tools)
         pool.append((spec, ReplayBackend(dataset, name, sleep=sleep)))
     return pool
+
+
+def replay_chunks(text: str) -> Iterator[StreamChunk]:
+    """Replay a cached answer as a stream of word-sized chunks (joining gives the text)."""
+    start = 0
+    for i, ch in enumerate(text):
+        if ch == " " and i > start:
+            yield StreamChunk(text[start:i])
+            start = i
+    if start < len(text):
+        yield StreamChunk(text[start:])
+
+
+def check_pool(pool: Sequence[tuple[ModelSpec, Backend]]
+                ) -> tuple[dict[str, ModelSpec], dict[str, Backend]]:
+    if isinstance(pool, Mapping) or not pool:
+        raise ConfigurationError("pool must be a non-empty list of (ModelSpec, backend) pairs.")
+    specs: dict[str, ModelSpec] = {}
+    backends: dict[str, Backend] = {}
+    for item in pool:
+        if not (isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], ModelSpec)):
+            raise ConfigurationError(f"pool item {item!r} is not a (ModelSpec, backend) pair.")
+        spec, backend = item
+        if spec.name in specs:
+            raise ConfigurationError(f"model name {spec.name!r} appears twice in the pool; "
+                                     "give every model a unique name.")
+        if not callable(getattr(backend, "complete", None)):
+            raise ConfigurationError(f"backend of {spec.name!r} has no complete(request); wrap "
+                                     "a function with CallableBackend.")
+        specs[spec.name] = spec
+        backends[spec.name] = backend
+    return specs, backends
+

@@ -20,10 +20,10 @@ from typing import Any
 
 import numpy as np
 
-from .backends import Backend, StreamChunk, replay_pool
+from .backends import Backend, StreamChunk, check_pool, replay_chunks, replay_pool
 from .cache import CacheLookup, SemanticCache, scope_key
 from .embeddings import Embedder, get_embedder
-from .errors import BackendError, ConfigurationError, InvalidInputError, UnknownEntryError
+from .errors import BackendError, InvalidInputError, UnknownEntryError
 from .outcomes import OutcomeLog
 from .routing import (Decision, KNNQualityPredictor, LatencyPredictor, LogisticQualityPredictor,
                       Scheduler, TokenCostPredictor, query_features)
@@ -91,7 +91,7 @@ class SmartRouter:
                  update_every_n: int = 200, update_every_s: float = 300.0,
                  background_updates: bool = True, max_pending: int = 100_000,
                  random_state: int | None = None) -> None:
-        self.specs, self.backends = _check_pool(pool)
+        self.specs, self.backends = check_pool(pool)
         self.options = dict(preset=preset, lam=lam, mu=mu, min_quality=min_quality,
                             max_cost_usd=max_cost_usd, budget_usd=budget_usd,
                             exploration=exploration, max_wrong_rate=max_wrong_rate,
@@ -148,9 +148,7 @@ class SmartRouter:
                 attempts.append((name, f"{type(exc).__name__}: {exc}"))
                 continue
             verdict = self._verify(plan.request, completion)
-            checked.append((name, completion, time.perf_counter() - started, verdict))
-            attempts.append((name, "ok" if verdict != 0.0 else "rejected by verifier"))
-            if verdict != 0.0 or not self.recheck or len(checked) > 1:
+            if self._accept(name, completion, started, verdict, attempts, checked):
                 break
         return self._finish(plan, checked, attempts)
 
@@ -172,9 +170,7 @@ class SmartRouter:
                 attempts.append((name, f"{type(exc).__name__}: {exc}"))
                 continue
             verdict = await asyncio.to_thread(self._verify, plan.request, completion)
-            checked.append((name, completion, time.perf_counter() - started, verdict))
-            attempts.append((name, "ok" if verdict != 0.0 else "rejected by verifier"))
-            if verdict != 0.0 or not self.recheck or len(checked) > 1:
+            if self._accept(name, completion, started, verdict, attempts, checked):
                 break
         return self._finish(plan, checked, attempts)
 
@@ -197,7 +193,7 @@ class SmartRouter:
         plan = self.route(request)
         if plan.decision is None:
             response = self._cached_response(plan)
-            yield from _replay_chunks(response.text)
+            yield from replay_chunks(response.text)
             yield response
             return
         attempts: list[tuple[str, str]] = []
@@ -231,7 +227,7 @@ class SmartRouter:
         plan = self.route(request)
         if plan.decision is None:
             response = self._cached_response(plan)
-            for chunk in _replay_chunks(response.text):
+            for chunk in replay_chunks(response.text):
                 yield chunk
             yield response
             return
@@ -371,6 +367,13 @@ class SmartRouter:
                                              latency)
         return decision, dict(zip(names, mean.tolist()))
 
+    def _accept(self, name: str, completion: Completion, started: float, verdict: float | None,
+                attempts: list, checked: list) -> bool:
+        """Record one answered call; True when no further model should be tried."""
+        checked.append((name, completion, time.perf_counter() - started, verdict))
+        attempts.append((name, "ok" if verdict != 0.0 else "rejected by verifier"))
+        return verdict != 0.0 or not self.recheck or len(checked) > 1
+
     def _verify(self, request: Request, completion: Completion) -> float | None:
         if self.verifier is None or completion.tool_calls:
             return None
@@ -470,17 +473,6 @@ def _cost(spec: ModelSpec, completion: Completion) -> float:
     return spec.cost(completion.usage.input_tokens, completion.usage.output_tokens)
 
 
-def _replay_chunks(text: str) -> Iterator[StreamChunk]:
-    """Replay a cached answer as a stream of word-sized chunks (joining gives the text)."""
-    start = 0
-    for i, ch in enumerate(text):
-        if ch == " " and i > start:
-            yield StreamChunk(text[start:i])
-            start = i
-    if start < len(text):
-        yield StreamChunk(text[start:])
-
-
 def _as_request(request: Request | str) -> Request:
     if isinstance(request, Request):
         return request
@@ -488,25 +480,3 @@ def _as_request(request: Request | str) -> Request:
         return Request(prompt=request)
     raise InvalidInputError(f"expected a Request or a prompt string, got "
                             f"{type(request).__name__}.")
-
-
-def _check_pool(pool: Sequence[tuple[ModelSpec, Backend]]
-                ) -> tuple[dict[str, ModelSpec], dict[str, Backend]]:
-    if isinstance(pool, Mapping) or not pool:
-        raise ConfigurationError("pool must be a non-empty list of (ModelSpec, backend) pairs.")
-    specs: dict[str, ModelSpec] = {}
-    backends: dict[str, Backend] = {}
-    for item in pool:
-        if not (isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], ModelSpec)):
-            raise ConfigurationError(f"pool item {item!r} is not a (ModelSpec, backend) pair.")
-        spec, backend = item
-        if spec.name in specs:
-            raise ConfigurationError(f"model name {spec.name!r} appears twice in the pool; "
-                                     "give every model a unique name.")
-        if not callable(getattr(backend, "complete", None)):
-            raise ConfigurationError(f"backend of {spec.name!r} has no complete(request); wrap "
-                                     "a function with CallableBackend.")
-        specs[spec.name] = spec
-        backends[spec.name] = backend
-    return specs, backends
-
