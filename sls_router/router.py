@@ -31,6 +31,7 @@ from .types import Completion, Feedback, ModelSpec, Request, Response, Usage
 from .updates import UpdateManager
 from .verifiers import Verifier
 
+_TIMEOUTS = (TimeoutError, asyncio.TimeoutError, concurrent.futures.TimeoutError)
 SOURCE_WEIGHTS = {"label": 1.0, "user": 1.0, "verifier": 0.5}
 _CHARS_PER_TOKEN = 4.0  # input tokens are estimated from characters before a call
 
@@ -43,11 +44,9 @@ class _Served:
     cache_hit: bool
     vector: np.ndarray
     features: np.ndarray
-    namespace: str
     text: str
     lookup: CacheLookup | None
     entry_id: int | None
-    scored: int = 0
 
 
 @dataclass
@@ -141,11 +140,8 @@ class SmartRouter:
             try:
                 future = self._pool_executor.submit(self.backends[name].complete, plan.request)
                 completion = future.result(timeout=self.specs[name].timeout_s)
-            except concurrent.futures.TimeoutError:
-                attempts.append((name, f"timed out after {self.specs[name].timeout_s} s"))
-                continue
             except Exception as exc:  # a failing provider must not fail the request
-                attempts.append((name, f"{type(exc).__name__}: {exc}"))
+                attempts.append(self._failure(name, exc))
                 continue
             verdict = self._verify(plan.request, completion)
             if self._accept(name, completion, started, verdict, attempts, checked):
@@ -163,11 +159,8 @@ class SmartRouter:
             try:
                 completion = await asyncio.wait_for(self.backends[name].acomplete(plan.request),
                                                     timeout=self.specs[name].timeout_s)
-            except asyncio.TimeoutError:
-                attempts.append((name, f"timed out after {self.specs[name].timeout_s} s"))
-                continue
-            except Exception as exc:
-                attempts.append((name, f"{type(exc).__name__}: {exc}"))
+            except Exception as exc:  # a failing provider must not fail the request
+                attempts.append(self._failure(name, exc))
                 continue
             verdict = await asyncio.to_thread(self._verify, plan.request, completion)
             if self._accept(name, completion, started, verdict, attempts, checked):
@@ -214,7 +207,7 @@ class SmartRouter:
             except Exception as exc:
                 if emitted:
                     raise
-                attempts.append((name, f"{type(exc).__name__}: {exc}"))
+                attempts.append(self._failure(name, exc))
                 continue
             verdict = self._verify(plan.request, completion)
             attempts.append((name, "ok"))
@@ -250,7 +243,7 @@ class SmartRouter:
             except Exception as exc:
                 if emitted:
                     raise
-                attempts.append((name, f"{type(exc).__name__}: {exc}"))
+                attempts.append(self._failure(name, exc))
                 continue
             verdict = await asyncio.to_thread(self._verify, plan.request, completion)
             attempts.append((name, "ok"))
@@ -263,21 +256,15 @@ class SmartRouter:
     def feedback(self, request_id: str, score: float, source: str = "user") -> None:
         """Judge the answer served to `request_id` (score in [0, 1])."""
         fb = Feedback(request_id, score, source)
-        weight = SOURCE_WEIGHTS.get(source, 1.0)
         with self._lock:
             served = self._served.get(request_id)
-            if served is None:
-                raise UnknownEntryError(f"request {request_id!r} is unknown (never served here, "
-                                        "or too old); pass the request_id of a Response.")
-            served.scored += 1
-        correct = fb.score >= 0.5
+        if served is None:
+            raise UnknownEntryError(f"request {request_id!r} is unknown (never served here, "
+                                    "or too old); pass the request_id of a Response.")
         if self.cache is not None:
-            self._judge_cache(served, correct)
+            self._judge_cache(served, fb.score >= 0.5)
         if not served.cache_hit:
-            self.outcomes.add(served.vector, served.features, served.model, fb.score, weight,
-                              source)
-            with self._lock:
-                self.knn.partial_fit(served.vector, served.model, fb.score, weight)
+            self._record_outcome(served.vector, served.features, served.model, fb.score, source)
         self.updates.record()
 
     def _judge_cache(self, served: _Served, correct: bool) -> None:
@@ -350,10 +337,12 @@ class SmartRouter:
         mean = np.asarray(knn.mean, dtype=float)
         with self._lock:
             logistic = self.logistic
-        probs = logistic.predict(np.hstack([vector, features])[None, :], names)
-        probs = np.asarray(probs, dtype=float).reshape(-1)
+        if logistic.estimators_:
+            probs = logistic.predict(np.hstack([vector, features]), names)
+        else:
+            probs = np.full(len(names), np.nan)
         for i, name in enumerate(names):
-            brier = getattr(logistic, "validation_brier_", {}).get(name)
+            brier = logistic.validation_brier_.get(name)
             if not math.isnan(probs[i]) and brier is not None and brier < 0.25:
                 alpha = 0.5 * (1.0 - brier / 0.25)  # trust it as far as it beat a coin
                 mean[i] = (1 - alpha) * mean[i] + alpha * probs[i]
@@ -366,6 +355,11 @@ class SmartRouter:
             decision = self.scheduler.choose(candidates, mean, np.asarray(knn.std), cost,
                                              latency)
         return decision, dict(zip(names, mean.tolist()))
+
+    def _failure(self, name: str, exc: BaseException) -> tuple[str, str]:
+        if isinstance(exc, _TIMEOUTS):
+            return name, f"timed out after {self.specs[name].timeout_s} s"
+        return name, f"{type(exc).__name__}: {exc}"
 
     def _accept(self, name: str, completion: Completion, started: float, verdict: float | None,
                 attempts: list, checked: list) -> bool:
@@ -416,16 +410,18 @@ class SmartRouter:
         self._remember(plan, response, entry_id)
         for other_name, other, _, other_verdict in checked:
             if other_verdict is not None and other_name != name:
-                self._record_outcome(plan, other_name, other_verdict, "verifier")
+                self._record_outcome(plan.vector, plan.features, other_name, other_verdict,
+                                     "verifier")
         if verdict is not None:
             self.feedback(plan.request.id, verdict, source="verifier")
         return response
 
-    def _record_outcome(self, plan: RoutePlan, model: str, score: float, source: str) -> None:
+    def _record_outcome(self, vector: np.ndarray, features: np.ndarray, model: str,
+                        score: float, source: str) -> None:
         weight = SOURCE_WEIGHTS.get(source, 1.0)
-        self.outcomes.add(plan.vector, plan.features, model, score, weight, source)
+        self.outcomes.add(vector, features, model, score, weight, source)
         with self._lock:
-            self.knn.partial_fit(plan.vector, model, score, weight)
+            self.knn.partial_fit(vector, model, score, weight)
 
     def _cached_response(self, plan: RoutePlan) -> Response:
         lookup = plan.lookup
@@ -440,8 +436,7 @@ class SmartRouter:
 
     def _remember(self, plan: RoutePlan, response: Response, entry_id: int | None) -> None:
         served = _Served(model=response.model, cache_hit=response.cache_hit, vector=plan.vector,
-                         features=plan.features, namespace=plan.request.namespace,
-                         text=response.text, lookup=plan.lookup, entry_id=entry_id)
+                         features=plan.features, text=response.text, lookup=plan.lookup, entry_id=entry_id)
         with self._lock:
             self._served[plan.request.id] = served
             while len(self._served) > self.max_pending:

@@ -43,9 +43,9 @@ def load_pairs(path: str | Path) -> list[dict[str, str]]:
 
 
 def fixed_threshold(similarity: float) -> AdaptiveThreshold:
-    """A GPTCache-style rule: a fixed cosine threshold, no margin, no learning."""
-    return AdaptiveThreshold(similarity=similarity, ratio=1.0, min_observations=10**9,
-                             window=10**9)
+    """A GPTCache-style rule: a fixed cosine threshold, no margin; run it without
+    feedback (nothing is learned then)."""
+    return AdaptiveThreshold(similarity=similarity, ratio=1.0)
 
 
 def run_cache_bench(pairs: Sequence[dict[str, str]], embedder: str | Embedder = "minilm", *,
@@ -64,9 +64,7 @@ def run_cache_bench(pairs: Sequence[dict[str, str]], embedder: str | Embedder = 
         vectors = (embedder.encode(origins), embedder.encode(similars))
         embed_s = time.perf_counter() - start
     origin_vecs, similar_vecs = vectors
-    fixed = threshold is not None and threshold.min_observations >= 10**9
-    cache = SemanticCache(embedder, threshold=threshold, capacity=max(len(pairs), 1),
-                          refit_every=0 if fixed else 25)
+    cache = SemanticCache(embedder, threshold=threshold, capacity=max(len(pairs), 1))
     if not feedback:
         for text, vec in zip(origins, origin_vecs):
             cache.insert(text, text, vector=vec)
@@ -84,7 +82,7 @@ def run_cache_bench(pairs: Sequence[dict[str, str]], embedder: str | Embedder = 
             negative += not right
         else:
             miss += 1
-        if feedback and not fixed and result.candidate_id is not None:
+        if feedback and result.candidate_id is not None:
             would_be_right = cache.get(result.candidate_id).answer == origin
             cache.observe(result, would_be_right)
     hits = positive + negative

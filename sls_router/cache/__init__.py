@@ -1,8 +1,8 @@
 """Adaptive Cache Manager: a scoped semantic cache whose thresholds learn from verdicts."""
 
-from .scope import namespace_of, scope_key
+from .scope import scope_key
 from .semantic import CacheEntry, CacheLookup, CacheStats, SemanticCache
 from .thresholds import AdaptiveThreshold, EntryVerdicts, distance_ratio
 
 __all__ = ["AdaptiveThreshold", "CacheEntry", "CacheLookup", "CacheStats", "EntryVerdicts",
-           "SemanticCache", "distance_ratio", "namespace_of", "scope_key"]
+           "SemanticCache", "distance_ratio", "scope_key"]

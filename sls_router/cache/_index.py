@@ -46,15 +46,22 @@ class VectorIndex:
         if len(self._dead) * 4 > self._index.ntotal:
             self._rebuild(use_hnsw=len(self) >= self.hnsw_min_entries)
 
-    def search(self, vector: np.ndarray, k: int) -> list[tuple[int, float]]:
-        """The k nearest live ids with their cosine similarity, best first."""
+    def search_arrays(self, vector: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Ids (int64) and cosine similarities (float64) of the k nearest live vectors,
+        best first, as arrays: the hot paths of the cache and the kNN predictor use this."""
         if len(self) == 0:
-            return []
+            return np.zeros(0, dtype=np.int64), np.zeros(0)
         fetch = min(self._index.ntotal, k + len(self._dead))
         sims, ids = self._index.search(vector.reshape(1, -1).astype(np.float32, copy=False), fetch)
-        out = [(int(i), float(s)) for i, s in zip(ids[0], sims[0])
-               if i >= 0 and int(i) not in self._dead]
-        return out[:k]
+        keep = ids[0] >= 0
+        if self._dead:
+            keep &= ~np.isin(ids[0], np.fromiter(self._dead, dtype=np.int64))
+        return ids[0][keep][:k], sims[0][keep][:k].astype(np.float64)
+
+    def search(self, vector: np.ndarray, k: int) -> list[tuple[int, float]]:
+        """The k nearest live ids with their cosine similarity, best first."""
+        ids, sims = self.search_arrays(vector, k)
+        return list(zip(ids.tolist(), sims.tolist()))
 
     def vectors(self, ids: list[int]) -> np.ndarray:
         if not ids:

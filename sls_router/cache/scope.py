@@ -34,7 +34,3 @@ def scope_key(namespace: str = "default", *, params: Mapping[str, Any] | None = 
     digest = hashlib.sha256(body.encode("utf-8", "surrogatepass")).hexdigest()[:32]
     return f"{namespace}:{digest}"
 
-
-def namespace_of(scope: str) -> str:
-    """The tenant part of a key built by `scope_key` (or the whole key if it has none)."""
-    return scope.rsplit(":", 1)[0] if ":" in scope else scope

@@ -7,7 +7,7 @@ import math
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -150,10 +150,6 @@ class SemanticCache:
     @property
     def dim(self) -> int:
         return self.embedder.dim
-
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
-        """Embed with the cache's embedder (callers may reuse the vectors)."""
-        return self.embedder.encode(list(texts))
 
     def lookup(self, text: str, scope: str = "default", *, vector: np.ndarray | None = None,
                ) -> CacheLookup:
@@ -360,7 +356,7 @@ class SemanticCache:
         if vec.shape[0] != self.dim:
             raise InvalidInputError(f"vector has dimension {vec.shape[0]}, the cache's embedder "
                                     f"({self.embedder.name}) gives {self.dim}; embed with the "
-                                    "cache's embedder (SemanticCache.embed).")
+                                    "cache's embedder (cache.embedder.encode).")
         if not np.all(np.isfinite(vec)):
             raise InvalidInputError("vector contains NaN or infinity; re-embed the text.")
         norm = float(np.linalg.norm(vec))

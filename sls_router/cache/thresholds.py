@@ -97,10 +97,6 @@ class AdaptiveThreshold:
         if len(self._obs) > self.window:
             del self._obs[: len(self._obs) - self.window]
 
-    @property
-    def n_observations(self) -> int:
-        return len(self._obs)
-
     def fit(self) -> "AdaptiveThreshold":
         """Pick the rule that serves the most right hits with a bounded wrong rate.
 
@@ -111,9 +107,12 @@ class AdaptiveThreshold:
            serves the most right hits without being refuted, the strictest on ties, so a
            workload where every hit is wrong switches the cache off within a few verdicts.
         """
-        if len(self._obs) < self.min_observations and not self._prior_refuted():
+        if not self._obs:
             return self
         sims, ratios, correct = self._arrays()
+        prior_refuted = self._prior_refuted(sims, ratios, correct)
+        if len(self._obs) < self.min_observations and not prior_refuted:
+            return self
         served = (sims[None, None, :] >= _SIM_GRID[:, None, None]) & \
                  (ratios[None, None, :] <= _RATIO_GRID[None, :, None])
         n = served.sum(axis=2)
@@ -123,7 +122,7 @@ class AdaptiveThreshold:
         certified = (upper <= self.max_wrong_rate) & (n >= self.min_observations)
         if certified.any():
             self._choose(np.where(certified, right, -1), n)
-        elif self._prior_refuted():
+        elif prior_refuted:
             stricter = (_SIM_GRID[:, None] >= self.similarity) & (_RATIO_GRID[None, :] <= self.ratio)
             ok = stricter & (lower <= self.max_wrong_rate)
             self._choose(np.where(ok, right, -1), n)
@@ -142,10 +141,7 @@ class AdaptiveThreshold:
         i, j = np.unravel_index(np.argmin(fewest), fewest.shape)
         self.similarity_, self.ratio_ = float(_SIM_GRID[i]), float(_RATIO_GRID[j])
 
-    def _prior_refuted(self) -> bool:
-        if not self._obs:
-            return False
-        sims, ratios, correct = self._arrays()
+    def _prior_refuted(self, sims: np.ndarray, ratios: np.ndarray, correct: np.ndarray) -> bool:
         served = (sims >= self.similarity) & (ratios <= self.ratio)
         lower, _ = wilson_bounds(int((served & ~correct).sum()), int(served.sum()))
         return bool(lower > self.max_wrong_rate)

@@ -19,9 +19,10 @@ from typing import Any
 
 import numpy as np
 
+from ..cache._index import VectorIndex
 from ..errors import InvalidInputError
 from ..types import ModelSpec
-from ._common import (OutcomeIndex, as_float, check_name, check_nonneg, check_outcomes,
+from ._common import (as_float, check_name, check_nonneg, check_outcomes,
                       check_params, check_score, check_state, decode_array, encode_array,
                       state_header)
 
@@ -78,7 +79,7 @@ class KNNQualityPredictor:
         self.dim_: int | None = dim
         self.models_: list[str] = []
         self._model_ids: dict[str, int] = {}
-        self._index = OutcomeIndex(dim, hnsw_min_entries=self.hnsw_min_entries) if dim else None
+        self._index = VectorIndex(dim, hnsw_min_entries=self.hnsw_min_entries) if dim else None
         self._n, self._midx = 0, np.zeros(64, dtype=np.int32)
         self._scores, self._weights = np.zeros(64), np.zeros(64)
 
