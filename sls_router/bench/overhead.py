@@ -1,9 +1,11 @@
 """How long the router takes to decide, without any model's time.
 
-Fills the cache with `entries` synthetic entries (random unit vectors in the scope of
-the timed requests) and gives `models` models a history of outcome records, then
-times `route()` (embed + scope + cache lookup + predict + choose) on requests that
-miss and on requests that hit.
+Fills the cache with `entries` synthetic entries in the scope of the timed requests
+and gives `models` models a history of outcome records, then times `route()` (embed +
+scope + cache lookup + predict + choose) on requests that miss and on requests that
+hit. Entries are clustered like real traffic: 5,000 generated requests are embedded
+with the router's embedder and every entry is one of them plus small noise (uniform
+random vectors would be HNSW's worst case and nothing like text embeddings).
 """
 
 from __future__ import annotations
@@ -18,13 +20,36 @@ from ..cache import scope_key
 from ..router import SmartRouter
 from ..types import ModelSpec, Request
 
-_WORDS = ("disk quota exceeded for user", "connection reset by peer on port",
-          "how do I rotate the api key", "summarise the incident report for",
-          "translate the release notes of", "classify the support ticket about")
+# Cached and uncached requests come from different topics, so the miss path really misses.
+_HIT_TOPICS = ("disk quota exceeded for user", "connection reset by peer on port",
+               "how do I rotate the api key")
+_MISS_TOPICS = ("summarise the incident report for", "translate the release notes of",
+                "classify the support ticket about")
 
 
-def _texts(n: int, rng: np.random.Generator, tag: str) -> list[str]:
-    return [f"{_WORDS[i % len(_WORDS)]} {tag}-{i} {rng.integers(1e9)}" for i in range(n)]
+_SUBJECTS = ("the billing service", "my laptop", "the nightly backup", "our k8s cluster",
+             "the login page", "a customer invoice", "the search index", "the mobile app",
+             "the payment webhook", "a shared drive", "the vpn client", "the data pipeline")
+_ACTIONS = ("fails with a timeout", "returns error 500", "is very slow", "needs a refund",
+            "lost its settings", "shows the wrong currency", "cannot connect", "crashed twice",
+            "uses too much memory", "must be migrated", "rejects my password", "is out of disk")
+_CONTEXTS = ("since the update", "every monday", "for user {n}", "in region eu-{n}",
+             "after a restart", "on build {n}", "only in chrome", "with ticket #{n}")
+
+
+def _traffic(n: int, rng: np.random.Generator) -> list[str]:
+    return [f"{rng.choice(_SUBJECTS)} {rng.choice(_ACTIONS)} "
+            f"{rng.choice(_CONTEXTS).format(n=rng.integers(1, 10_000))}" for _ in range(n)]
+
+
+def _clustered(base: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    noisy = base[rng.integers(0, len(base), n)] + 0.02 * rng.standard_normal(
+        (n, base.shape[1])).astype(np.float32)
+    return noisy / np.linalg.norm(noisy, axis=1, keepdims=True)
+
+
+def _texts(n: int, rng: np.random.Generator, topics: tuple[str, ...]) -> list[str]:
+    return [f"{topics[i % len(topics)]} item {i} {rng.integers(1e9)}" for i in range(n)]
 
 
 def measure_overhead(entries: int = 100_000, embedder: str = "static", models: int = 8,
@@ -33,34 +58,33 @@ def measure_overhead(entries: int = 100_000, embedder: str = "static", models: i
     pool = [(ModelSpec(f"model-{k}", input_per_mtok=0.1 * (k + 1), output_per_mtok=0.2 * (k + 1)),
              CallableBackend(lambda r: "unused")) for k in range(models)]
     router = SmartRouter(pool, embedder=embedder, random_state=seed, background_updates=False)
-    dim = router.embedder.dim
     scope = scope_key("default", params={}, system=None, history=[])
-    vectors = rng.standard_normal((entries, dim)).astype(np.float32)
-    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    vectors = _clustered(router.embedder.encode(_traffic(min(entries, 5000), rng)), entries, rng)
     for i in tqdm(range(entries), desc="filling the cache", mininterval=2):
         router.cache.insert(f"synthetic {i}", f"answer {i}", scope, vector=vectors[i])
     names = [s for s in router.specs]
     for i in tqdm(range(history), desc="model history", mininterval=2):
         router.knn.partial_fit(vectors[i % entries], names[i % models], float(rng.random() < 0.6))
-    miss_texts = _texts(decisions, rng, "miss")
-    hit_texts = _texts(decisions, rng, "hit")
+    miss_texts = _texts(decisions, rng, _MISS_TOPICS)
+    hit_texts = _texts(decisions, rng, _HIT_TOPICS)
     for text, vec in zip(hit_texts, router.embedder.encode(hit_texts)):
         router.cache.insert(text, "cached answer", scope, vector=vec)
-    miss_ms, hit_ms, hits = [], [], 0
+    miss_ms, hit_ms, served = [], [], {"miss": 0, "hit": 0}
     for text in miss_texts:
         start = time.perf_counter()
         plan = router.route(Request(prompt=text))
         miss_ms.append((time.perf_counter() - start) * 1e3)
-        hits += plan.decision is None
+        served["miss"] += plan.decision is None
     for text in hit_texts:
         start = time.perf_counter()
         plan = router.route(Request(prompt=text))
         hit_ms.append((time.perf_counter() - start) * 1e3)
-        hits += plan.decision is None
+        served["hit"] += plan.decision is None
     router.close()
     return {"entries": entries, "embedder": router.embedder.name,
             "miss_p50_ms": round(float(np.percentile(miss_ms, 50)), 3),
             "miss_p99_ms": round(float(np.percentile(miss_ms, 99)), 3),
             "hit_p50_ms": round(float(np.percentile(hit_ms, 50)), 3),
             "hit_p99_ms": round(float(np.percentile(hit_ms, 99)), 3),
-            "models": models, "decisions": decisions, "served_from_cache": hits}
+            "models": models, "decisions": decisions,
+            "cache_hits_on_miss_path": served["miss"], "cache_hits_on_hit_path": served["hit"]}

@@ -264,7 +264,7 @@ def _check_array(values: Any, n: int, name: str, hi: float = math.inf) -> np.nda
     if a.shape != (n,):
         raise InvalidInputError(f"{name} has {a.size} values for {n} candidates: pass one per "
                                 "candidate, in the same order.")
-    if not np.all(np.isfinite(a)) or np.any(a < 0) or np.any(a > hi):
+    if not (np.isfinite(a).all() and a.min() >= 0 and a.max() <= hi):
         raise InvalidInputError(f"{name}={a.tolist()}: pass finite numbers in [0, {hi}].")
     return a
 
