@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from .errors import ConfigurationError, InvalidInputError, SLSRouterError
-from .replay import ReplayDataset, load_dataset
+from .replay import ReplayDataset, ReplayRecord, load_dataset
 from .types import Completion, ModelSpec, Request, Usage
 
 
@@ -87,7 +87,9 @@ class ReplayMissError(SLSRouterError, LookupError):
 class ReplayBackend(BaseBackend):
     """Answers one model's requests from recorded outputs, never inventing one.
 
-    The request is matched by its prompt (or, for chat requests, its last user turn).
+    The request is matched by its id when it is a record id (replays of repeated
+    prompts stay distinct), else by its prompt (or, for chat requests, its last user
+    turn).
     Cost and latency are the recorded ones; where latency was not recorded it is
     modelled as ttft + output_tokens / tokens_per_s from the dataset's sidecar and the
     completion says so. By default the clock is virtual (no sleeping) so replays run
@@ -115,14 +117,18 @@ class ReplayBackend(BaseBackend):
         return completion
 
     def _lookup(self, request: Request) -> Completion:
-        record = None
-        for key in _replay_keys(request):
+        record = self.dataset.get(request.id)
+        for key in _replay_keys(request) if record is None else ():
             record = self.dataset.find(key)
             if record is not None:
                 break
         if record is None:
             raise ReplayMissError(f"no recorded answer for this prompt in {self.dataset.name} "
                                   f"(model {self.model}); replay only the dataset's prompts.")
+        return self.completion_for(record)
+
+    def completion_for(self, record: ReplayRecord) -> Completion:
+        """The recorded answer of this model to `record`, with its cost and latency."""
         resp = record.responses.get(self.model)
         if resp is None:
             raise ReplayMissError(f"{self.dataset.name}: model {self.model} has no recorded "

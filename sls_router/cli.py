@@ -68,6 +68,49 @@ def _overhead(args: argparse.Namespace) -> int:
     return 0
 
 
+def _convert(args: argparse.Namespace) -> int:
+    from .bench.convert import convert
+
+    summary = convert(args.kind, args.src, args.out, limit_per_source=args.limit)
+    print(json.dumps(summary, indent=1))
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from .bench.replay_bench import run_bench
+    from .replay import load_dataset
+
+    dataset = load_dataset(args.data, limit=args.limit)
+    strategies = args.strategies.split(",") if args.strategies else None
+    result, traces = run_bench(dataset, feedback=args.feedback, embedder=args.embedder,
+                               preset=args.preset, strategies=strategies, seed=args.seed)
+    print_bench(result)
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2))
+        print(f"wrote {args.json}")
+    if args.report:
+        from .bench.report import write_report
+
+        print(f"report: {write_report(result, traces, args.report)}")
+    return 0
+
+
+def print_bench(result: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{result['dataset']}: {result['n']:,} requests, {result['feedback']} "
+                        f"feedback, {result['embedder']} (embedding {result['embed_s']} s)")
+    for col in ("strategy", "accuracy", "cost USD", "LLM time s", "cache hits", "wrong hits",
+                "wall s"):
+        table.add_column(col, justify="left" if col == "strategy" else "right")
+    for name, s in sorted(result["strategies"].items(), key=lambda kv: -kv[1]["accuracy"]):
+        table.add_row(name, f"{s['accuracy']:.3f}", f"{s['cost_usd']:.4f}",
+                      f"{s['llm_time_s']:.0f}", f"{s['cache_hit_rate']:.1%}",
+                      f"{s['cache_wrong_hit_rate']:.1%}", f"{s['wall_s']:.1f}")
+    Console(width=140).print(table)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sls-router", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -89,6 +132,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--decisions", type=int, default=1000, help="timed decisions per path")
     p.add_argument("--json", help="write the figures to this file")
     p.set_defaults(func=_overhead)
+
+    p = sub.add_parser("convert", help="turn recorded LLM results into a replay file")
+    p.add_argument("kind", choices=("logparsing", "humaneval", "overruling"))
+    p.add_argument("src", help="source folder (or overruling.csv.gz)")
+    p.add_argument("out", help="OUT.jsonl[.gz]; the .models.json sidecar is written beside it")
+    p.add_argument("--limit", type=int, help="first N lines per system / problems / rows")
+    p.set_defaults(func=_convert)
+
+    p = sub.add_parser("bench", help="replay recorded answers through sls-router and baselines")
+    p.add_argument("--data", required=True, help="replay file (.jsonl or .jsonl.gz)")
+    p.add_argument("--feedback", default="labels", choices=("labels", "verifier", "none"))
+    p.add_argument("--embedder", default="minilm", help="minilm (default), static or hashing")
+    p.add_argument("--preset", default="balanced", choices=("quality", "balanced", "cost"))
+    p.add_argument("--strategies", help="comma-separated subset (default: all)")
+    p.add_argument("--limit", type=int, help="replay only the first N requests")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", help="write the figures to this file")
+    p.add_argument("--report", help="write report.md and PNGs into this directory")
+    p.set_defaults(func=_bench)
     return parser
 
 

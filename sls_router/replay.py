@@ -64,10 +64,12 @@ class ReplayDataset:
     records: list[ReplayRecord]
     models: dict[str, ModelProfile]
     _by_prompt: dict[str, ReplayRecord] = field(default_factory=dict, repr=False)
+    _by_id: dict[str, ReplayRecord] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         for record in self.records:
             self._by_prompt.setdefault(record.prompt, record)
+            self._by_id[record.id] = record
 
     def __len__(self) -> int:
         return len(self.records)
@@ -77,6 +79,10 @@ class ReplayDataset:
 
     def find(self, prompt: str) -> ReplayRecord | None:
         return self._by_prompt.get(prompt)
+
+    def get(self, record_id: str) -> ReplayRecord | None:
+        """A record by id: replays of repeated prompts (e.g. several runs) stay distinct."""
+        return self._by_id.get(record_id)
 
     @property
     def model_names(self) -> list[str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import dataclasses
 import math
 import threading
 import time
@@ -262,24 +263,35 @@ class SmartRouter:
             raise UnknownEntryError(f"request {request_id!r} is unknown (never served here, "
                                     "or too old); pass the request_id of a Response.")
         if self.cache is not None:
-            self._judge_cache(served, fb.score >= 0.5)
+            self._judge_cache(served, fb.score >= 0.5, weak=source == "verifier")
         if not served.cache_hit:
             self._record_outcome(served.vector, served.features, served.model, fb.score, source)
         self.updates.record()
 
-    def _judge_cache(self, served: _Served, correct: bool) -> None:
+    def _judge_cache(self, served: _Served, correct: bool, weak: bool) -> None:
+        """Labels and ratings judge the cache; a verifier's pass is `weak` evidence (wrong
+        answers pass too), so it never loosens thresholds: it only confirms answers that
+        an independent answer agreed with. A rejection is a sure wrong either way."""
         try:
             if served.cache_hit:
+                if correct and weak:
+                    return
                 self.cache.observe(served.lookup, correct)
                 return
             if served.entry_id is not None and not correct:
                 self.cache.feedback(served.entry_id, False)  # its own answer is wrong
+            elif served.entry_id is not None and not weak:
+                self.cache.confirm(served.entry_id)
             lookup = served.lookup
             if correct and lookup is not None and lookup.candidate_id is not None:
                 candidate = self.cache.get(lookup.candidate_id)
                 same_answer = candidate.answer.strip() == served.text.strip()
                 same_model = (candidate.payload or {}).get("model") == served.model
-                if same_answer or same_model:  # a meaningful counterfactual for the candidate
+                if weak and same_answer:
+                    self.cache.confirm(candidate.id)
+                    if served.entry_id is not None:
+                        self.cache.confirm(served.entry_id)
+                elif not weak and (same_answer or same_model):  # a meaningful counterfactual
                     self.cache.observe(lookup, same_answer)
         except UnknownEntryError:
             pass  # the entry was evicted meanwhile: nothing left to judge
@@ -318,6 +330,9 @@ class SmartRouter:
         lookup = None
         if cacheable:
             lookup = self.cache.lookup(request.embed_text, scope, vector=vector)
+            if lookup.hit and self._verify_text(request, lookup.answer) == 0.0:
+                self.cache.observe(lookup, False)  # checked before serving: a sure miss
+                lookup = dataclasses.replace(lookup, hit=False, reason="rejected_by_verifier")
             if lookup.hit:
                 return RoutePlan(request, vector, features, scope, cacheable, lookup, None, started)
         decision, quality = self._decide(request, vector, features)
@@ -369,9 +384,10 @@ class SmartRouter:
         return verdict != 0.0 or not self.recheck or len(checked) > 1
 
     def _verify(self, request: Request, completion: Completion) -> float | None:
-        if self.verifier is None or completion.tool_calls:
-            return None
-        return self.verifier(request, completion.text)
+        return None if completion.tool_calls else self._verify_text(request, completion.text)
+
+    def _verify_text(self, request: Request, text: str) -> float | None:
+        return None if self.verifier is None else self.verifier(request, text)
 
     def _finish(self, plan: RoutePlan, checked: list, attempts: list[tuple[str, str]]) -> Response:
         if not checked:
@@ -397,9 +413,11 @@ class SmartRouter:
             self.scheduler.record_spend(total_cost, time.time())
         entry_id = None
         if plan.cacheable and verdict != 0.0 and not completion.tool_calls and completion.text:
-            entry_id = self.cache.insert(
+            entry_id = self.cache.insert(  # only a verifier's pass: wait for confirmation
                 plan.request.embed_text, completion.text, plan.scope, vector=plan.vector,
-                payload={"model": name, "input_tokens": completion.usage.input_tokens,
+                confirmed=verdict is None,
+                payload={"model": name, "request_id": plan.request.id,
+                         "input_tokens": completion.usage.input_tokens,
                          "output_tokens": completion.usage.output_tokens})
         quality = plan.quality[name]
         response = Response(
@@ -430,7 +448,7 @@ class SmartRouter:
             text=lookup.answer, model=str(payload.get("model", "cache")), cache_hit=True,
             usage=Usage(0, 0), cost_usd=0.0, latency_s=time.perf_counter() - plan.started,
             predicted_quality=1.0 - self.cache.threshold.max_wrong_rate,
-            request_id=plan.request.id)
+            request_id=plan.request.id, raw={"cache_entry": lookup.entry_id, **payload})
         self._remember(plan, response, lookup.entry_id)
         return response
 

@@ -38,19 +38,21 @@ class CacheEntry:
     expires_at: float | None = None
     payload: dict[str, Any] | None = None
     hits: int = 0
+    confirmed: bool = True
     verdicts: EntryVerdicts = field(default_factory=EntryVerdicts)
 
     def to_state(self) -> dict:
         return {"id": self.id, "scope": self.scope, "text": self.text, "answer": self.answer,
                 "created_at": self.created_at, "expires_at": self.expires_at,
-                "payload": self.payload, "hits": self.hits, "verdicts": self.verdicts.to_state()}
+                "payload": self.payload, "hits": self.hits, "confirmed": self.confirmed,
+                "verdicts": self.verdicts.to_state()}
 
     @classmethod
     def from_state(cls, s: dict) -> "CacheEntry":
         return cls(id=int(s["id"]), scope=s["scope"], text=s["text"], answer=s["answer"],
                    answer_hash=_answer_hash(s["answer"]), created_at=float(s["created_at"]),
                    expires_at=s["expires_at"], payload=s["payload"], hits=int(s["hits"]),
-                   verdicts=EntryVerdicts.from_state(s["verdicts"]))
+                   confirmed=bool(s["confirmed"]), verdicts=EntryVerdicts.from_state(s["verdicts"]))
 
 
 @dataclass(frozen=True)
@@ -168,9 +170,12 @@ class SemanticCache:
 
     def insert(self, text: str, answer: str, scope: str = "default", *,
                vector: np.ndarray | None = None, payload: dict[str, Any] | None = None,
-               ) -> int | None:
+               confirmed: bool = True) -> int | None:
         """Store `answer` for `text`; returns the entry id, or None when the answer was
-        marked wrong before in this scope (it is never stored or served again)."""
+        marked wrong before in this scope (it is never stored or served again).
+
+        An unconfirmed entry (its answer only passed a weak check) is not served until
+        `confirm` is called, e.g. when an independent answer agreed with it."""
         if not isinstance(answer, str):
             raise InvalidInputError(f"answer must be a str, got {type(answer).__name__}; "
                                     "serialise structured answers to text or JSON first.")
@@ -183,6 +188,7 @@ class SemanticCache:
             now = self.clock()
             entry = CacheEntry(id=self._next_id, scope=scope, text=text, answer=answer,
                                answer_hash=ahash, created_at=now, payload=payload,
+                               confirmed=bool(confirmed),
                                expires_at=None if self.ttl_s is None else now + self.ttl_s)
             self._next_id += 1
             self._index_for(scope).add(np.array([entry.id]), vec.reshape(1, -1))
@@ -240,6 +246,11 @@ class SemanticCache:
             if entry is not None:
                 entry.verdicts.record(lookup.similarity, correct, served=False)
             self._learn(lookup.similarity, lookup.ratio, correct)
+
+    def confirm(self, entry_id: int) -> None:
+        """Let an unconfirmed entry be served from now on."""
+        with self._lock:
+            self.get(entry_id).confirmed = True
 
     def invalidate(self, entry_id: int) -> None:
         """Remove one entry (it may be inserted again later)."""
@@ -302,6 +313,8 @@ class SemanticCache:
                       ratio=ratio, threshold=t_sim, ratio_threshold=t_ratio)
         if ratio > t_ratio:
             return CacheLookup(False, "ambiguous", **common)
+        if not best.confirmed:
+            return CacheLookup(False, "unconfirmed", **common)
         if not best.verdicts.allows(best_sim, t_sim):
             reason = "below_threshold" if best_sim < t_sim else "entry_distrusted"
             return CacheLookup(False, reason, **common)

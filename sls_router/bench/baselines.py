@@ -1,0 +1,141 @@
+"""Baselines replayed on the same requests as sls-router, for an honest comparison.
+
+All of them start from the same recorded answers; none uses a cache. `best_single`
+and `oracle` use hindsight (labels of the whole file) and are references, not
+strategies one could run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from ..backends import ReplayBackend
+from ..replay import ReplayDataset, ReplayRecord
+from ..routing import KNNQualityPredictor, Scheduler
+from ..types import Completion, ModelSpec, Request
+from ..verifiers import TaskVerifier
+from .trace import Trace, normalise
+
+Serve = Callable[[int, ReplayRecord], list[str]]  # models called, the last one is served
+
+
+class Replayer:
+    """Recorded answers, costs and latencies of every model, looked up per record."""
+
+    def __init__(self, dataset: ReplayDataset) -> None:
+        self.dataset = dataset
+        self.backends = {m: ReplayBackend(dataset, m) for m in dataset.models}
+        self.models = [m for m in dataset.models]
+
+    def call(self, record: ReplayRecord, model: str) -> Completion | None:
+        if model not in record.responses:
+            return None
+        return self.backends[model].completion_for(record)
+
+    def right(self, record: ReplayRecord, model: str) -> bool:
+        resp = record.responses.get(model)
+        return resp is not None and resp.score >= 0.5
+
+    def mean_cost(self, model: str) -> float:
+        costs = [c.cost_usd for r in self.dataset if (c := self.call(r, model)) is not None]
+        return float(np.mean(costs)) if costs else float("inf")
+
+    def accuracy(self, model: str) -> float:
+        return float(np.mean([self.right(r, model) for r in self.dataset]))
+
+    def run(self, serve: Serve) -> Trace:
+        """Replay `serve`'s choices: every model it called is paid for, the last is served."""
+        trace = Trace()
+        for i, record in enumerate(self.dataset):
+            called = [m for m in serve(i, record) if m in record.responses]
+            if not called:
+                called = [self.cheapest_available(record)]
+            cost = latency = 0.0
+            for model in called:
+                completion = self.call(record, model)
+                cost += completion.cost_usd
+                latency += completion.latency_s or 0.0
+                trace.calls[model] += 1
+            trace.add(self.right(record, called[-1]), cost, latency, called[-1])
+        return trace
+
+    def cheapest_available(self, record: ReplayRecord) -> str:
+        return min(record.responses, key=lambda m: self.call(record, m).cost_usd)
+
+
+def single(replayer: Replayer, model: str) -> Trace:
+    return replayer.run(lambda i, r: [model])
+
+
+def random_choice(replayer: Replayer, seed: int) -> Trace:
+    rng = np.random.default_rng(seed)
+    return replayer.run(lambda i, r: [str(rng.choice(sorted(r.responses)))])
+
+
+def oracle(replayer: Replayer) -> Trace:
+    """The cheapest right model where one exists (an upper bound), else the cheapest."""
+
+    def serve(i: int, record: ReplayRecord) -> list[str]:
+        right = [m for m in record.responses if replayer.right(record, m)]
+        pool = right or list(record.responses)
+        return [min(pool, key=lambda m: replayer.call(record, m).cost_usd)]
+
+    return replayer.run(serve)
+
+
+def cascade(replayer: Replayer, chain: Sequence[str]) -> Trace:
+    """FrugalGPT-style: cheapest first, escalate while the answer is rejected.
+
+    Acceptance is label-free: the task's verifier where one exists, else two
+    consecutive models giving the same answer. Every call made is paid for."""
+    verifier = TaskVerifier()
+
+    def serve(i: int, record: ReplayRecord) -> list[str]:
+        request = Request(prompt=record.prompt, query=record.query, task=record.task)
+        called: list[str] = []
+        previous = None
+        for model in chain:
+            if model not in record.responses:
+                continue
+            called.append(model)
+            answer = record.responses[model].output
+            verdict = verifier(request, answer)
+            if verdict is not None and verdict >= 0.5:
+                return called
+            if verdict is None and previous is not None and normalise(previous) == normalise(
+                    answer):
+                return called
+            previous = answer
+        return called
+
+    return replayer.run(serve)
+
+
+def static_knn(replayer: Replayer, vectors: np.ndarray, specs: Sequence[ModelSpec], *,
+               train_fraction: float = 0.02, preset: str = "balanced", seed: int = 0) -> Trace:
+    """OptLLM-style: kNN trained on the first 2% with every model's label, then frozen.
+
+    The training requests call every model (paid) and serve a right answer; later
+    requests are routed greedily by predicted quality and cost, with no cache."""
+    n_train = max(1, int(len(replayer.dataset) * train_fraction))
+    knn = KNNQualityPredictor()
+    scheduler = Scheduler(preset=preset, exploration=0.0, min_explore=0.0, random_state=seed)
+    names = [s.name for s in specs]
+    mean_cost = np.array([replayer.mean_cost(m) for m in names])
+    for i, record in enumerate(replayer.dataset.records[:n_train]):
+        for model in record.responses:
+            knn.partial_fit(vectors[i], model, record.responses[model].score)
+
+    def serve(i: int, record: ReplayRecord) -> list[str]:
+        if i < n_train:
+            right = [m for m in record.responses if replayer.right(record, m)]
+            rest = [m for m in record.responses if m not in right]
+            return rest + right  # all called; a right one (if any) is served
+        pred = knn.predict(vectors[i], names)
+        decision = scheduler.choose(specs, pred.mean, pred.std, mean_cost,
+                                    np.zeros(len(names)))
+        return [decision.chosen]
+
+    return replayer.run(serve)

@@ -1,0 +1,123 @@
+"""The replay benchmark: metric arithmetic, scorer rules, determinism, JSON, report."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from sls_router.bench.replay_bench import run_bench
+from sls_router.bench.report import pareto_front, write_report
+from sls_router.bench.trace import judge_hit
+from sls_router.cli import main
+from sls_router.errors import ConfigurationError
+from sls_router.replay import ReplayRecord, load_dataset
+
+KEYS = {"accuracy", "cost_usd", "llm_time_s", "wall_s", "cache_hit_rate",
+        "cache_wrong_hit_rate", "calls_per_model"}
+
+
+def _resp(output, score, cost, latency=1.0):
+    return {"output": output, "score": score, "input_tokens": 10, "output_tokens": 5,
+            "cost": cost, "latency_s": latency}
+
+
+@pytest.fixture
+def tiny(tmp_path):
+    """Three requests, two models: 'cheap' is right once, 'dear' twice."""
+    rows = [
+        {"id": "a", "task": "classification/t", "prompt": "alpha question", "reference": "A",
+         "responses": {"cheap": _resp("A", 1, 0.001), "dear": _resp("A", 1, 0.01)}},
+        {"id": "b", "task": "classification/t", "prompt": "bravo question", "reference": "B",
+         "responses": {"cheap": _resp("x", 0, 0.001), "dear": _resp("B", 1, 0.01)}},
+        {"id": "c", "task": "classification/t", "prompt": "charlie question", "reference": "C",
+         "responses": {"cheap": _resp("y", 0, 0.001), "dear": _resp("z", 0, 0.01)}},
+    ]
+    path = tmp_path / "tiny.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    return path
+
+
+def test_metric_arithmetic_on_a_tiny_dataset(tiny):
+    result, _ = run_bench(load_dataset(tiny), embedder="hashing",
+                          strategies=["single:cheap", "single:dear", "oracle", "cascade",
+                                      "best_single", "cheapest"])
+    s = result["strategies"]
+    assert s["single:cheap"]["accuracy"] == pytest.approx(1 / 3)
+    assert s["single:cheap"]["cost_usd"] == pytest.approx(0.003)
+    assert s["single:dear"]["accuracy"] == pytest.approx(2 / 3)
+    assert s["single:dear"]["llm_time_s"] == pytest.approx(3.0)
+    # oracle: cheap where it is right, dear where only dear is, cheapest where none is
+    assert s["oracle"]["accuracy"] == pytest.approx(2 / 3)
+    assert s["oracle"]["cost_usd"] == pytest.approx(0.001 + 0.01 + 0.001)
+    # cascade (no verifier for this task): escalates until two answers agree, paying all
+    assert s["cascade"]["cost_usd"] == pytest.approx(0.011 * 3)
+    assert s["cascade"]["calls_per_model"] == {"cheap": 3, "dear": 3}
+    assert result["best_single"] == "dear" and result["cheapest"] == "cheap"
+    assert s["best_single"] == s["single:dear"] and s["cheapest"] == s["single:cheap"]
+    for figures in s.values():
+        assert set(figures) == KEYS
+
+
+def _record(scorer, reference=None, group=None):
+    return ReplayRecord(id="r", task=None, prompt="p", query=None, reference=reference,
+                        group=group, scorer=scorer, responses={})
+
+
+def test_scorer_rules_count_unjudgeable_hits_as_wrong():
+    assert judge_hit(_record("exact", reference="A  b"), "A b", None, None)
+    assert not judge_hit(_record("exact", reference="A"), "B", None, None)
+    assert not judge_hit(_record("exact"), "A", None, None)  # no reference: cannot judge
+    src = _record("group", group="g1")
+    assert judge_hit(_record("group", group="g1"), "x", src, True)
+    assert not judge_hit(_record("group", group="g1"), "x", src, False)  # source was wrong
+    assert not judge_hit(_record("group", group="g2"), "x", src, True)  # other group
+    assert not judge_hit(_record("group"), "x", src, True)  # no group: cannot judge
+    assert not judge_hit(_record("group", group="g1"), "x", None, None)  # unknown source
+
+
+def test_sls_runs_deterministically_under_a_seed(tiny):
+    strategies = ["sls", "sls_no_cache", "random", "static_knn", "sls_cache_best_single"]
+    a, _ = run_bench(load_dataset(tiny), embedder="hashing", strategies=strategies, seed=7)
+    b, _ = run_bench(load_dataset(tiny), embedder="hashing", strategies=strategies, seed=7)
+    for name in strategies:
+        fa = {k: v for k, v in a["strategies"][name].items() if k != "wall_s"}
+        fb = {k: v for k, v in b["strategies"][name].items() if k != "wall_s"}
+        assert fa == fb
+
+
+def test_repeated_request_is_served_from_cache_and_judged(tmp_path):
+    rows = [{"id": str(i), "prompt": f"same question {i}", "query": "same question",
+             "reference": "A", "responses": {"m": _resp("A", 1, 0.5)}} for i in range(5)]
+    path = tmp_path / "rep.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows))
+    result, traces = run_bench(load_dataset(path), embedder="hashing", strategies=["sls"])
+    s = result["strategies"]["sls"]
+    assert s["cache_hit_rate"] == pytest.approx(0.8) and s["accuracy"] == 1.0
+    assert s["cost_usd"] == pytest.approx(0.5) and traces["sls"].model[1:] == ["cache"] * 4
+
+
+def test_cli_writes_json_and_report(tiny, tmp_path):
+    out, report = tmp_path / "out.json", tmp_path / "report"
+    assert main(["bench", "--data", str(tiny), "--embedder", "hashing", "--json", str(out),
+                 "--report", str(report)]) == 0
+    result = json.loads(out.read_text())
+    assert {"dataset", "n", "feedback", "strategies"} <= set(result) and result["n"] == 3
+    assert {"sls", "oracle", "cascade", "static_knn", "sls_no_updates", "random",
+            "single:cheap"} <= set(result["strategies"])
+    for name in ("report.md", "cost_accuracy.png", "learning_curve.png", "model_share.png"):
+        assert (report / name).stat().st_size > 1000 or name == "report.md"
+    assert "| sls" in (report / "report.md").read_text()
+
+
+def test_pareto_front():
+    points = {"a": (1.0, 0.5), "b": (2.0, 0.4), "c": (3.0, 0.9), "d": (0.5, 0.2)}
+    assert pareto_front(points) == ["d", "a", "c"]
+
+
+def test_bad_options_are_refused(tiny):
+    with pytest.raises(ConfigurationError):
+        run_bench(load_dataset(tiny), embedder="hashing", feedback="oracle")
+    with pytest.raises(ConfigurationError, match="unknown strategies"):
+        run_bench(load_dataset(tiny), embedder="hashing", strategies=["magic"])
+    assert main(["bench", "--data", "/no/such/file.jsonl"]) == 2
