@@ -86,6 +86,7 @@ def _bench(args: argparse.Namespace) -> int:
                                preset=args.preset, strategies=strategies, seed=args.seed)
     print_bench(result)
     if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(result, indent=2))
         print(f"wrote {args.json}")
     if args.report:

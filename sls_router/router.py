@@ -14,7 +14,7 @@ import math
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -102,8 +102,10 @@ class SmartRouter:
         if isinstance(cache, SemanticCache):
             self.cache: SemanticCache | None = cache
         else:
+            # the cache refits its two thresholds itself every 25 verdicts (milliseconds):
+            # a workload where hits are wrong must switch it off fast, not at the next update
             self.cache = SemanticCache(self.embedder, max_wrong_rate=max_wrong_rate,
-                                       refit_every=0) if cache else None
+                                       refit_every=25) if cache else None
         self.scheduler = Scheduler(preset=preset, lam=lam, mu=mu, min_quality=min_quality,
                                    max_cost_usd=max_cost_usd, budget_usd=budget_usd,
                                    exploration=exploration, random_state=random_state)
@@ -396,8 +398,7 @@ class SmartRouter:
                                "Check the providers' status and credentials, or add models.",
                                attempts)
         passed = [c for c in checked if c[3] != 0.0]
-        name, completion, wall_s, verdict = passed[0] if passed else checked[0]
-        spec = self.specs[name]
+        name, completion, _, verdict = passed[0] if passed else checked[0]
         total_cost = 0.0
         total_latency = 0.0
         modelled = False

@@ -41,9 +41,11 @@ class PrecomputedEmbedder:
         self.dim = base.dim
         unique = list(dict.fromkeys(texts))
         start = time.perf_counter()
-        parts = [base.encode(unique[i:i + batch])
-                 for i in tqdm(range(0, len(unique), batch), desc=f"embedding ({base.name})",
-                               unit_scale=batch, leave=False)]
+        parts = []
+        with tqdm(total=len(unique), desc=f"embedding ({base.name})", leave=False) as bar:
+            for i in range(0, len(unique), batch):
+                parts.append(base.encode(unique[i:i + batch]))
+                bar.update(len(parts[-1]))
         vectors = np.vstack(parts) if parts else np.zeros((0, base.dim), np.float32)
         self.embed_s = time.perf_counter() - start
         self._rows = {t: i for i, t in enumerate(unique)}
