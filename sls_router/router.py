@@ -34,7 +34,10 @@ from .verifiers import Verifier
 
 _TIMEOUTS = (TimeoutError, asyncio.TimeoutError, concurrent.futures.TimeoutError)
 SOURCE_WEIGHTS = {"label": 1.0, "user": 1.0, "verifier": 0.5}
-_CHARS_PER_TOKEN = 4.0  # input tokens are estimated from characters before a call
+_CHARS_PER_TOKEN = 4.0
+# the logistic predictors refit on the most recent outcomes only: a refit costs the same
+# however long the router has run, and follows drift (the kNN keeps every outcome)
+_LOGISTIC_WINDOW = 5000  # input tokens are estimated from characters before a call
 
 
 @dataclass
@@ -306,8 +309,10 @@ class SmartRouter:
         vectors, features, models, scores, weights = self.outcomes.arrays()
         figures: dict[str, Any] = {"outcomes": len(models)}
         if len(models):
+            recent = slice(-_LOGISTIC_WINDOW, None)
             logistic = LogisticQualityPredictor(min_samples=self.logistic.min_samples)
-            logistic.fit(np.hstack([vectors, features]), models, scores, weights)
+            logistic.fit(np.hstack([vectors[recent], features[recent]]), models[recent],
+                         scores[recent], weights[recent])
             with self._lock:
                 self.logistic = logistic
             figures["logistic_brier"] = {m: round(float(b), 4)
