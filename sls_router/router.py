@@ -408,7 +408,7 @@ class SmartRouter:
         total_latency = 0.0
         modelled = False
         for other_name, other, other_wall, _ in checked:  # every call made is paid for
-            total_cost += _cost(self.specs[other_name], other)
+            total_cost += self.specs[other_name].charge(other)
             lat = other.latency_s if other.latency_s is not None else other_wall
             total_latency += lat
             modelled = modelled or other.latency_modelled
@@ -460,7 +460,8 @@ class SmartRouter:
 
     def _remember(self, plan: RoutePlan, response: Response, entry_id: int | None) -> None:
         served = _Served(model=response.model, cache_hit=response.cache_hit, vector=plan.vector,
-                         features=plan.features, text=response.text, lookup=plan.lookup, entry_id=entry_id)
+                         features=plan.features, text=response.text, lookup=plan.lookup,
+                         entry_id=entry_id)
         with self._lock:
             self._served[plan.request.id] = served
             while len(self._served) > self.max_pending:
@@ -484,12 +485,6 @@ class SmartRouter:
     def close(self) -> None:
         self.updates.wait()
         self._pool_executor.shutdown(wait=False, cancel_futures=True)
-
-
-def _cost(spec: ModelSpec, completion: Completion) -> float:
-    if completion.cost_usd is not None:
-        return float(completion.cost_usd)
-    return spec.cost(completion.usage.input_tokens, completion.usage.output_tokens)
 
 
 def _as_request(request: Request | str) -> Request:

@@ -46,6 +46,12 @@ class ModelSpec:
     def cost(self, input_tokens: int, output_tokens: int) -> float:
         return (input_tokens * self.input_per_mtok + output_tokens * self.output_per_mtok) / 1e6
 
+    def charge(self, completion: Completion) -> float:
+        """What one call cost: the provider's own figure when known, else tokens x prices."""
+        if completion.cost_usd is not None:
+            return float(completion.cost_usd)
+        return self.cost(completion.usage.input_tokens, completion.usage.output_tokens)
+
 
 @dataclass
 class Request:
