@@ -1,4 +1,4 @@
-"""Reading, checking and writing shared by the converters."""
+"""Reading, checking and writing shared by the converters (package-internal)."""
 
 from __future__ import annotations
 
@@ -10,15 +10,16 @@ import math
 import os
 import statistics
 import tempfile
-
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from ...errors import InvalidInputError
 from ...replay import sidecar_path
+from ..trace import normalise
 
-def _check_limit(limit: int | None) -> int | None:
+
+def check_limit(limit: int | None) -> int | None:
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)
                               or limit < 1):
         raise InvalidInputError(f"limit_per_source must be a positive integer or None, got "
@@ -26,7 +27,7 @@ def _check_limit(limit: int | None) -> int | None:
     return limit
 
 
-def _require_dir(src: str | Path, holds: str) -> Path:
+def require_dir(src: str | Path, holds: str) -> Path:
     folder = Path(src)
     if not folder.is_dir():
         raise InvalidInputError(f"source folder {folder} does not exist or is not a folder; "
@@ -34,7 +35,7 @@ def _require_dir(src: str | Path, holds: str) -> Path:
     return folder
 
 
-def _read_csv(path: Path, required: list[str], limit: int | None) -> list[tuple[int, dict]]:
+def read_csv(path: Path, required: list[str], limit: int | None) -> list[tuple[int, dict]]:
     """Rows of a (gzipped) CSV as (1-based data row number, dict), header checked."""
     if not path.is_file():
         raise InvalidInputError(f"{path} does not exist; pass the folder or file holding it.")
@@ -67,7 +68,7 @@ def _read_csv(path: Path, required: list[str], limit: int | None) -> list[tuple[
     return rows
 
 
-def _number(row: dict, column: str, path: Path, i: int) -> float:
+def number(row: dict, column: str, path: Path, i: int) -> float:
     text = (row.get(column) or "").strip()
     try:
         value = float(text)
@@ -79,38 +80,34 @@ def _number(row: dict, column: str, path: Path, i: int) -> float:
     return value
 
 
-def _count(row: dict, column: str, path: Path, i: int) -> int:
-    value = _number(row, column, path, i)
+def count(row: dict, column: str, path: Path, i: int) -> int:
+    value = number(row, column, path, i)
     if value < 0:
         raise InvalidInputError(f"{path}: row {i}: column {column!r} must be a token count >= 0, "
                                 f"got {row[column]!r}.")
     return int(round(value))
 
 
-def _chars_to_tokens(text: str) -> int:
+def chars_to_tokens(text: str) -> int:
     return math.ceil(len(text) / 4)
 
 
-def _normalise(text: str) -> str:
-    return " ".join(text.split())
+def template_score(output: str, reference: str) -> float:
+    return 1.0 if normalise(output) == normalise(reference) else 0.0
 
 
-def _template_score(output: str, reference: str) -> float:
-    return 1.0 if _normalise(output) == _normalise(reference) else 0.0
-
-
-def _round(x: float) -> float:
+def round6(x: float) -> float:
     return float(f"{x:.10g}")
 
 
-def _response(output: str, score: float, in_tok: int, out_tok: int, price_in: float,
+def response(output: str, score: float, in_tok: int, out_tok: int, price_in: float,
               price_out: float, latency: float | None) -> dict[str, Any]:
     cost = (in_tok * price_in + out_tok * price_out) / 1e6
     return {"output": output, "score": score, "input_tokens": in_tok,
-            "output_tokens": out_tok, "cost": _round(cost), "latency_s": latency}
+            "output_tokens": out_tok, "cost": round6(cost), "latency_s": latency}
 
 
-def _summary(records: list[dict], models: list[str]) -> dict[str, dict]:
+def summary(records: list[dict], models: list[str]) -> dict[str, dict]:
     acc, cost, lat = {}, {}, {}
     for model in models:
         resps = [r["responses"][model] for r in records if model in r["responses"]]
@@ -122,7 +119,7 @@ def _summary(records: list[dict], models: list[str]) -> dict[str, dict]:
             "per_model_median_latency_s": lat}
 
 
-def _finish(records: list[dict], models: list[str], sidecar: dict, out: str | Path,
+def finish(records: list[dict], models: list[str], sidecar: dict, out: str | Path,
             notes: list[str]) -> dict:
     if not records:
         raise InvalidInputError("the source holds no requests to convert; check SRC.")
@@ -130,13 +127,13 @@ def _finish(records: list[dict], models: list[str], sidecar: dict, out: str | Pa
     side = sidecar_path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     lines = (json.dumps(r, ensure_ascii=False, separators=(",", ":")) + "\n" for r in records)
-    _atomic_write(out, lines, gz=out.name.endswith(".gz"))
-    _atomic_write(side, iter([json.dumps(sidecar, indent=1) + "\n"]), gz=False)
-    return {"requests": len(records), "models": models, **_summary(records, models),
+    atomic_write(out, lines, gz=out.name.endswith(".gz"))
+    atomic_write(side, iter([json.dumps(sidecar, indent=1) + "\n"]), gz=False)
+    return {"requests": len(records), "models": models, **summary(records, models),
             "notes": notes, "out": str(out), "sidecar": str(side)}
 
 
-def _atomic_write(path: Path, chunks: Iterator[str], *, gz: bool) -> None:
+def atomic_write(path: Path, chunks: Iterator[str], *, gz: bool) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as raw:

@@ -11,7 +11,7 @@ import tarfile
 from pathlib import Path
 
 from ...errors import InvalidInputError
-from ._common import _check_limit, _require_dir, _chars_to_tokens, _response, _finish
+from ._common import check_limit, require_dir, chars_to_tokens, response, finish
 
 HE_MODELS = ("gpt-4", "gpt-3.5-turbo", "codellama-34b-instruct")
 #: USD per million tokens (input, output), mid 2023 (SOURCES.md)
@@ -32,8 +32,8 @@ _RUN_HEAD = re.compile(r"^### [^\n]*?Run (\d+)[ \t]*$", re.M)
 def convert_humaneval(src: str | Path, out: str | Path, *,
                       limit_per_source: int | None = None) -> dict:
     """HumanEval + humaneval-results runs (folder SRC) -> one request per problem and run."""
-    limit = _check_limit(limit_per_source)
-    folder = _require_dir(src, "HumanEval.jsonl.gz and humaneval_runs.tar.gz")
+    limit = check_limit(limit_per_source)
+    folder = require_dir(src, "HumanEval.jsonl.gz and humaneval_runs.tar.gz")
     problems = _read_humaneval(folder / "HumanEval.jsonl.gz")
     if limit is not None:
         problems = problems[:limit]
@@ -77,11 +77,11 @@ def convert_humaneval(src: str | Path, out: str | Path, *,
                 in_tok = run["prompt_tokens"]
                 out_tok = run["completion_tokens"]
                 if in_tok is None:
-                    in_tok = _chars_to_tokens(sent)
+                    in_tok = chars_to_tokens(sent)
                 if out_tok is None:
-                    out_tok = _chars_to_tokens(run["code"])
+                    out_tok = chars_to_tokens(run["code"])
                 price_in, price_out = HE_PRICES[model]
-                responses[model] = _response(run["code"], 1.0 if run["passed"] else 0.0,
+                responses[model] = response(run["code"], 1.0 if run["passed"] else 0.0,
                                              in_tok, out_tok, price_in, price_out,
                                              run["latency_s"])
             if responses:
@@ -122,7 +122,7 @@ def convert_humaneval(src: str | Path, out: str | Path, *,
         "tier: parameters in billions; GPT sizes are undisclosed, so gpt-3.5-turbo = 175 "
         "and gpt-4 = 1000 are coarse ranks.",
     ]
-    return _finish(records, list(HE_MODELS), sidecar, out, notes)
+    return finish(records, list(HE_MODELS), sidecar, out, notes)
 
 
 def _read_humaneval(path: Path) -> list[dict]:

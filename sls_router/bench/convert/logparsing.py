@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ...errors import InvalidInputError
-from ._common import _check_limit, _require_dir, _read_csv, _count, _chars_to_tokens, _template_score, _response, _finish
+from ._common import check_limit, require_dir, read_csv, count, chars_to_tokens, template_score, response, finish
 
 LOG_PROMPT = ("Abstract the variable parts of this log message with <*> and answer with the "
               "template only.\nLog message: {content}\nTemplate:")
@@ -37,8 +37,8 @@ _LOG_BASE = ("LineId", "Content", "EventId", "EventTemplate")
 def convert_logparsing(src: str | Path, out: str | Path, *,
                        limit_per_source: int | None = None) -> dict:
     """OptLLM log-parsing CSVs (folder SRC) -> one request per log line, 8 models."""
-    limit = _check_limit(limit_per_source)
-    folder = _require_dir(src, "togetherModel_<System>_raw.csv.gz and ai21_<System>_raw.csv.gz")
+    limit = check_limit(limit_per_source)
+    folder = require_dir(src, "togetherModel_<System>_raw.csv.gz and ai21_<System>_raw.csv.gz")
     together = {p.name[len("togetherModel_"):-len("_raw.csv.gz")]: p
                 for p in folder.glob("togetherModel_*_raw.csv.gz")}
     ai21 = {p.name[len("ai21_"):-len("_raw.csv.gz")]: p
@@ -59,8 +59,8 @@ def convert_logparsing(src: str | Path, out: str | Path, *,
     records: list[dict] = []
     systems = sorted(together)
     for system in systems:
-        t_rows = _read_csv(together[system], t_cols, limit)
-        a_rows = _read_csv(ai21[system], a_cols, limit)
+        t_rows = read_csv(together[system], t_cols, limit)
+        a_rows = read_csv(ai21[system], a_cols, limit)
         if len(t_rows) != len(a_rows):
             raise InvalidInputError(
                 f"{together[system]} has {len(t_rows)} rows but {ai21[system]} has "
@@ -76,17 +76,17 @@ def convert_logparsing(src: str | Path, out: str | Path, *,
             responses = {}
             for model, prefix in LOG_TOGETHER.items():
                 output = t[f"{prefix}_template"]
-                responses[model] = _response(
-                    output, _template_score(output, reference),
-                    _count(t, f"{prefix}_prompt_token_num", together[system], i),
-                    _count(t, f"{prefix}_completion_tokens_num", together[system], i),
+                responses[model] = response(
+                    output, template_score(output, reference),
+                    count(t, f"{prefix}_prompt_token_num", together[system], i),
+                    count(t, f"{prefix}_completion_tokens_num", together[system], i),
                     LOG_PRICES[model], LOG_PRICES[model], None)
-            in_tokens = _count(a, "token_num", ai21[system], i)
+            in_tokens = count(a, "token_num", ai21[system], i)
             for model, prefix in LOG_AI21.items():
                 output = a[f"{prefix}_template"]
-                responses[model] = _response(
-                    output, _template_score(output, reference), in_tokens,
-                    _chars_to_tokens(a[f"{prefix}_output"]),
+                responses[model] = response(
+                    output, template_score(output, reference), in_tokens,
+                    chars_to_tokens(a[f"{prefix}_output"]),
                     LOG_PRICES[model], LOG_PRICES[model], None)
             records.append({
                 "id": f"{system}-{t['LineId']}", "task": f"logparsing/{system}",
@@ -112,4 +112,4 @@ def convert_logparsing(src: str | Path, out: str | Path, *,
         "prompt is a fixed instruction + the log line (a shared prefix like real templated "
         "prompts; OptLLM's exact prompt text is not in the CSVs); query is the log line.",
     ]
-    return _finish(records, models, sidecar, out, notes)
+    return finish(records, models, sidecar, out, notes)

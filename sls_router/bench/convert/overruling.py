@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from ...errors import InvalidInputError
-from ._common import _check_limit, _read_csv, _number, _chars_to_tokens, _round, _finish
+from ._common import check_limit, read_csv, number, chars_to_tokens, round6, finish
 
 OV_MODELS = ("gptneox_20B", "gptj_6B", "fairseq_gpt_13B", "text-davinci-002",
              "text-curie-001", "gpt-3.5-turbo", "gpt-4", "j1-jumbo", "j1-grande", "j1-large",
@@ -28,7 +28,7 @@ OV_TIER = {"gptneox_20B": 20, "gptj_6B": 6, "fairseq_gpt_13B": 13, "text-davinci
 def convert_overruling(src: str | Path, out: str | Path, *,
                        limit_per_source: int | None = None) -> dict:
     """FrugalGPT OVERRULING results (`overruling.csv.gz`) -> one request per row, 12 models."""
-    limit = _check_limit(limit_per_source)
+    limit = check_limit(limit_per_source)
     path = Path(src)
     if path.is_dir():
         path = path / "overruling.csv.gz"
@@ -37,7 +37,7 @@ def convert_overruling(src: str | Path, out: str | Path, *,
                                 "(from the OptLLM repository) or the folder holding it.")
     columns = ["query", "ref_answer"] + [f"{m}{s}" for m in OV_MODELS
                                          for s in ("_answer", "_cost", "")]
-    rows = _read_csv(path, columns, None)
+    rows = read_csv(path, columns, None)
     if not rows:
         raise InvalidInputError(f"{path} holds no rows; it must list one query per row.")
     prompts = [row["query"] for _, row in rows]
@@ -56,21 +56,21 @@ def convert_overruling(src: str | Path, out: str | Path, *,
             query = prompt[at:] if at >= 0 else prompt
         index = row.get("") or ""
         rid = index if index.strip().isdigit() else str(i - 1)
-        in_tok = _chars_to_tokens(prompt)
+        in_tok = chars_to_tokens(prompt)
         responses = {}
         for model in OV_MODELS:
             output = row[f"{model}_answer"].strip()
-            score = _number(row, model, path, i)
+            score = number(row, model, path, i)
             if score not in (0.0, 1.0):
                 raise InvalidInputError(f"{path}: row {i}: column {model!r} must be 0 or 1, got "
                                         f"{row[model]!r}; fix the row or drop it.")
-            cost = _number(row, f"{model}_cost", path, i)
+            cost = number(row, f"{model}_cost", path, i)
             if cost < 0:
                 raise InvalidInputError(f"{path}: row {i}: column {model}_cost must be USD >= 0, "
                                         f"got {row[f'{model}_cost']!r}.")
             responses[model] = {"output": output, "score": score, "input_tokens": in_tok,
-                                "output_tokens": _chars_to_tokens(output),
-                                "cost": _round(cost), "latency_s": None}
+                                "output_tokens": chars_to_tokens(output),
+                                "cost": round6(cost), "latency_s": None}
         records.append({"id": f"overruling-{rid}", "task": "classification/overruling",
                         "prompt": prompt, "query": query, "reference": row["ref_answer"].strip(),
                         "scorer": "exact", "responses": responses})
@@ -102,7 +102,7 @@ def convert_overruling(src: str | Path, out: str | Path, *,
         "tier: parameters in billions (Cohere xlarge 52.4 / medium 6.1 as listed by HELM); "
         "GPT-3.5/4 sizes are undisclosed: coarse ranks 175 and 1000.",
     ]
-    return _finish(records, list(OV_MODELS), sidecar, out, notes)
+    return finish(records, list(OV_MODELS), sidecar, out, notes)
 
 
 # ============================================================================== helpers
