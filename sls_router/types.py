@@ -57,6 +57,12 @@ class ModelSpec:
 class Request:
     """One LLM call. Give `messages` (role/content dicts) or a plain `prompt`.
 
+    A message is ``{"role": "system"|"user"|"assistant"|"tool", "content": str}``; an
+    assistant turn may add ``"tool_calls": [{"id", "name", "args"}]`` and a tool turn
+    needs the ``"tool_call_id"`` it answers. `tools` are OpenAI-style function specs
+    (``{"type": "function", "function": {"name", "description", "parameters"}}``);
+    a request with tools is routed only among tool-capable models and never cached.
+
     `query` is the text to cache and route on; by default the last user turn (the
     part of a prompt that varies), never the shared system prompt or history.
     `params` are generation parameters (temperature, max_tokens, stop, ...).
@@ -208,5 +214,27 @@ def _check_messages(messages: Sequence[Any]) -> list[dict[str, Any]]:
         if not isinstance(content, str):
             raise InvalidInputError(f"message {i} content is a {type(content).__name__}; only "
                                     "text content is supported: pass a string.")
-        out.append({**message, "role": role, "content": content})
+        checked = {**message, "role": role, "content": content}
+        if message.get("tool_calls"):
+            if role != "assistant":
+                raise InvalidInputError(f"message {i}: only assistant turns carry tool_calls.")
+            checked["tool_calls"] = check_tool_calls(message["tool_calls"])
+        if role == "tool" and not isinstance(message.get("tool_call_id"), str):
+            raise InvalidInputError(f"message {i} is a tool result without a tool_call_id; pass "
+                                    "the id of the assistant's tool call it answers.")
+        out.append(checked)
+    return out
+
+
+def check_tool_calls(tool_calls: Any) -> list[dict[str, Any]]:
+    """Tool calls as the engine passes them: ``[{"id": str, "name": str, "args": dict}]``."""
+    if not isinstance(tool_calls, Sequence) or isinstance(tool_calls, (str, bytes)):
+        raise InvalidInputError("tool_calls must be a list of {'id', 'name', 'args'} dicts.")
+    out = []
+    for call in tool_calls:
+        if (not isinstance(call, Mapping) or not isinstance(call.get("name"), str)
+                or not isinstance(call.get("args", {}), Mapping)):
+            raise InvalidInputError(f"tool call {call!r}: pass {{'id': str, 'name': str, "
+                                    "'args': dict}.")
+        out.append({"id": call.get("id"), "name": call["name"], "args": dict(call.get("args", {}))})
     return out
