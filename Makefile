@@ -16,7 +16,7 @@ $(VENV)/bin/python:
 # Reinstall only when a project file changed; editable installs pick up code changes by themselves.
 $(STAMP): $(VENV)/bin/python pyproject.toml constraints.txt $(INTEGRATIONS)
 	$(PIP) torch==2.13.0
-	$(PIP) -e ".[test]" $(foreach p,$(dir $(INTEGRATIONS)),-e ./$(p))
+	$(PIP) -e ".[test]" $(foreach p,$(dir $(INTEGRATIONS)),-e "./$(p)[test]")
 	touch $(STAMP)
 
 # The main job: 24,000 recorded log-parsing requests answered by 8 real LLMs, routed by

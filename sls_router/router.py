@@ -482,6 +482,17 @@ class SmartRouter:
 
         return load_router(cls, Path(directory), pool, embedder, overrides)
 
+    @classmethod
+    def open(cls, directory: str | Path, pool: Sequence[tuple[ModelSpec, Backend]],
+             **options: Any) -> "SmartRouter":
+        """The router saved in `directory` if there is one, else a new one: the way to keep
+        what a service learned across restarts (call `save(directory)` to checkpoint)."""
+        from .store.local import has_state
+
+        if has_state(Path(directory)):
+            return cls.load(directory, pool, **options)
+        return cls(pool, **options)
+
     def close(self) -> None:
         self.updates.wait()
         self._pool_executor.shutdown(wait=False, cancel_futures=True)

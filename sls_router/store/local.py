@@ -51,6 +51,10 @@ def save_router(router: SmartRouter, directory: Path) -> None:
         (directory / stale).unlink(missing_ok=True)
 
 
+def has_state(directory: Path) -> bool:
+    return (directory / "manifest.json").is_file()
+
+
 def load_router(cls: type[SmartRouter], directory: Path,
                 pool: Sequence[tuple[ModelSpec, Backend]], embedder: str | Embedder | None,
                 overrides: dict[str, Any]) -> SmartRouter:
