@@ -12,12 +12,13 @@ from langchain_core.messages import BaseMessage
 from langchain_core.outputs import LLMResult
 from sls_router import Request, SmartRouter, UnknownEntryError, Verifier
 
-from .chat_models import ROUTE_EVENT, SmartRouterLLM
+from .chat_models import SmartRouterLLM
 from .messages import to_engine_messages
 
 
 class SLSFeedbackHandler(BaseCallbackHandler):
-    """Remembers each `SmartRouterLLM` run's routing decision by `run_id`.
+    """Remembers each `SmartRouterLLM` run's routing decision by `run_id` (read from the
+    answer's `sls_*` metadata when the run ends, so streamed runs count too).
 
     `handler.feedback(run_id, score)` rates a run's answer (e.g. a user's thumbs up);
     with a `verifier` (the engine's protocol: `verifier(request, text) -> score | None`)
@@ -40,23 +41,19 @@ class SLSFeedbackHandler(BaseCallbackHandler):
             with self._lock:
                 self._prompts[run_id] = messages[0]
 
-    def on_custom_event(self, name: str, data: Any, *, run_id: UUID, **kwargs: Any) -> None:
-        if name != ROUTE_EVENT:
-            return
-        with self._lock:
-            self.decisions[run_id] = dict(data)
-            while len(self.decisions) > self.max_runs:
-                self.decisions.popitem(last=False)
-
     def on_llm_end(self, response: LLMResult, *, run_id: UUID, **kwargs: Any) -> None:
+        generation = response.generations[0][0] if response.generations else None
+        message = getattr(generation, "message", None)
+        decision = getattr(message, "response_metadata", None) or {}
         with self._lock:
             messages = self._prompts.pop(run_id, None)
-            decision = self.decisions.get(run_id)
-        if self.verifier is None or messages is None or decision is None:
-            return  # not a SmartRouterLLM run, or nothing to check with
-        generation = response.generations[0][0]
-        if getattr(getattr(generation, "message", None), "tool_calls", None):
-            return  # a tool call is checked by running the tool, not by a text verifier
+            if "sls_request_id" not in decision:
+                return  # not a SmartRouterLLM run
+            self.decisions[run_id] = {k: v for k, v in decision.items() if k.startswith("sls_")}
+            while len(self.decisions) > self.max_runs:
+                self.decisions.popitem(last=False)
+        if self.verifier is None or messages is None or message.tool_calls:
+            return  # nothing to check with, or a tool call (checked by running the tool)
         score = self.verifier(Request(messages=to_engine_messages(messages)), generation.text)
         if score is not None:
             self.router.feedback(decision["sls_request_id"], score, source="verifier")

@@ -19,7 +19,7 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 from langchain_core.runnables import Runnable
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field
 from sls_router import ConfigurationError, ModelSpec, Request, Response, SmartRouter
 
 from .backend import langchain_pool
@@ -55,15 +55,13 @@ class SmartRouterLLM(BaseChatModel):
 
     model_config = ConfigDict(populate_by_name=True, arbitrary_types_allowed=True)
 
-    @model_validator(mode="before")
-    @classmethod
-    def _require_router(cls, values: Any) -> Any:
-        if isinstance(values, Mapping) and not isinstance(values.get("router"), SmartRouter):
+    def __init__(self, **data: Any) -> None:
+        if not isinstance(data.get("router"), SmartRouter):
             raise ConfigurationError(
                 "SmartRouterLLM needs a pool: use SmartRouterLLM.from_llms({name: chat_model}, "
                 "prices={name: (input_per_mtok, output_per_mtok)}), "
                 "SmartRouterLLM.from_replay(path) or SmartRouterLLM(router=SmartRouter(...)).")
-        return values
+        super().__init__(**data)
 
     @classmethod
     def from_llms(cls, llms: Mapping[str, BaseChatModel],
@@ -192,13 +190,14 @@ class SmartRouterLLM(BaseChatModel):
 
 
 def _result(response: Response) -> ChatResult:
-    return ChatResult(generations=[ChatGeneration(message=to_ai_message(response))],
-                      llm_output={"model_name": response.model,
-                                  "total_cost": response.cost_usd})
+    return ChatResult(generations=[ChatGeneration(message=to_ai_message(response))])
 
 
 def _emit(run_manager: CallbackManagerForLLMRun | None, response: Response) -> None:
-    """The routing decision as a custom event of this run, for handlers and tracers."""
+    """The routing decision as a custom event of this run, for handlers and tracers.
+
+    LangChain hands `_stream` no run manager when called through `stream()`; there the
+    decision travels only in the final chunk's `response_metadata`."""
     if run_manager is not None:
         CallbackManager(run_manager.handlers, parent_run_id=run_manager.parent_run_id,
                         tags=run_manager.tags, metadata=run_manager.metadata).on_custom_event(

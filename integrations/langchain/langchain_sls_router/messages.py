@@ -105,9 +105,10 @@ def estimate_tokens(text: str) -> int:
 
 
 def response_metadata(response: Response) -> dict[str, Any]:
-    """What sls-router decided and paid, under `sls_*` keys (plus LangChain's `model_name`)."""
+    """What sls-router decided and paid, under `sls_*` keys (plus `model_name`, `total_cost`)."""
     return {
         "model_name": response.model,
+        "total_cost": response.cost_usd,
         "sls_model": response.model,
         "sls_cache_hit": response.cache_hit,
         "sls_cost_usd": response.cost_usd,
@@ -120,6 +121,8 @@ def response_metadata(response: Response) -> dict[str, Any]:
 
 
 def usage_metadata(response: Response) -> dict[str, int]:
+    """Tokens only: LangChain sums usage across messages and chunks and accepts integers
+    there, so the USD cost goes to `response_metadata['total_cost']`."""
     usage = response.usage
     return {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens,
             "total_tokens": usage.total_tokens}
@@ -129,17 +132,13 @@ def to_ai_message(response: Response) -> AIMessage:
     calls = [tool_call(name=c["name"], args=c["args"], id=c["id"])
              for c in response.tool_calls or []]
     return AIMessage(response.text, tool_calls=calls, usage_metadata=usage_metadata(response),
-                     response_metadata=response_metadata(response), id=_message_id(response))
+                     response_metadata=response_metadata(response))
 
 
 def final_chunk(response: Response) -> AIMessageChunk:
     """The last chunk of a stream: no text, the tool calls, usage and metadata (counted once)."""
-    chunks = [tool_call_chunk(name=c["name"], args=json.dumps(c["args"], ensure_ascii=False), id=c["id"], index=i)
+    chunks = [tool_call_chunk(name=c["name"], args=json.dumps(c["args"], ensure_ascii=False),
+                              id=c["id"], index=i)
               for i, c in enumerate(response.tool_calls or [])]
     return AIMessageChunk("", tool_call_chunks=chunks, usage_metadata=usage_metadata(response),
-                          response_metadata=response_metadata(response),
-                          id=_message_id(response), chunk_position="last")
-
-
-def _message_id(response: Response) -> str:
-    return f"sls-{response.request_id}"
+                          response_metadata=response_metadata(response), chunk_position="last")

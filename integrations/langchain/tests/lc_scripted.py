@@ -8,6 +8,7 @@ understand a request; tests that need understanding are marked xfail.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -34,6 +35,10 @@ class ScriptedChatModel(BaseChatModel):
         return "scripted"
 
     @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return {"tag": self.tag}
+
+    @property
     def calls(self) -> int:
         return self._calls
 
@@ -49,7 +54,8 @@ class ScriptedChatModel(BaseChatModel):
         message = self._answer(messages, stop, kwargs)
         for word in re.findall(r"\S+\s*|\s+", message.text):
             yield ChatGenerationChunk(message=AIMessageChunk(word))
-        chunks = [tool_call_chunk(name=c["name"], args=_dumps(c["args"]), id=c["id"], index=i)
+        chunks = [tool_call_chunk(name=c["name"], args=json.dumps(c["args"], ensure_ascii=False),
+                                  id=c["id"], index=i)
                   for i, c in enumerate(message.tool_calls)]
         yield ChatGenerationChunk(message=AIMessageChunk(
             "", tool_call_chunks=chunks, usage_metadata=message.usage_metadata,
@@ -149,9 +155,3 @@ def _fill(schema: dict[str, Any], text: str) -> dict[str, Any]:
         else:
             args[field] = next(strings, f"{field} of {_reply(text)}")
     return args
-
-
-def _dumps(args: dict[str, Any]) -> str:
-    import json
-
-    return json.dumps(args, ensure_ascii=False)
