@@ -70,6 +70,9 @@ class ReplayDataset:
         for record in self.records:
             self._by_prompt.setdefault(record.prompt, record)
             self._by_id[record.id] = record
+        for record in self.records:  # a chat turn may carry only the varying part
+            if record.query:
+                self._by_prompt.setdefault(record.query, record)
 
     def __len__(self) -> int:
         return len(self.records)
@@ -78,6 +81,9 @@ class ReplayDataset:
         return iter(self.records)
 
     def find(self, prompt: str) -> ReplayRecord | None:
+        """The record whose prompt is `prompt`, else whose query (varying part) is: a chat
+        that sends the instructions as system prompt and the log line or question as the
+        user turn replays the same recorded answers."""
         return self._by_prompt.get(prompt)
 
     def get(self, record_id: str) -> ReplayRecord | None:

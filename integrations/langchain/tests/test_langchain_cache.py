@@ -6,7 +6,7 @@ import pytest
 from langchain_core.globals import set_llm_cache
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 from langchain_sls_router import SLSSemanticCache
-from lc_scripted import ScriptedChatModel, ScriptedToolChatModel
+from langchain_sls_router.testing import ScriptedChatModel, ScriptedToolChatModel
 from sls_router import UnknownEntryError
 
 

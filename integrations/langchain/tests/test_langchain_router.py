@@ -14,7 +14,7 @@ from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.tools import tool
 from langchain_sls_router import SLSFeedbackHandler, SmartRouterLLM
-from lc_scripted import ScriptedChatModel, ScriptedToolChatModel
+from langchain_sls_router.testing import ScriptedChatModel, ScriptedToolChatModel
 from sls_router import (ConfigurationError, InvalidInputError, SLSRouterError,
                         UnknownEntryError)
 

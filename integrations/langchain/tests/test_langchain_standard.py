@@ -1,6 +1,6 @@
 """LangChain's own standard test suites, run against SmartRouterLLM.
 
-The pool is scripted chat models (see lc_scripted.py): the suites check that the
+The pool is scripted chat models (see langchain_sls_router/testing.py): the suites check that the
 adapter behaves like a LangChain chat model, not what a real model understands.
 """
 
@@ -12,7 +12,7 @@ import pytest
 from langchain_sls_router import SmartRouterLLM
 from langchain_tests.integration_tests import ChatModelIntegrationTests
 from langchain_tests.unit_tests import ChatModelUnitTests
-from lc_scripted import ScriptedChatModel, ScriptedToolChatModel
+from langchain_sls_router.testing import ScriptedChatModel, ScriptedToolChatModel
 from sls_router import SmartRouter
 
 

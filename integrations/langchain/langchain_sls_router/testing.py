@@ -1,4 +1,6 @@
-"""Scripted chat models for tests: real `BaseChatModel` subclasses that answer by rule.
+"""Scripted chat models for tests and offline examples: real `BaseChatModel`
+subclasses that answer by rule, like `langchain_core`'s fake chat models but able to
+call tools.
 
 They stand in for provider models offline. A tool-capable one calls a tool when the
 prompt names it (or `tool_choice` forces one) and fills the arguments from the
