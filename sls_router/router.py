@@ -25,6 +25,7 @@ from .backends import Backend, StreamChunk, check_pool, replay_chunks, replay_po
 from .cache import CacheLookup, SemanticCache, scope_key
 from .embeddings import Embedder, get_embedder
 from .errors import BackendError, InvalidInputError, UnknownEntryError
+from .health import CircuitBreaker, retry_after_s
 from .outcomes import OutcomeLog
 from .routing import (Decision, KNNQualityPredictor, LatencyPredictor, LogisticQualityPredictor,
                       Scheduler, TokenCostPredictor, query_features)
@@ -51,6 +52,7 @@ class _Served:
     text: str
     lookup: CacheLookup | None
     entry_id: int | None
+    namespace: str
 
 
 @dataclass
@@ -81,6 +83,8 @@ class SmartRouter:
     max_wrong_rate : the cache's wrong-hit target.
     verifier : applied to every fresh answer as automatic (weak) feedback.
     recheck : when the verifier rejects an answer, try the next model once.
+    breaker_failures, breaker_cooldown_s : a model failing this many times in a row (or
+        rate-limited) leaves the rotation for the cool-down (see health.py).
     update_every_n, update_every_s, background_updates : Update Manager triggers.
     """
 
@@ -91,6 +95,7 @@ class SmartRouter:
                  budget_usd: float | None = None, exploration: float = 1.0,
                  cache: bool | SemanticCache = True, max_wrong_rate: float = 0.02,
                  verifier: Verifier | None = None, recheck: bool = True,
+                 breaker_failures: int = 3, breaker_cooldown_s: float = 30.0,
                  update_every_n: int = 200, update_every_s: float = 300.0,
                  background_updates: bool = True, max_pending: int = 100_000,
                  random_state: int | None = None) -> None:
@@ -98,7 +103,8 @@ class SmartRouter:
         self.options = dict(preset=preset, lam=lam, mu=mu, min_quality=min_quality,
                             max_cost_usd=max_cost_usd, budget_usd=budget_usd,
                             exploration=exploration, max_wrong_rate=max_wrong_rate,
-                            recheck=recheck, update_every_n=update_every_n,
+                            recheck=recheck, breaker_failures=breaker_failures,
+                            breaker_cooldown_s=breaker_cooldown_s, update_every_n=update_every_n,
                             update_every_s=update_every_s, background_updates=background_updates,
                             max_pending=max_pending, random_state=random_state)
         self.embedder = get_embedder(embedder)
@@ -118,6 +124,7 @@ class SmartRouter:
         self.latency = LatencyPredictor()
         self.verifier = verifier
         self.recheck = recheck
+        self.health = CircuitBreaker(breaker_failures, breaker_cooldown_s)
         self.max_pending = max_pending
         n_features = len(query_features("x", None))
         self.outcomes = OutcomeLog(self.embedder.dim, n_features)
@@ -141,7 +148,7 @@ class SmartRouter:
             return self._cached_response(plan)
         attempts: list[tuple[str, str]] = []
         checked: list[tuple[str, Completion, float, float | None]] = []
-        for name in plan.decision.ranking:
+        for name in self.health.order(plan.decision.ranking):
             started = time.perf_counter()
             try:
                 future = self._pool_executor.submit(self.backends[name].complete, plan.request)
@@ -160,7 +167,7 @@ class SmartRouter:
             return self._cached_response(plan)
         attempts: list[tuple[str, str]] = []
         checked: list[tuple[str, Completion, float, float | None]] = []
-        for name in plan.decision.ranking:
+        for name in self.health.order(plan.decision.ranking):
             started = time.perf_counter()
             try:
                 completion = await asyncio.wait_for(self.backends[name].acomplete(plan.request),
@@ -196,7 +203,8 @@ class SmartRouter:
             yield response
             return
         attempts: list[tuple[str, str]] = []
-        for name in plan.decision.ranking:
+        checked: list[tuple[str, Completion, float, float | None]] = []
+        for name in self.health.order(plan.decision.ranking):
             started = time.perf_counter()
             emitted = False
             try:
@@ -211,16 +219,15 @@ class SmartRouter:
                 else:
                     raise BackendError(f"model {name} ended its stream without a completion.")
             except Exception as exc:
-                if emitted:
-                    raise
                 attempts.append(self._failure(name, exc))
+                if emitted:  # text already reached the caller: no other model can take over
+                    raise
                 continue
-            verdict = self._verify(plan.request, completion)
-            attempts.append((name, "ok"))
-            yield self._finish(plan, [(name, completion, time.perf_counter() - started, verdict)],
-                               attempts)
-            return
-        self._finish(plan, [], attempts)
+            if self._accept(name, completion, started, self._verify(plan.request, completion),
+                            attempts, checked) or _answered(completion):
+                yield self._finish(plan, checked, attempts)
+                return
+        self._finish(plan, checked, attempts)
 
     async def astream(self, request: Request | str) -> AsyncIterator[StreamChunk | Response]:
         plan = self.route(request)
@@ -231,7 +238,8 @@ class SmartRouter:
             yield response
             return
         attempts: list[tuple[str, str]] = []
-        for name in plan.decision.ranking:
+        checked: list[tuple[str, Completion, float, float | None]] = []
+        for name in self.health.order(plan.decision.ranking):
             started = time.perf_counter()
             emitted = False
             completion = None
@@ -247,23 +255,27 @@ class SmartRouter:
                 if completion is None:
                     raise BackendError(f"model {name} ended its stream without a completion.")
             except Exception as exc:
-                if emitted:
-                    raise
                 attempts.append(self._failure(name, exc))
+                if emitted:  # text already reached the caller: no other model can take over
+                    raise
                 continue
             verdict = await asyncio.to_thread(self._verify, plan.request, completion)
-            attempts.append((name, "ok"))
-            yield self._finish(plan, [(name, completion, time.perf_counter() - started, verdict)],
-                               attempts)
-            return
-        self._finish(plan, [], attempts)
+            if self._accept(name, completion, started, verdict, attempts,
+                            checked) or _answered(completion):
+                yield self._finish(plan, checked, attempts)
+                return
+        self._finish(plan, checked, attempts)
 
     # -- feedback -----------------------------------------------------------------
-    def feedback(self, request_id: str, score: float, source: str = "user") -> None:
-        """Judge the answer served to `request_id` (score in [0, 1])."""
+    def feedback(self, request_id: str, score: float, source: str = "user", *,
+                 namespace: str | None = None) -> None:
+        """Judge the answer served to `request_id` (score in [0, 1]). With `namespace`,
+        only a request of that tenant is accepted (others look unknown)."""
         fb = Feedback(request_id, score, source)
         with self._lock:
-            served = self._served.get(request_id)
+            served = self._served.get(request_id) if isinstance(request_id, str) else None
+        if served is not None and namespace is not None and served.namespace != namespace:
+            served = None
         if served is None:
             raise UnknownEntryError(f"request {request_id!r} is unknown (never served here, "
                                     "or too old); pass the request_id of a Response.")
@@ -379,16 +391,27 @@ class SmartRouter:
         return decision, dict(zip(names, mean.tolist()))
 
     def _failure(self, name: str, exc: BaseException) -> tuple[str, str]:
+        """A call that raised or timed out: nothing to pay, one strike for the model."""
+        retry_after = retry_after_s(exc)
+        self.health.record_failure(name, retry_after)
         if isinstance(exc, _TIMEOUTS):
             return name, f"timed out after {self.specs[name].timeout_s} s"
-        return name, f"{type(exc).__name__}: {exc}"
+        pause = f" (retry after {retry_after:g} s)" if retry_after is not None else ""
+        return name, f"{type(exc).__name__}: {exc}{pause}"
 
     def _accept(self, name: str, completion: Completion, started: float, verdict: float | None,
                 attempts: list, checked: list) -> bool:
-        """Record one answered call; True when no further model should be tried."""
+        """Record one answered (and paid) call; True when no further model should be tried.
+        An empty answer is paid for but counts as a failure of the model."""
+        if not _answered(completion):
+            self.health.record_failure(name)
+            checked.append((name, completion, time.perf_counter() - started, 0.0))
+            attempts.append((name, "empty answer"))
+            return False
+        self.health.record_success(name)
         checked.append((name, completion, time.perf_counter() - started, verdict))
         attempts.append((name, "ok" if verdict != 0.0 else "rejected by verifier"))
-        return verdict != 0.0 or not self.recheck or len(checked) > 1
+        return verdict != 0.0 or not self.recheck or sum(map(_answered_row, checked)) > 1
 
     def _verify(self, request: Request, completion: Completion) -> float | None:
         return None if completion.tool_calls else self._verify_text(request, completion.text)
@@ -397,13 +420,14 @@ class SmartRouter:
         return None if self.verifier is None else self.verifier(request, text)
 
     def _finish(self, plan: RoutePlan, checked: list, attempts: list[tuple[str, str]]) -> Response:
-        if not checked:
+        usable = [c for c in checked if _answered_row(c)]
+        if not usable:
             detail = "; ".join(f"{m}: {why}" for m, why in attempts)
             raise BackendError(f"every model failed for request {plan.request.id} ({detail}). "
                                "Check the providers' status and credentials, or add models.",
                                attempts)
-        passed = [c for c in checked if c[3] != 0.0]
-        name, completion, _, verdict = passed[0] if passed else checked[0]
+        passed = [c for c in usable if c[3] != 0.0]
+        name, completion, _, verdict = passed[0] if passed else usable[0]
         total_cost = 0.0
         total_latency = 0.0
         modelled = False
@@ -461,7 +485,7 @@ class SmartRouter:
     def _remember(self, plan: RoutePlan, response: Response, entry_id: int | None) -> None:
         served = _Served(model=response.model, cache_hit=response.cache_hit, vector=plan.vector,
                          features=plan.features, text=response.text, lookup=plan.lookup,
-                         entry_id=entry_id)
+                         entry_id=entry_id, namespace=plan.request.namespace)
         with self._lock:
             self._served[plan.request.id] = served
             while len(self._served) > self.max_pending:
@@ -496,6 +520,14 @@ class SmartRouter:
     def close(self) -> None:
         self.updates.wait()
         self._pool_executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _answered(completion: Completion) -> bool:
+    return bool(completion.tool_calls) or bool(completion.text.strip())
+
+
+def _answered_row(row: tuple[str, Completion, float, float | None]) -> bool:
+    return _answered(row[1])
 
 
 def _as_request(request: Request | str) -> Request:
