@@ -21,6 +21,7 @@ from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import ConfigDict, Field
 from sls_router import ConfigurationError, ModelSpec, Request, Response, SmartRouter
+from sls_router.backends import replay_pool
 
 from .backend import langchain_pool
 from .messages import final_chunk, response_metadata, to_ai_message, to_engine_messages
@@ -79,8 +80,6 @@ class SmartRouterLLM(BaseChatModel):
     @classmethod
     def from_replay(cls, path: str | Path, **options: Any) -> "SmartRouterLLM":
         """Route among the models of a recorded dataset (answers come from the recording)."""
-        from sls_router.backends import replay_pool
-
         router_options, fields = _split_options(options)
         sleep = bool(router_options.pop("sleep", False))
         return cls(router=_make_router(replay_pool(path, sleep=sleep), router_options), **fields)
