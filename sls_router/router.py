@@ -162,7 +162,7 @@ class SmartRouter:
         return self._finish(plan, checked, attempts)
 
     async def acomplete(self, request: Request | str) -> Response:
-        plan = self.route(request)
+        plan = await asyncio.to_thread(self.route, request)  # embedding blocks
         if plan.decision is None:
             return self._cached_response(plan)
         attempts: list[tuple[str, str]] = []
@@ -230,7 +230,7 @@ class SmartRouter:
         self._finish(plan, checked, attempts)
 
     async def astream(self, request: Request | str) -> AsyncIterator[StreamChunk | Response]:
-        plan = self.route(request)
+        plan = await asyncio.to_thread(self.route, request)  # embedding blocks
         if plan.decision is None:
             response = self._cached_response(plan)
             for chunk in replay_chunks(response.text):
@@ -343,7 +343,7 @@ class SmartRouter:
         vector = self.embedder.encode([request.embed_text])[0]
         features = query_features(request.embed_text, request.task)
         scope = scope_key(request.namespace, params=request.params, system=request.system,
-                          history=request.history)
+                          history=request.context)
         cacheable = (self.cache is not None and not request.tools
                      and (request.temperature == 0 or request.cache_sampled))
         lookup = None

@@ -120,12 +120,24 @@ class Request:
 
     @property
     def history(self) -> list[dict[str, Any]]:
-        """Non-system turns before the last user turn: they scope the cache."""
+        """Non-system turns before the last user turn."""
         turns = [m for m in self.messages or [] if m["role"] != "system"]
-        for i in range(len(turns) - 1, -1, -1):
-            if turns[i]["role"] == "user":
-                return turns[:i]
-        return turns
+        return turns[:_last_user(turns)]
+
+    @property
+    def context(self) -> list[Any]:
+        """Everything the model sees besides the embedded text and the system prompt:
+        the turns before *and after* the last user turn (tool calls and results), and
+        the rest of the prompt when `query` names only a part of it. Two requests may
+        share a cached answer only when their contexts are equal."""
+        turns = [m for m in self.messages or [] if m["role"] != "system"]
+        i = _last_user(turns)
+        context: list[Any] = turns[:i] + ["<embedded turn>"] + turns[i + 1:]
+        if self.query is not None and self.query.strip():
+            text = self.prompt if self.prompt is not None else (
+                turns[i]["content"] if i < len(turns) else "")
+            context.append(text.replace(self.query, "<query>", 1))
+        return context
 
     @property
     def temperature(self) -> float:
@@ -196,6 +208,14 @@ class Feedback:
             raise InvalidInputError(f"feedback score {self.score!r} for request {self.request_id!r}"
                                     ": pass a number in [0, 1] (1 = right, 0 = wrong).")
         object.__setattr__(self, "score", float(score))
+
+
+def _last_user(turns: list[dict[str, Any]]) -> int:
+    """Index of the last user turn (len(turns) when there is none)."""
+    for i in range(len(turns) - 1, -1, -1):
+        if turns[i]["role"] == "user":
+            return i
+    return len(turns)
 
 
 def _check_messages(messages: Sequence[Any]) -> list[dict[str, Any]]:

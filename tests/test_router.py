@@ -269,3 +269,24 @@ def test_bad_feedback_and_requests(topic_embedder):
         router.complete(Request(prompt="x:a", tools=[{"name": "t"}]))  # no tool-capable model
     assert len(router.outcomes) == 0
     assert isinstance(BackendError("x"), SLSRouterError)
+
+
+def test_turns_after_the_question_and_the_rest_of_the_prompt_scope_the_cache(topic_embedder):
+    router = SmartRouter([(ModelSpec("m"), CallableBackend(lambda r: f"answer {len(r.text)}"))],
+                         embedder=topic_embedder, random_state=0, background_updates=False)
+    question = {"role": "user", "content": "weather:paris"}
+    router.complete(Request(messages=[question]))
+    call = {"role": "assistant", "content": "", "tool_calls": [
+        {"id": "1", "name": "get_weather", "args": {"city": "Paris"}}]}
+    result = {"role": "tool", "content": "sunny", "tool_call_id": "1"}
+    after_tools = router.complete(Request(messages=[question, call, result]))
+    assert not after_tools.cache_hit  # the tool's result changes what the answer must be
+    assert router.complete(Request(messages=[question])).cache_hit
+
+    template = "Context: {ctx}\nQuestion: {q}\nAnswer:"
+    first = Request(prompt=template.format(ctx="France", q="capital:x"), query="capital:x")
+    other_context = Request(prompt=template.format(ctx="Spain", q="capital:x"), query="capital:x")
+    same_context = Request(prompt=template.format(ctx="France", q="capital:x"), query="capital:x")
+    router.complete(first)
+    assert not router.complete(other_context).cache_hit
+    assert router.complete(same_context).cache_hit
