@@ -342,8 +342,7 @@ class SmartRouter:
         started = time.perf_counter()
         vector = self.embedder.encode([request.embed_text])[0]
         features = query_features(request.embed_text, request.task)
-        scope = scope_key(request.namespace, params=request.params, system=request.system,
-                          history=request.context)
+        scope = request_scope(request)
         cacheable = (self.cache is not None and not request.tools
                      and (request.temperature == 0 or request.cache_sampled))
         lookup = None
@@ -520,6 +519,12 @@ class SmartRouter:
     def close(self) -> None:
         self.updates.wait()
         self._pool_executor.shutdown(wait=False, cancel_futures=True)
+
+
+def request_scope(request: Request) -> str:
+    """The cache scope of a request: tenant, parameters, system prompt and context."""
+    return scope_key(request.namespace, params=request.params, system=request.system,
+                     history=request.context)
 
 
 def _answered(completion: Completion) -> bool:

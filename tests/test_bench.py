@@ -121,3 +121,13 @@ def test_bad_options_are_refused(tiny):
     with pytest.raises(ConfigurationError, match="unknown strategies"):
         run_bench(load_dataset(tiny), embedder="hashing", strategies=["magic"])
     assert main(["bench", "--data", "/no/such/file.jsonl"]) == 2
+
+
+def test_overhead_bench_times_real_misses_and_real_hits():
+    from sls_router.bench.overhead import measure_overhead
+
+    figures = measure_overhead(entries=2000, embedder="hashing", models=3, decisions=40,
+                               history=300)
+    assert figures["cache_hits_on_hit_path"] == 40  # the hit path really hits...
+    assert figures["cache_hits_on_miss_path"] == 0  # ...and the miss path really misses
+    assert 0 < figures["hit_p50_ms"] and 0 < figures["miss_p50_ms"]

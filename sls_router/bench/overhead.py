@@ -16,8 +16,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..backends import CallableBackend
-from ..cache import scope_key
-from ..router import SmartRouter
+from ..router import SmartRouter, request_scope
 from ..types import ModelSpec, Request
 
 # Cached and uncached requests come from different topics, so the miss path really misses.
@@ -58,7 +57,7 @@ def measure_overhead(entries: int = 100_000, embedder: str = "static", models: i
     pool = [(ModelSpec(f"model-{k}", input_per_mtok=0.1 * (k + 1), output_per_mtok=0.2 * (k + 1)),
              CallableBackend(lambda r: "unused")) for k in range(models)]
     router = SmartRouter(pool, embedder=embedder, random_state=seed, background_updates=False)
-    scope = scope_key("default", params={}, system=None, history=[])
+    scope = request_scope(Request(prompt="any prompt"))  # every timed request's scope
     vectors = _clustered(router.embedder.encode(_traffic(min(entries, 5000), rng)), entries, rng)
     for i in tqdm(range(entries), desc="filling the cache", mininterval=2):
         router.cache.insert(f"synthetic {i}", f"answer {i}", scope, vector=vectors[i])
