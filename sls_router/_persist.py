@@ -46,7 +46,7 @@ def read_json(path: Path) -> Any:
     except FileNotFoundError as exc:
         raise StateError(f"{path} is missing: the state directory is incomplete; "
                          "restore it from a backup or start from an empty state.") from exc
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # nesting too deep
         raise StateError(f"{path} is not valid JSON ({exc}): the state is corrupted; "
                          "restore it from a backup or start from an empty state.") from exc
 
@@ -57,7 +57,7 @@ def read_npy(path: Path) -> np.ndarray:
     except FileNotFoundError as exc:
         raise StateError(f"{path} is missing: the state directory is incomplete; "
                          "restore it from a backup or start from an empty state.") from exc
-    except (ValueError, OSError, EOFError) as exc:
+    except Exception as exc:  # a garbled header fails inside numpy's parser in many ways
         raise StateError(f"{path} is not a readable .npy array ({exc}): the state is corrupted; "
                          "restore it from a backup or start from an empty state.") from exc
 

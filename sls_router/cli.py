@@ -112,6 +112,34 @@ def print_bench(result: dict) -> None:
     Console(width=140).print(table)
 
 
+def _stress(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from .bench.stress import run_stress, stress_goals
+
+    size = "full" if args.full else "quick" if args.quick else "default"
+    result = run_stress(size, seed=args.seed,
+                        progress=lambda message: print(message, file=sys.stderr, flush=True))
+    goals = result["goals"] = stress_goals(result)
+    table = Table(title=f"stress ({size}, seed {args.seed}): {result['wall_s']} s")
+    for col in ("figure", "value", "goal", "met"):
+        table.add_column(col, justify="left" if col in ("figure", "goal") else "right")
+    for name, (value, goal, met) in goals.items():
+        table.add_row(name, str(value), goal, "yes" if met else "NO")
+    table.add_row("rss_mb start -> end", f"{result['rss_mb_start']} -> {result['rss_mb_end']}",
+                  f"{result['rss_requests']:,} requests, cache "
+                  f"{result['memory']['rss_cache_capacity']:,}", "")
+    for name, seconds in result["durations_s"].items():
+        table.add_row(f"time: {name}", f"{seconds} s", "", "")
+    Console(width=140).print(table)
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(result, indent=2, ensure_ascii=False))
+        print(f"wrote {args.json}")
+    return 0 if all(met for _, _, met in goals.values()) else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sls-router", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -152,6 +180,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", help="write the figures to this file")
     p.add_argument("--report", help="write report.md and PNGs into this directory")
     p.set_defaults(func=_bench)
+
+    p = sub.add_parser("stress", help="faults, load, kill -9, tenants, bad input, memory")
+    p.add_argument("--json", help="write the figures to this file")
+    p.add_argument("--full", action="store_true",
+                   help="the issue's full size (8x1,000 threads, 100x1,000 tasks, RSS over "
+                        "100,000 requests, 50 kills): several minutes")
+    p.add_argument("--quick", action="store_true", help="a small size for tests (5 kills)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_stress)
     return parser
 
 

@@ -250,7 +250,16 @@ def _prepare_texts(texts: object) -> list[str]:
             raise InvalidInputError(
                 f"texts[{i}] is {type(text).__name__}, not str; convert it with str(...) or leave it out"
             )
-    return [text[:MAX_TEXT_CHARS] for text in texts]
+    out = [text[:MAX_TEXT_CHARS] for text in texts]
+    for i, text in enumerate(out):
+        try:
+            text.encode("utf-8")  # tokenizers and hashers fail obscurely on lone surrogates
+        except UnicodeEncodeError as exc:
+            raise InvalidInputError(
+                f"texts[{i}] is not valid unicode (a lone surrogate at position {exc.start}); "
+                "decode the source bytes with errors='replace' first"
+            ) from None
+    return out
 
 
 def _unit_rows(vectors: Any) -> np.ndarray:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import dataclasses
+import hashlib
 import math
 import threading
 import time
@@ -23,7 +24,7 @@ import numpy as np
 
 from .backends import Backend, StreamChunk, check_pool, replay_chunks, replay_pool
 from .cache import CacheLookup, SemanticCache, scope_key
-from .embeddings import Embedder, get_embedder
+from .embeddings import MAX_TEXT_CHARS, Embedder, get_embedder
 from .errors import BackendError, InvalidInputError, UnknownEntryError
 from .health import CircuitBreaker, retry_after_s
 from .outcomes import OutcomeLog
@@ -43,13 +44,15 @@ _LOGISTIC_WINDOW = 5000  # input tokens are estimated from characters before a c
 
 @dataclass
 class _Served:
-    """What was served for one request, kept until its feedback arrives."""
+    """What was served for one request, kept until its feedback arrives (up to
+    `max_pending` of them: the answer itself is kept as a digest, so long answers do not
+    stay in memory after the cache evicted them)."""
 
     model: str
     cache_hit: bool
     vector: np.ndarray
     features: np.ndarray
-    text: str
+    answer_digest: bytes
     lookup: CacheLookup | None
     entry_id: int | None
     namespace: str
@@ -302,7 +305,7 @@ class SmartRouter:
             lookup = served.lookup
             if correct and lookup is not None and lookup.candidate_id is not None:
                 candidate = self.cache.get(lookup.candidate_id)
-                same_answer = candidate.answer.strip() == served.text.strip()
+                same_answer = _digest(candidate.answer) == served.answer_digest
                 same_model = (candidate.payload or {}).get("model") == served.model
                 if weak and same_answer:
                     self.cache.confirm(candidate.id)
@@ -340,11 +343,15 @@ class SmartRouter:
         """Decide without calling a model: cache hit (decision None) or the ranked models."""
         request = _as_request(request)
         started = time.perf_counter()
-        vector = self.embedder.encode([request.embed_text])[0]
+        # cut here too, so a user's own embedder never receives a 1 MB prompt either
+        vector = self.embedder.encode([request.embed_text[:MAX_TEXT_CHARS]])[0]
         features = query_features(request.embed_text, request.task)
         scope = request_scope(request)
+        # an all-zero embedding (e.g. emoji-only text for "static") compares to nothing:
+        # such a request skips the cache instead of failing
         cacheable = (self.cache is not None and not request.tools
-                     and (request.temperature == 0 or request.cache_sampled))
+                     and (request.temperature == 0 or request.cache_sampled)
+                     and bool(np.any(vector)))
         lookup = None
         if cacheable:
             lookup = self.cache.lookup(request.embed_text, scope, vector=vector)
@@ -482,9 +489,12 @@ class SmartRouter:
         return response
 
     def _remember(self, plan: RoutePlan, response: Response, entry_id: int | None) -> None:
+        lookup = plan.lookup
+        if lookup is not None and (lookup.answer is not None or lookup.payload is not None):
+            lookup = dataclasses.replace(lookup, answer=None, payload=None)  # feedback needs ids
         served = _Served(model=response.model, cache_hit=response.cache_hit, vector=plan.vector,
-                         features=plan.features, text=response.text, lookup=plan.lookup,
-                         entry_id=entry_id, namespace=plan.request.namespace)
+                         features=plan.features, answer_digest=_digest(response.text),
+                         lookup=lookup, entry_id=entry_id, namespace=plan.request.namespace)
         with self._lock:
             self._served[plan.request.id] = served
             while len(self._served) > self.max_pending:
@@ -525,6 +535,10 @@ def request_scope(request: Request) -> str:
     """The cache scope of a request: tenant, parameters, system prompt and context."""
     return scope_key(request.namespace, params=request.params, system=request.system,
                      history=request.context)
+
+
+def _digest(answer: str) -> bytes:
+    return hashlib.sha256(answer.strip().encode("utf-8", "surrogatepass")).digest()
 
 
 def _answered(completion: Completion) -> bool:

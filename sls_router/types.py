@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -88,12 +89,21 @@ class Request:
             raise InvalidInputError(f"prompt must be a str, got {type(self.prompt).__name__}.")
         if self.query is not None and not isinstance(self.query, str):
             raise InvalidInputError(f"query must be a str, got {type(self.query).__name__}.")
+        _check_unicode(self.prompt, "prompt")
+        _check_unicode(self.query, "query")
         if not isinstance(self.namespace, str) or not self.namespace:
             raise InvalidInputError("namespace must be a non-empty string (the tenant's id).")
         if not isinstance(self.params, Mapping):
             raise InvalidInputError("params must be a dict of generation parameters.")
         self.params = dict(self.params)
-        if not self.text.strip():
+        _check_temperature(self.params.get("temperature"))
+        # judged on the contents: `text` prefixes each turn with its role, so turns that
+        # are all empty would otherwise pass as "user: " and share one cache entry
+        if self.prompt is not None:
+            empty = not self.prompt.strip()
+        else:
+            empty = not any(m["content"].strip() or m.get("tool_calls") for m in self.messages)
+        if empty:
             raise InvalidInputError("the request is empty: give a non-empty prompt or user turn.")
 
     @property
@@ -150,6 +160,12 @@ class Usage:
     input_tokens: int = 0
     output_tokens: int = 0
 
+    def __post_init__(self) -> None:
+        for attr in ("input_tokens", "output_tokens"):
+            value = getattr(self, attr)
+            if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 0:
+                raise InvalidInputError(f"Usage.{attr}={value!r}: pass a token count (int >= 0).")
+
     @property
     def total_tokens(self) -> int:
         return self.input_tokens + self.output_tokens
@@ -172,6 +188,22 @@ class Completion:
     latency_modelled: bool = False
     tool_calls: list[dict[str, Any]] | None = None
     raw: Any = None
+
+    def __post_init__(self) -> None:
+        # checked where a backend builds it, so a garbled answer counts as that model's
+        # failure (the router fails over) instead of breaking the bookkeeping after the call
+        if not isinstance(self.text, str):
+            raise InvalidInputError(f"Completion.text is a {type(self.text).__name__}; a backend "
+                                    "must return the answer as a str ('' for none).")
+        if not isinstance(self.usage, Usage):
+            raise InvalidInputError("Completion.usage must be a Usage(input_tokens, "
+                                    "output_tokens).")
+        for attr in ("cost_usd", "latency_s"):
+            value = getattr(self, attr)
+            if value is not None and (not isinstance(value, numbers.Real) or isinstance(value, bool)
+                                      or not math.isfinite(value) or value < 0):
+                raise InvalidInputError(f"Completion.{attr}={value!r}: pass a finite number >= 0, "
+                                        "or None when unknown.")
 
 
 @dataclass(frozen=True)
@@ -208,6 +240,9 @@ class Feedback:
             raise InvalidInputError(f"feedback score {self.score!r} for request {self.request_id!r}"
                                     ": pass a number in [0, 1] (1 = right, 0 = wrong).")
         object.__setattr__(self, "score", float(score))
+        if not isinstance(self.source, str) or not self.source:  # it is saved as JSON
+            raise InvalidInputError(f"feedback source {self.source!r}: pass a non-empty string "
+                                    "such as 'user', 'label' or 'verifier'.")
 
 
 def _last_user(turns: list[dict[str, Any]]) -> int:
@@ -234,6 +269,7 @@ def _check_messages(messages: Sequence[Any]) -> list[dict[str, Any]]:
         if not isinstance(content, str):
             raise InvalidInputError(f"message {i} content is a {type(content).__name__}; only "
                                     "text content is supported: pass a string.")
+        _check_unicode(content, f"message {i} content")
         checked = {**message, "role": role, "content": content}
         if message.get("tool_calls"):
             if role != "assistant":
@@ -244,6 +280,31 @@ def _check_messages(messages: Sequence[Any]) -> list[dict[str, Any]]:
                                     "the id of the assistant's tool call it answers.")
         out.append(checked)
     return out
+
+
+def _check_unicode(text: str | None, what: str) -> None:
+    """Refuse lone surrogates (e.g. "\\ud800", left by decoding bytes wrongly): no provider
+    and no tokenizer accepts them, and they would fail deep inside an embedder."""
+    if text is None:
+        return
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidInputError(f"{what} is not valid unicode (a lone surrogate "
+                                f"{text[exc.start]!r} at position {exc.start}); decode the "
+                                "source bytes with errors='replace' first.") from None
+
+
+def _check_temperature(value: Any) -> None:
+    if value is None:
+        return
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        number = math.nan
+    if isinstance(value, bool) or not math.isfinite(number) or number < 0:
+        raise InvalidInputError(f"params['temperature']={value!r}: pass a finite number >= 0 "
+                                "(or leave it out).")
 
 
 def check_tool_calls(tool_calls: Any) -> list[dict[str, Any]]:

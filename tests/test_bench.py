@@ -87,7 +87,8 @@ def test_sls_runs_deterministically_under_a_seed(tiny):
 
 
 def test_repeated_request_is_served_from_cache_and_judged(tmp_path):
-    rows = [{"id": str(i), "prompt": f"same question {i}", "query": "same question",
+    # the same prompt five times (the rest of a prompt beyond its query scopes the cache)
+    rows = [{"id": str(i), "prompt": "Answer briefly: same question", "query": "same question",
              "reference": "A", "responses": {"m": _resp("A", 1, 0.5)}} for i in range(5)]
     path = tmp_path / "rep.jsonl"
     path.write_text("\n".join(json.dumps(r) for r in rows))

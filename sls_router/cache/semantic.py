@@ -16,7 +16,7 @@ import numpy as np
 
 from .._persist import (atomic_write_json, atomic_write_npy, check_manifest,
                         current_generation, read_json, read_npy)
-from ..embeddings import Embedder, get_embedder
+from ..embeddings import MAX_TEXT_CHARS, Embedder, get_embedder
 from ..errors import ConfigurationError, InvalidInputError, StateError, UnknownEntryError
 from ._index import VectorIndex
 from .thresholds import AdaptiveThreshold, EntryVerdicts, distance_ratio
@@ -186,7 +186,9 @@ class SemanticCache:
             if (scope, ahash) in self._wrong_answers:
                 return None
             now = self.clock()
-            entry = CacheEntry(id=self._next_id, scope=scope, text=text, answer=answer,
+            # keep what was embedded: a 1 MB prompt must not cost 1 MB of cache per entry
+            entry = CacheEntry(id=self._next_id, scope=scope, text=text[:MAX_TEXT_CHARS],
+                               answer=answer,
                                answer_hash=ahash, created_at=now, payload=payload,
                                confirmed=bool(confirmed),
                                expires_at=None if self.ttl_s is None else now + self.ttl_s)
@@ -364,7 +366,7 @@ class SemanticCache:
             if not text.strip():
                 raise InvalidInputError("text is empty; pass the non-empty query text to cache "
                                         "or look up.")
-            vector = self.embedder.encode([text])[0]
+            vector = self.embedder.encode([text[:MAX_TEXT_CHARS]])[0]
         vec = np.asarray(vector, dtype=np.float32).reshape(-1)
         if vec.shape[0] != self.dim:
             raise InvalidInputError(f"vector has dimension {vec.shape[0]}, the cache's embedder "
@@ -432,6 +434,9 @@ class SemanticCache:
             if vectors.shape != (len(entries), cache.dim) or vectors.dtype != np.float32:
                 raise StateError(f"{directory}: vectors {vectors.shape} do not match "
                                  f"{len(entries)} entries; the state is corrupted.")
+            if not np.isfinite(vectors).all():
+                raise StateError(f"{directory}: vectors hold NaN or infinity; the state is "
+                                 "corrupted. Restore it from a backup.")
             by_scope: dict[str, list[int]] = {}
             for row, entry in enumerate(entries):
                 cache._entries[entry.id] = entry
@@ -444,7 +449,7 @@ class SemanticCache:
             cache._wrong_answers = {(s, h) for s, h in manifest["wrong_answers"]}
         except StateError:
             raise
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError) as exc:
             raise StateError(f"{directory} holds an incomplete or corrupted cache ({exc!r}); "
                              "restore it from a backup or start from an empty cache.") from exc
         return cache
