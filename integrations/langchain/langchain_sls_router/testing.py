@@ -25,11 +25,13 @@ from pydantic import PrivateAttr
 
 
 class ScriptedChatModel(BaseChatModel):
-    """Answers `"<tag>: <reply>"`; `answers` maps a last human text to a fixed reply."""
+    """Answers `"<tag>: <reply>"`; `answers` maps a last human text to a fixed reply.
+    `fail` makes every call raise, `fail_every=k` every k-th call (a flaky provider)."""
 
     tag: str = "scripted"
     answers: dict[str, str] = {}
     fail: bool = False
+    fail_every: int = 0
     _calls: int = PrivateAttr(default=0)
 
     @property
@@ -66,7 +68,7 @@ class ScriptedChatModel(BaseChatModel):
     def _answer(self, messages: list[BaseMessage], stop: list[str] | None,
                 kwargs: dict[str, Any]) -> AIMessage:
         self._calls += 1
-        if self.fail:
+        if self.fail or (self.fail_every and self._calls % self.fail_every == 0):
             raise ConnectionError(f"{self.tag} is down")
         last = messages[-1]
         calls = self._tool_calls(messages, kwargs.get("tools") or [], kwargs.get("tool_choice"))

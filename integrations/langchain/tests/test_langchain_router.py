@@ -226,3 +226,20 @@ def test_every_model_failing_raises_one_error_listing_attempts():
     with pytest.raises(SLSRouterError, match="every model failed") as caught:
         asyncio.run(llm.ainvoke("hello"))
     assert sorted(m for m, _ in caught.value.attempts) == ["a", "b"]
+
+
+def test_threaded_batch_survives_a_flaky_provider_and_counts_feedback_exactly():
+    flaky = ScriptedChatModel(tag="flaky", fail_every=3)  # a third of its calls fail
+    steady = ScriptedChatModel(tag="steady")
+    llm = SmartRouterLLM.from_llms({"flaky": flaky, "steady": steady},
+                                   prices={"flaky": (0.1, 0.1), "steady": (5.0, 5.0)},
+                                   embedder="hashing", background_updates=False,
+                                   breaker_cooldown_s=0.05)
+    prompts = [hashlib.sha256(f"load {i}".encode()).hexdigest() for i in range(400)]
+    answers = llm.batch(prompts, config={"max_concurrency": 8})
+    assert all(a.text for a in answers)  # every request answered
+    failed_over = [a for a in answers if len(a.response_metadata["sls_tried"]) > 1]
+    assert failed_over and all(a.response_metadata["sls_model"] == "steady" for a in failed_over)
+    for answer in answers:
+        llm.feedback(answer.response_metadata["sls_request_id"], 1.0)
+    assert len(llm.router.outcomes) == 400
