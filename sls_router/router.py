@@ -15,14 +15,15 @@ import math
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .backends import Backend, StreamChunk, check_pool, replay_chunks, replay_pool
+from ._streaming import StreamingMixin
+from .backends import Backend, check_pool, replay_pool
 from .cache import CacheLookup, SemanticCache, scope_key
 from .embeddings import MAX_TEXT_CHARS, Embedder, get_embedder
 from .errors import BackendError, InvalidInputError, UnknownEntryError
@@ -73,7 +74,7 @@ class RoutePlan:
     quality: dict[str, float] | None = None
 
 
-class SmartRouter:
+class SmartRouter(StreamingMixin):
     """Routes each request to the best model of a pool, or answers it from the cache.
 
     Parameters
@@ -196,78 +197,6 @@ class SmartRouter:
                 return await self.acomplete(request)
 
         return list(await asyncio.gather(*(one(r) for r in requests)))
-
-    def stream(self, request: Request | str) -> Iterator[StreamChunk | Response]:
-        """Yields text chunks (StreamChunk), then the final Response."""
-        plan = self.route(request)
-        if plan.decision is None:
-            response = self._cached_response(plan)
-            yield from replay_chunks(response.text)
-            yield response
-            return
-        attempts: list[tuple[str, str]] = []
-        checked: list[tuple[str, Completion, float, float | None]] = []
-        for name in self.health.order(plan.decision.ranking):
-            started = time.perf_counter()
-            emitted = False
-            try:
-                for chunk in self.backends[name].stream(plan.request):
-                    if chunk.completion is not None:
-                        completion = chunk.completion
-                        if chunk.text:
-                            yield StreamChunk(chunk.text)
-                        break
-                    emitted = emitted or bool(chunk.text)
-                    yield StreamChunk(chunk.text)
-                else:
-                    raise BackendError(f"model {name} ended its stream without a completion.")
-            except Exception as exc:
-                attempts.append(self._failure(name, exc))
-                if emitted:  # text already reached the caller: no other model can take over
-                    raise
-                continue
-            if self._accept(name, completion, started, self._verify(plan.request, completion),
-                            attempts, checked) or _answered(completion):
-                yield self._finish(plan, checked, attempts)
-                return
-        self._finish(plan, checked, attempts)
-
-    async def astream(self, request: Request | str) -> AsyncIterator[StreamChunk | Response]:
-        plan = await asyncio.to_thread(self.route, request)  # embedding blocks
-        if plan.decision is None:
-            response = self._cached_response(plan)
-            for chunk in replay_chunks(response.text):
-                yield chunk
-            yield response
-            return
-        attempts: list[tuple[str, str]] = []
-        checked: list[tuple[str, Completion, float, float | None]] = []
-        for name in self.health.order(plan.decision.ranking):
-            started = time.perf_counter()
-            emitted = False
-            completion = None
-            try:
-                async for chunk in self.backends[name].astream(plan.request):
-                    if chunk.completion is not None:
-                        completion = chunk.completion
-                        if chunk.text:
-                            yield StreamChunk(chunk.text)
-                        break
-                    emitted = emitted or bool(chunk.text)
-                    yield StreamChunk(chunk.text)
-                if completion is None:
-                    raise BackendError(f"model {name} ended its stream without a completion.")
-            except Exception as exc:
-                attempts.append(self._failure(name, exc))
-                if emitted:  # text already reached the caller: no other model can take over
-                    raise
-                continue
-            verdict = await asyncio.to_thread(self._verify, plan.request, completion)
-            if self._accept(name, completion, started, verdict, attempts,
-                            checked) or _answered(completion):
-                yield self._finish(plan, checked, attempts)
-                return
-        self._finish(plan, checked, attempts)
 
     # -- feedback -----------------------------------------------------------------
     def feedback(self, request_id: str, score: float, source: str = "user", *,
@@ -409,7 +338,7 @@ class SmartRouter:
                 attempts: list, checked: list) -> bool:
         """Record one answered (and paid) call; True when no further model should be tried.
         An empty answer is paid for but counts as a failure of the model."""
-        if not _answered(completion):
+        if not completion.answered:
             self.health.record_failure(name)
             checked.append((name, completion, time.perf_counter() - started, 0.0))
             attempts.append((name, "empty answer"))
@@ -417,7 +346,7 @@ class SmartRouter:
         self.health.record_success(name)
         checked.append((name, completion, time.perf_counter() - started, verdict))
         attempts.append((name, "ok" if verdict != 0.0 else "rejected by verifier"))
-        return verdict != 0.0 or not self.recheck or sum(map(_answered_row, checked)) > 1
+        return verdict != 0.0 or not self.recheck or sum(c[1].answered for c in checked) > 1
 
     def _verify(self, request: Request, completion: Completion) -> float | None:
         return None if completion.tool_calls else self._verify_text(request, completion.text)
@@ -426,7 +355,7 @@ class SmartRouter:
         return None if self.verifier is None else self.verifier(request, text)
 
     def _finish(self, plan: RoutePlan, checked: list, attempts: list[tuple[str, str]]) -> Response:
-        usable = [c for c in checked if _answered_row(c)]
+        usable = [c for c in checked if c[1].answered]
         if not usable:
             detail = "; ".join(f"{m}: {why}" for m, why in attempts)
             raise BackendError(f"every model failed for request {plan.request.id} ({detail}). "
@@ -539,14 +468,6 @@ def request_scope(request: Request) -> str:
 
 def _digest(answer: str) -> bytes:
     return hashlib.sha256(answer.strip().encode("utf-8", "surrogatepass")).digest()
-
-
-def _answered(completion: Completion) -> bool:
-    return bool(completion.tool_calls) or bool(completion.text.strip())
-
-
-def _answered_row(row: tuple[str, Completion, float, float | None]) -> bool:
-    return _answered(row[1])
 
 
 def _as_request(request: Request | str) -> Request:

@@ -189,6 +189,11 @@ class Completion:
     tool_calls: list[dict[str, Any]] | None = None
     raw: Any = None
 
+    @property
+    def answered(self) -> bool:
+        """Text or tool calls: anything else is an empty answer (a failure of the model)."""
+        return bool(self.tool_calls) or bool(self.text.strip())
+
     def __post_init__(self) -> None:
         # checked where a backend builds it, so a garbled answer counts as that model's
         # failure (the router fails over) instead of breaking the bookkeeping after the call
