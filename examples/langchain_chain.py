@@ -30,7 +30,7 @@ INSTRUCTIONS = ("Abstract the variable parts of this log message with <*> and an
 def main(requests: int = 2000) -> dict[str, float]:
     dataset = load_dataset(DATA)
     records = dataset.records[:requests]
-    llm = SmartRouterLLM.from_replay(DATA, embedder="static", task="logparsing")
+    llm = SmartRouterLLM.from_replay(DATA, embedder="static", task="logparsing", random_state=0)
     handler = SLSFeedbackHandler(llm, verifier=LogTemplateVerifier())
     chain = (ChatPromptTemplate.from_messages([("system", INSTRUCTIONS), ("human", "{log}")])
              | llm | StrOutputParser())
