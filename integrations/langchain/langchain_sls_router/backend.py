@@ -11,7 +11,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.runnables import Runnable
 from sls_router import Completion, ConfigurationError, ModelSpec, Request, StreamChunk, Usage
-from sls_router.backends import BaseBackend
+from sls_router.backends import BaseBackend, check_prices, priced_spec
 
 from .messages import estimate_tokens, to_langchain_messages, tool_calls_of
 
@@ -100,35 +100,21 @@ def langchain_pool(llms: Mapping[str, BaseChatModel],
     `bind_tools`."""
     if not isinstance(llms, Mapping) or not llms:
         raise ConfigurationError("from_llms needs a non-empty dict {name: chat_model}.")
-    if not isinstance(prices, Mapping):
-        raise ConfigurationError("prices must be a dict {name: (input_per_mtok, "
-                                 "output_per_mtok)} in USD per million tokens.")
-    pool = []
     for name, llm in llms.items():
         if not isinstance(llm, BaseChatModel):
             raise ConfigurationError(f"{name!r} is a {type(llm).__name__}, not a LangChain "
                                      "chat model (BaseChatModel).")
-        if name not in prices:
-            raise ConfigurationError(f"no price for {name!r}: add prices[{name!r}] = "
-                                     "(input_per_mtok, output_per_mtok) in USD per million "
-                                     "tokens, e.g. (0.15, 0.60).")
-        pool.append((_spec(name, llm, prices[name]), LangChainBackend(llm)))
-    extra = sorted(set(prices) - set(llms))
-    if extra:
-        raise ConfigurationError(f"prices name models that are not in llms: {extra}.")
-    return pool
+    check_prices(list(llms), prices)
+    return [(priced_spec(name, prices[name], supports_tools=_supports_tools(llm),
+                         context_window=_context_window(llm)), LangChainBackend(llm))
+            for name, llm in llms.items()]
 
 
-def _spec(name: str, llm: BaseChatModel, price: tuple[float, float] | ModelSpec) -> ModelSpec:
-    tools = type(llm).bind_tools is not BaseChatModel.bind_tools
-    if isinstance(price, ModelSpec):
-        if price.name != name:
-            raise ConfigurationError(f"prices[{name!r}] is the ModelSpec of {price.name!r}.")
-        return price
-    if not (isinstance(price, (tuple, list)) and len(price) == 2):
-        raise ConfigurationError(f"prices[{name!r}] = {price!r}: pass (input_per_mtok, "
-                                 "output_per_mtok), USD per million tokens.")
+def _supports_tools(llm: BaseChatModel) -> bool:
+    return type(llm).bind_tools is not BaseChatModel.bind_tools
+
+
+def _context_window(llm: BaseChatModel) -> int:
     profile = getattr(llm, "profile", None) or {}
     window = profile.get("max_input_tokens") if isinstance(profile, Mapping) else None
-    return ModelSpec(name=name, input_per_mtok=price[0], output_per_mtok=price[1],
-                     supports_tools=tools, context_window=int(window or 8192))
+    return int(window or 8192)

@@ -207,7 +207,7 @@ def test_bad_input_gets_clear_errors(llm, models):
     image = {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}
     with pytest.raises(InvalidInputError, match="image_url"):
         llm.invoke([HumanMessage([{"type": "text", "text": "what is this?"}, image])])
-    with pytest.raises(ConfigurationError, match="no price for 'large'"):
+    with pytest.raises(ConfigurationError, match="no price for model 'large'"):
         SmartRouterLLM.from_llms(models, prices={"small": (1, 2), "chat-only": (1, 2)})
     with pytest.raises(ConfigurationError, match="not a LangChain chat model"):
         SmartRouterLLM.from_llms({"x": "gpt-4"}, prices={"x": (1, 2)})

@@ -25,7 +25,9 @@ def _router() -> SmartRouter:
     return SmartRouter(pool, embedder="hashing", background_updates=False, random_state=0)
 
 
-class TestSmartRouterLLMUnit(ChatModelUnitTests):
+class _SmartRouterLLMConfig:
+    """What both suites need: the class, a fresh router per model, tool choice."""
+
     @property
     def chat_model_class(self) -> type[SmartRouterLLM]:
         return SmartRouterLLM
@@ -39,15 +41,9 @@ class TestSmartRouterLLMUnit(ChatModelUnitTests):
         return True
 
 
-class TestSmartRouterLLMIntegration(ChatModelIntegrationTests):
-    @property
-    def chat_model_class(self) -> type[SmartRouterLLM]:
-        return SmartRouterLLM
+class TestSmartRouterLLMUnit(_SmartRouterLLMConfig, ChatModelUnitTests):
+    pass
 
-    @property
-    def chat_model_params(self) -> dict[str, Any]:
-        return {"router": _router()}
 
-    @property
-    def has_tool_choice(self) -> bool:
-        return True
+class TestSmartRouterLLMIntegration(_SmartRouterLLMConfig, ChatModelIntegrationTests):
+    pass

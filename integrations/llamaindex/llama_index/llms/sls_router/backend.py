@@ -7,13 +7,13 @@ messages and tools from it (so it works for requests from any source, not only f
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any
 
 from llama_index.core.base.llms.types import ChatResponse, CompletionResponse
 from llama_index.core.llms.function_calling import FunctionCallingLLM
 from llama_index.core.llms.llm import LLM
-from sls_router.backends import StreamChunk
+from sls_router.backends import StreamChunk, check_prices, priced_spec
 from sls_router.errors import ConfigurationError, InvalidInputError
 from sls_router.types import Completion, ModelSpec, Request, Usage
 
@@ -149,37 +149,14 @@ def llm_pool(llms: Mapping[str, LLM], prices: Mapping[str, Any]
     if not isinstance(llms, Mapping) or not llms:
         raise ConfigurationError("from_llms needs a non-empty dict {name: LlamaIndex LLM}, "
                                  "e.g. {'small': Ollama(...), 'large': OpenAI(...)}.")
-    if not isinstance(prices, Mapping):
-        raise ConfigurationError("prices must be a dict {name: (input_usd_per_mtok, "
-                                 "output_usd_per_mtok)} with one entry per LLM.")
-    unknown = sorted(set(prices) - set(llms))
-    if unknown:
-        raise ConfigurationError(f"prices name {unknown} but there is no such LLM; the LLMs "
-                                 f"are {sorted(llms)}: fix the names.")
-    return [(_spec(name, llm, prices), LlamaIndexBackend(llm)) for name, llm in llms.items()]
-
-
-def _spec(name: str, llm: Any, prices: Mapping[str, Any]) -> ModelSpec:
-    if not isinstance(llm, LLM):
-        raise ConfigurationError(f"{name!r} is a {type(llm).__name__}, not a LlamaIndex LLM; "
-                                 "pass LLM objects such as OpenAI(model=...) or Ollama(...).")
-    if name not in prices:
-        raise ConfigurationError(f"no price for model {name!r}; pass prices={{{name!r}: "
-                                 "(input_usd_per_mtok, output_usd_per_mtok)}} ((0, 0) for a "
-                                 "free local model).")
-    price, tools = prices[name], supports_tools(llm)
-    if isinstance(price, ModelSpec):
-        if price.name != name or (price.supports_tools and not tools):
-            raise ConfigurationError(f"ModelSpec for {name!r} must be named {name!r} and claim "
-                                     "tools only for a function-calling LLM.")
-        return price
-    if (not isinstance(price, Sequence) or isinstance(price, str) or len(price) != 2
-            or not all(isinstance(p, (int, float)) and not isinstance(p, bool) for p in price)):
-        raise ConfigurationError(f"price of {name!r} is {price!r}; pass (input_usd_per_mtok, "
-                                 "output_usd_per_mtok), e.g. (0.15, 0.6).")
-    return ModelSpec(name=name, input_per_mtok=float(price[0]), output_per_mtok=float(price[1]),
-                     context_window=max(1, int(llm.metadata.context_window)),
-                     supports_tools=tools)
+    for name, llm in llms.items():
+        if not isinstance(llm, LLM):
+            raise ConfigurationError(f"{name!r} is a {type(llm).__name__}, not a LlamaIndex "
+                                     "LLM; pass LLM objects such as OpenAI(model=...).")
+    check_prices(list(llms), prices)
+    return [(priced_spec(name, prices[name], supports_tools=supports_tools(llm),
+                         context_window=llm.metadata.context_window), LlamaIndexBackend(llm))
+            for name, llm in llms.items()]
 
 
 def read_usage(response: Any) -> Usage | None:
