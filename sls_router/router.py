@@ -31,13 +31,13 @@ from .health import CircuitBreaker, retry_after_s
 from .outcomes import OutcomeLog
 from .routing import (Decision, KNNQualityPredictor, LatencyPredictor, LogisticQualityPredictor,
                       Scheduler, TokenCostPredictor, query_features)
-from .types import Completion, Feedback, ModelSpec, Request, Response, Usage
+from .types import (Completion, Feedback, ModelSpec, Request, Response, Usage,
+                    estimate_tokens)
 from .updates import UpdateManager
 from .verifiers import Verifier
 
 _TIMEOUTS = (TimeoutError, asyncio.TimeoutError, concurrent.futures.TimeoutError)
 SOURCE_WEIGHTS = {"label": 1.0, "user": 1.0, "verifier": 0.5}
-_CHARS_PER_TOKEN = 4.0
 # the logistic predictors refit on the most recent outcomes only: a refit costs the same
 # however long the router has run, and follows drift (the kNN keeps every outcome)
 _LOGISTIC_WINDOW = 5000  # input tokens are estimated from characters before a call
@@ -315,7 +315,7 @@ class SmartRouter(StreamingMixin):
             if not math.isnan(probs[i]) and brier is not None and brier < 0.25:
                 alpha = 0.5 * (1.0 - brier / 0.25)  # trust it as far as it beat a coin
                 mean[i] = (1 - alpha) * mean[i] + alpha * probs[i]
-        input_tokens = int(len(request.text) / _CHARS_PER_TOKEN) + 1
+        input_tokens = estimate_tokens(request.text)
         with self._lock:
             cost = np.array([self.tokens.cost(s, input_tokens, request.task) for s in candidates])
             latency = np.array([self.latency.predict(s.name, self.tokens.predict(s.name,

@@ -155,6 +155,16 @@ class Request:
         return float(value) if value is not None else 0.0
 
 
+CHARS_PER_TOKEN = 4.0
+
+
+def estimate_tokens(text: str | int) -> int:
+    """Tokens of a text (or a character count) estimated as characters / 4, rounded up:
+    before a call (routing) and for models that report no usage."""
+    chars = text if isinstance(text, int) else len(text)
+    return math.ceil(chars / CHARS_PER_TOKEN)
+
+
 @dataclass(frozen=True)
 class Usage:
     input_tokens: int = 0

@@ -12,8 +12,9 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.runnables import Runnable
 from sls_router import Completion, ConfigurationError, ModelSpec, Request, StreamChunk, Usage
 from sls_router.backends import BaseBackend, check_prices, priced_spec
+from sls_router.types import estimate_tokens
 
-from .messages import estimate_tokens, to_langchain_messages, tool_calls_of
+from .messages import to_langchain_messages, tool_calls_of
 
 # generation parameters handed to the wrapped model as call keyword arguments
 _FORWARDED = ("temperature", "max_tokens")

@@ -8,6 +8,7 @@ conversation before the last human turn; the last human turn is what is embedded
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from typing import Any
 
 from langchain_core.caches import RETURN_VAL_TYPE, BaseCache
@@ -18,6 +19,9 @@ from sls_router.cache import scope_key
 from sls_router.embeddings import Embedder
 
 from .messages import to_engine_messages
+
+
+_MAX_SERVED = 100_000
 
 
 class SLSSemanticCache(BaseCache):
@@ -34,7 +38,7 @@ class SLSSemanticCache(BaseCache):
         self.cache = cache or SemanticCache(embedder, max_wrong_rate=max_wrong_rate,
                                             capacity=capacity, ttl_s=ttl_s)
         self.namespace = namespace
-        self._served: dict[tuple[str, str], Any] = {}
+        self._served: OrderedDict[tuple[str, str], Any] = OrderedDict()  # awaiting feedback
         self._lock = threading.Lock()
 
     def lookup(self, prompt: str, llm_string: str) -> RETURN_VAL_TYPE | None:
@@ -44,6 +48,8 @@ class SLSSemanticCache(BaseCache):
             return None
         with self._lock:
             self._served[(prompt, llm_string)] = found
+            while len(self._served) > _MAX_SERVED:  # hits nobody rates must not pile up
+                self._served.popitem(last=False)
         return [loads(g, allowed_objects="core") for g in found.payload["generations"]]
 
     def update(self, prompt: str, llm_string: str, return_val: RETURN_VAL_TYPE) -> None:

@@ -21,7 +21,6 @@ _TOOL_CALL_BLOCKS = {"tool_use", "tool_call", "function_call"}
 _ROLE_OF = {"human": "user", "ai": "assistant", "system": "system", "tool": "tool"}
 _CHAT_ROLES = {"user": "user", "human": "user", "assistant": "assistant", "ai": "assistant",
                "system": "system", "developer": "system"}
-CHARS_PER_TOKEN = 4.0
 
 
 def to_engine_messages(messages: Sequence[BaseMessage]) -> list[dict[str, Any]]:
@@ -97,11 +96,6 @@ def tool_calls_of(message: AIMessage) -> list[dict[str, Any]] | None:
         return None
     return check_tool_calls([{"id": c.get("id"), "name": c["name"], "args": c["args"]}
                              for c in message.tool_calls])
-
-
-def estimate_tokens(text: str) -> int:
-    """A rough token count (characters / 4) for models that report no usage."""
-    return int(len(text) / CHARS_PER_TOKEN) + 1 if text else 0
 
 
 def response_metadata(response: Response) -> dict[str, Any]:

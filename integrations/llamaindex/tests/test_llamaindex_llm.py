@@ -13,7 +13,7 @@ from llama_index.core.base.llms.types import ChatMessage, ImageBlock, TextBlock
 from llama_index.core.prompts import PromptTemplate
 from llama_index.core.tools import FunctionTool
 from llama_index.llms.sls_router import SmartRouterLLM
-from llama_index.llms.sls_router.backend import CHARS_PER_TOKEN
+from sls_router.types import CHARS_PER_TOKEN
 from sls_router import (CallableBackend, ConfigurationError, InvalidInputError, ModelSpec,
                         SmartRouter, UnknownEntryError)
 

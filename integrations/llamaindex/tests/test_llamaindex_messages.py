@@ -11,7 +11,8 @@ from llama_index.core.base.llms.types import (ChatMessage, ChatResponse, Complet
                                               ImageBlock, MessageRole, TextBlock, ThinkingBlock,
                                               ToolCallBlock)
 from llama_index.core.tools import FunctionTool
-from llama_index.llms.sls_router.backend import CHARS_PER_TOKEN, estimate_usage, read_usage
+from llama_index.llms.sls_router.backend import estimate_usage, read_usage
+from sls_router.types import CHARS_PER_TOKEN
 from llama_index.llms.sls_router.messages import (QUERY_KEY, from_engine_message,
                                                   from_engine_messages, mark_query, marked_query,
                                                   specs_to_tools, to_engine_message,

@@ -15,12 +15,10 @@ from llama_index.core.llms.function_calling import FunctionCallingLLM
 from llama_index.core.llms.llm import LLM
 from sls_router.backends import StreamChunk, check_prices, priced_spec
 from sls_router.errors import ConfigurationError, InvalidInputError
-from sls_router.types import Completion, ModelSpec, Request, Usage
+from sls_router.types import Completion, ModelSpec, Request, Usage, estimate_tokens
 
 from .messages import from_engine_messages, selections_to_tool_calls, specs_to_tools
 
-CHARS_PER_TOKEN = 4.0
-"""Token estimate (~4 characters per token) used when a wrapped LLM reports no usage."""
 
 _INPUT_KEYS = ("prompt_tokens", "input_tokens", "prompt_token_count")
 _OUTPUT_KEYS = ("completion_tokens", "output_tokens", "candidates_token_count")
@@ -175,11 +173,7 @@ def read_usage(response: Any) -> Usage | None:
 def estimate_usage(request: Request, text: str, calls: list[dict[str, Any]] | None) -> Usage:
     """An estimate (characters / 4), for models that report no token counts."""
     out_chars = len(text) + sum(len(str(c.get("args", ""))) + len(c["name"]) for c in calls or [])
-    return Usage(_estimate(len(request.text)), _estimate(out_chars))
-
-
-def _estimate(chars: int) -> int:
-    return int(-(-chars // CHARS_PER_TOKEN)) if chars else 0
+    return Usage(estimate_tokens(request.text), estimate_tokens(out_chars))
 
 
 def _counts(source: Any) -> Usage | None:

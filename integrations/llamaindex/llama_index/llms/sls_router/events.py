@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
 from typing import Any
 
 from llama_index.core.base.llms.types import ChatResponse, ToolCallBlock
@@ -21,6 +20,7 @@ from llama_index.core.instrumentation import get_dispatcher
 from llama_index.core.instrumentation.event_handlers import BaseEventHandler
 from llama_index.core.instrumentation.events import BaseEvent
 from llama_index.core.instrumentation.events.llm import LLMChatEndEvent, LLMCompletionEndEvent
+from sls_router import Verifier
 from sls_router.errors import ConfigurationError, UnknownEntryError
 from sls_router.types import Request, Response
 
@@ -30,8 +30,6 @@ logger = logging.getLogger(__name__)
 
 REQUEST_ID_KEY = "sls_request_id"
 
-Verifier = Callable[[Request, str], "float | None"]  # the engine's protocol
-"""``fn(query_text, answer_text) -> score in [0, 1]``, or None to abstain."""
 
 
 class SLSRouteEvent(BaseEvent):
