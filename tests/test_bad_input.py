@@ -50,7 +50,7 @@ class Env:
 
     def snapshot(self) -> tuple:
         r = self.router
-        return frozenset(r.cache._entries), len(r.outcomes), r.updates.total_events
+        return frozenset(r.cache.entries.ids()), len(r.outcomes), r.updates.total_events
 
     def refused_cleanly(self, action, judges: bool = False) -> bool:
         """True when `action` raised an SLSRouterError and changed nothing stored. An
@@ -186,7 +186,7 @@ def test_huge_prompt_is_sent_whole_but_embedded_truncated():
     response = env.router.complete(HUGE)
     assert env.received[-1] == HUGE and len(HUGE) == 1_000_000
     assert max(env.embedder.lengths[lengths:]) <= MAX_TEXT_CHARS  # even a user's embedder
-    entry = env.router.cache.get(max(env.router.cache._entries))
+    entry = env.router.cache.get(max(env.router.cache.entries.ids()))
     assert len(entry.text) <= MAX_TEXT_CHARS  # the cache keeps only what it embedded
     again = env.router.complete(HUGE)
     assert again.cache_hit and again.text == response.text

@@ -149,7 +149,7 @@ def test_save_load_round_trip_gives_same_decisions(tmp_path, topic_embedder):
         a, b = cache.lookup(q, s), loaded.lookup(q, s)
         assert (a.hit, a.entry_id, a.answer) == (b.hit, b.entry_id, b.answer)
         assert a.similarity == pytest.approx(b.similarity, abs=1e-6)
-    assert loaded.insert("new:a", "x") > max(e for e in cache._entries)
+    assert loaded.insert("new:a", "x") > max(cache.entries.ids())
 
 
 def _snapshot(directory):
@@ -218,7 +218,7 @@ def test_eight_threads_lose_nothing(topic_embedder):
     for th in threads:
         th.join()
     stats = cache.stats()
-    assert stats.entries == 8 * per_thread == len({e.id for e in cache._entries.values()})
+    assert stats.entries == 8 * per_thread == len(set(cache.entries.ids()))
     assert stats.lookups == 8 * per_thread
     assert stats.hits == sum(hits) == 8 * per_thread
 

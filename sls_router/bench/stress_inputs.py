@@ -72,7 +72,7 @@ class InputEnv:
 
     def snapshot(self) -> tuple[frozenset[int], int, int]:
         r = self.router
-        return frozenset(r.cache._entries), len(r.outcomes), r.updates.total_events
+        return frozenset(r.cache.entries.ids()), len(r.outcomes), r.updates.total_events
 
     def ask(self, request: Request | Any) -> Response:
         return self.router.complete(request)
@@ -243,7 +243,7 @@ def config_cases() -> list[tuple[str, Callable[[InputEnv], Any], Check | None]]:
         ("cache lookup of ''", lambda e: e.router.cache.lookup(""), None),
         ("cache verdict on unknown id", lambda e: e.router.cache.feedback(10 ** 9, False), None),
         ("cache verdict 'yes'", lambda e: e.router.cache.feedback(
-            next(iter(e.router.cache._entries)), "yes"), None),
+            e.router.cache.entries.ids()[0], "yes"), None),
         ("cache lookup NaN vector", lambda e: e.router.cache.lookup(
             "x", vector=np.full(e.embedder.dim, np.nan)), None),
         ("cache lookup wrong dimension", lambda e: e.router.cache.lookup(

@@ -6,7 +6,6 @@ import hashlib
 import math
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +17,7 @@ from .._persist import (atomic_write_json, atomic_write_npy, check_manifest,
                         current_generation, read_json, read_npy)
 from ..embeddings import MAX_TEXT_CHARS, Embedder, get_embedder
 from ..errors import ConfigurationError, InvalidInputError, StateError, UnknownEntryError
-from ._index import VectorIndex
+from .entries import EntryStore, LocalEntries, Neighbours
 from .thresholds import AdaptiveThreshold, EntryVerdicts, distance_ratio
 
 FORMAT_VERSION = 1
@@ -114,13 +113,14 @@ class SemanticCache:
     refit_every : refit the global thresholds after this many new verdicts (0: only
         when `refit()` is called, e.g. by the Update Manager).
     threshold : a configured `AdaptiveThreshold` (overrides max_wrong_rate).
+    entries : where entries live (default: in memory with FAISS, see entries.py).
     clock : time source, replaceable for replays and tests.
     """
 
     def __init__(self, embedder: str | Embedder | None = "minilm", *, capacity: int = 100_000,
                  ttl_s: float | None = None, max_wrong_rate: float = 0.02, neighbours: int = 10,
                  refit_every: int = 25, hnsw_min_entries: int = 10_000,
-                 threshold: AdaptiveThreshold | None = None,
+                 threshold: AdaptiveThreshold | None = None, entries: EntryStore | None = None,
                  clock: Callable[[], float] = time.time) -> None:
         if not isinstance(capacity, int) or capacity < 1:
             raise ConfigurationError(f"capacity={capacity!r}: pass a positive entry count.")
@@ -135,19 +135,17 @@ class SemanticCache:
         self.refit_every = refit_every
         self.hnsw_min_entries = hnsw_min_entries
         self.threshold = threshold or AdaptiveThreshold(max_wrong_rate)
+        self.entries: EntryStore = entries if entries is not None else LocalEntries(
+            self.dim, hnsw_min_entries=hnsw_min_entries)
         self.clock = clock
-        self._lock = threading.RLock()
-        self._entries: OrderedDict[int, CacheEntry] = OrderedDict()  # LRU order
-        self._indexes: dict[str, VectorIndex] = {}
-        self._wrong_answers: set[tuple[str, str]] = set()
-        self._next_id = 1
+        self._lock = threading.RLock()  # guards the thresholds and the counts
         self._since_refit = 0
         self._counts = dict(lookups=0, hits=0, wrong_hits=0, right_hits=0, evictions=0,
                             expirations=0)
 
     # -- public surface -----------------------------------------------------------
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self.entries)
 
     @property
     def dim(self) -> int:
@@ -158,15 +156,20 @@ class SemanticCache:
         """Find the best entry of `scope` for `text` and decide whether to serve it."""
         vec = self._vector(text, vector)
         _check_scope(scope)
+        found = self.entries.search(scope, vec, self.neighbours, self.clock())
         with self._lock:
             self._counts["lookups"] += 1
-            result = self._decide(scope, vec)
+            if found is None:  # a shared store that cannot be reached: answer without it
+                return CacheLookup(False, "unavailable", threshold=self.threshold.similarity_,
+                                   ratio_threshold=self.threshold.ratio_)
+            neighbours, expired = found
+            self._counts["expirations"] += expired
+            result = self._decide(neighbours)
             if result.hit:
-                entry = self._entries[result.entry_id]
-                entry.hits += 1
                 self._counts["hits"] += 1
-                self._entries.move_to_end(entry.id)
-            return result
+        if result.hit:
+            self.entries.touch(neighbours[0][0])
+        return result
 
     def insert(self, text: str, answer: str, scope: str = "default", *,
                vector: np.ndarray | None = None, payload: dict[str, Any] | None = None,
@@ -181,25 +184,21 @@ class SemanticCache:
                                     "serialise structured answers to text or JSON first.")
         vec = self._vector(text, vector)
         _check_scope(scope)
-        with self._lock:
-            ahash = _answer_hash(answer)
-            if (scope, ahash) in self._wrong_answers:
-                return None
-            now = self.clock()
-            # keep what was embedded: a 1 MB prompt must not cost 1 MB of cache per entry
-            entry = CacheEntry(id=self._next_id, scope=scope, text=text[:MAX_TEXT_CHARS],
-                               answer=answer,
-                               answer_hash=ahash, created_at=now, payload=payload,
-                               confirmed=bool(confirmed),
-                               expires_at=None if self.ttl_s is None else now + self.ttl_s)
-            self._next_id += 1
-            self._index_for(scope).add(np.array([entry.id]), vec.reshape(1, -1))
-            self._entries[entry.id] = entry
-            while len(self._entries) > self.capacity:
-                oldest = next(iter(self._entries))
-                self._remove(oldest)
-                self._counts["evictions"] += 1
-            return entry.id
+        ahash = _answer_hash(answer)
+        if self.entries.is_wrong(scope, ahash):
+            return None
+        now = self.clock()
+        # keep what was embedded: a 1 MB prompt must not cost 1 MB of cache per entry
+        entry = CacheEntry(id=self.entries.new_id(), scope=scope, text=text[:MAX_TEXT_CHARS],
+                           answer=answer, answer_hash=ahash, created_at=now, payload=payload,
+                           confirmed=bool(confirmed),
+                           expires_at=None if self.ttl_s is None else now + self.ttl_s)
+        self.entries.add(entry, vec)
+        evicted = self.entries.evict(self.capacity)
+        if evicted:
+            with self._lock:
+                self._counts["evictions"] += evicted
+        return entry.id
 
     def feedback(self, entry_id: int, correct: bool, *, similarity: float | None = None,
                  ratio: float | None = None) -> None:
@@ -211,23 +210,23 @@ class SemanticCache:
         own answer: a wrong answer is removed and never stored or served again in its scope.
         """
         correct = _check_verdict(correct)
-        with self._lock:
-            entry = self._entries.get(entry_id)
-            if entry is None:
-                raise UnknownEntryError(f"cache entry {entry_id!r} is not held (never inserted, "
-                                        "evicted, expired or invalidated); drop this verdict.")
-            if similarity is None:
-                if not correct:
-                    self._wrong_answers.add((entry.scope, entry.answer_hash))
-                    self._remove(entry_id)
-                return
+        if similarity is not None:
             similarity = _check_number("similarity", similarity)
             ratio = 0.0 if ratio is None else _check_number("ratio", ratio)
+        entry = self.get(entry_id)
+        if similarity is None:
+            if not correct:
+                self.entries.mark_wrong(entry.scope, entry.answer_hash)
+                self.entries.remove(entry_id)
+            return
+        with self._lock:
             entry.verdicts.record(similarity, correct)
             self._counts["right_hits" if correct else "wrong_hits"] += 1
-            if entry.verdicts.discredited:
-                self._remove(entry_id)
             self._learn(similarity, ratio, correct)
+        if entry.verdicts.discredited:
+            self.entries.remove(entry_id)
+        else:
+            self.entries.update(entry)
 
     def observe(self, lookup: CacheLookup, correct: bool) -> None:
         """Feed back whether `lookup`'s candidate was (or would have been) right.
@@ -243,42 +242,36 @@ class SemanticCache:
             return
         if lookup.candidate_id is None or math.isnan(lookup.similarity):
             return
+        entry = self.entries.get(lookup.candidate_id)
         with self._lock:
-            entry = self._entries.get(lookup.candidate_id)
             if entry is not None:
                 entry.verdicts.record(lookup.similarity, correct, served=False)
             self._learn(lookup.similarity, lookup.ratio, correct)
+        if entry is not None:
+            self.entries.update(entry)
 
     def confirm(self, entry_id: int) -> None:
         """Let an unconfirmed entry be served from now on."""
-        with self._lock:
-            self.get(entry_id).confirmed = True
+        entry = self.get(entry_id)
+        entry.confirmed = True
+        self.entries.update(entry)
 
     def invalidate(self, entry_id: int) -> None:
         """Remove one entry (it may be inserted again later)."""
-        with self._lock:
-            if entry_id not in self._entries:
-                raise UnknownEntryError(f"cache entry {entry_id!r} is not held; nothing to "
-                                        "invalidate.")
-            self._remove(entry_id)
+        if not self.entries.remove(entry_id):
+            raise UnknownEntryError(f"cache entry {entry_id!r} is not held; nothing to "
+                                    "invalidate.")
 
     def clear(self, scope: str | None = None) -> int:
         """Drop every entry (of one scope); returns how many were dropped."""
-        with self._lock:
-            ids = [i for i, e in self._entries.items() if scope is None or e.scope == scope]
-            for i in ids:
-                self._remove(i)
-            return len(ids)
+        return self.entries.clear(scope)
 
     def expire(self) -> int:
         """Drop every expired entry now (lookups also skip and drop them lazily)."""
+        dropped = self.entries.expire(self.clock())
         with self._lock:
-            now = self.clock()
-            ids = [i for i, e in self._entries.items() if _expired(e, now)]
-            for i in ids:
-                self._remove(i)
-            self._counts["expirations"] += len(ids)
-            return len(ids)
+            self._counts["expirations"] += dropped
+        return dropped
 
     def refit(self) -> None:
         """Refit the global thresholds from the verdicts seen so far."""
@@ -287,31 +280,27 @@ class SemanticCache:
             self._since_refit = 0
 
     def get(self, entry_id: int) -> CacheEntry:
-        with self._lock:
-            try:
-                return self._entries[entry_id]
-            except KeyError:
-                raise UnknownEntryError(f"cache entry {entry_id!r} is not held.") from None
+        entry = self.entries.get(entry_id)
+        if entry is None:
+            raise UnknownEntryError(f"cache entry {entry_id!r} is not held (never inserted, "
+                                    "evicted, expired or invalidated); drop this verdict.")
+        return entry
 
     def stats(self) -> CacheStats:
         with self._lock:
-            return CacheStats(entries=len(self._entries), scopes=len(self._indexes),
+            return CacheStats(entries=len(self.entries), scopes=self.entries.scope_count(),
                               similarity_threshold=self.threshold.similarity_,
                               ratio_threshold=self.threshold.ratio_, **self._counts)
 
     # -- decision -----------------------------------------------------------------
-    def _decide(self, scope: str, vec: np.ndarray) -> CacheLookup:
-        index = self._indexes.get(scope)
-        neighbours = index.search(vec, self.neighbours) if index is not None else []
-        neighbours = self._drop_expired(neighbours)
+    def _decide(self, neighbours: Neighbours) -> CacheLookup:
         t_sim, t_ratio = self.threshold.similarity_, self.threshold.ratio_
         if not neighbours:
             return CacheLookup(False, "empty", threshold=t_sim, ratio_threshold=t_ratio)
-        best_id, best_sim = neighbours[0]
-        best = self._entries[best_id]
-        other_sim = _nearest_other_answer(best, neighbours, self._entries, self.neighbours)
+        best, best_sim = neighbours[0]
+        other_sim = _nearest_other_answer(neighbours, self.neighbours)
         ratio = distance_ratio(best_sim, other_sim)
-        common = dict(candidate_id=best_id, similarity=best_sim, margin=best_sim - other_sim,
+        common = dict(candidate_id=best.id, similarity=best_sim, margin=best_sim - other_sim,
                       ratio=ratio, threshold=t_sim, ratio_threshold=t_ratio)
         if ratio > t_ratio:
             return CacheLookup(False, "ambiguous", **common)
@@ -320,43 +309,16 @@ class SemanticCache:
         if not best.verdicts.allows(best_sim, t_sim):
             reason = "below_threshold" if best_sim < t_sim else "entry_distrusted"
             return CacheLookup(False, reason, **common)
-        return CacheLookup(True, "hit", entry_id=best_id, answer=best.answer,
+        return CacheLookup(True, "hit", entry_id=best.id, answer=best.answer,
                            payload=best.payload, **common)
-
-    def _drop_expired(self, neighbours: list[tuple[int, float]]) -> list[tuple[int, float]]:
-        if self.ttl_s is None:
-            return neighbours
-        now = self.clock()
-        live = []
-        for entry_id, sim in neighbours:
-            if _expired(self._entries[entry_id], now):
-                self._remove(entry_id)
-                self._counts["expirations"] += 1
-            else:
-                live.append((entry_id, sim))
-        return live
 
     def _learn(self, similarity: float, ratio: float, correct: bool) -> None:
         self.threshold.observe(similarity, ratio, correct)
+        self.entries.learned(similarity, ratio, correct)
         self._since_refit += 1
         if self.refit_every and self._since_refit >= self.refit_every:
             self.threshold.fit()
             self._since_refit = 0
-
-    # -- storage ------------------------------------------------------------------
-    def _index_for(self, scope: str) -> VectorIndex:
-        index = self._indexes.get(scope)
-        if index is None:
-            index = VectorIndex(self.dim, hnsw_min_entries=self.hnsw_min_entries)
-            self._indexes[scope] = index
-        return index
-
-    def _remove(self, entry_id: int) -> None:
-        entry = self._entries.pop(entry_id)
-        index = self._indexes[entry.scope]
-        index.remove([entry_id])
-        if len(index) == 0:
-            del self._indexes[entry.scope]
 
     def _vector(self, text: str, vector: np.ndarray | None) -> np.ndarray:
         if not isinstance(text, str):
@@ -383,31 +345,27 @@ class SemanticCache:
     def save(self, directory: str | Path) -> None:
         """Write the cache atomically: data files of a new generation first, then the
         manifest that points to them; a crash leaves the previous state loadable."""
+        if not isinstance(self.entries, LocalEntries):
+            raise StateError("this cache's entries live in a shared store, which keeps them "
+                             "itself; there is nothing to save to a directory.")
         directory = Path(directory)
         with self._lock:
-            ids = list(self._entries)
-            by_scope: dict[str, list[int]] = {}
-            for i in ids:
-                by_scope.setdefault(self._entries[i].scope, []).append(i)
-            vectors = np.zeros((len(ids), self.dim), dtype=np.float32)
-            row = {entry_id: r for r, entry_id in enumerate(ids)}
-            for scope, scope_ids in by_scope.items():
-                vectors[[row[i] for i in scope_ids]] = self._indexes[scope].vectors(scope_ids)
-            entries = [self._entries[i].to_state() for i in ids]
+            entries, vectors = self.entries.snapshot()
+            states = [e.to_state() for e in entries]
             manifest = {
                 "kind": _KIND, "format_version": FORMAT_VERSION,
                 "embedder": self.embedder.name, "dim": self.dim,
                 "config": {"capacity": self.capacity, "ttl_s": self.ttl_s,
                            "neighbours": self.neighbours, "refit_every": self.refit_every,
                            "hnsw_min_entries": self.hnsw_min_entries},
-                "threshold": self.threshold.to_state(), "next_id": self._next_id,
+                "threshold": self.threshold.to_state(), "next_id": self.entries.next_id,
                 "counts": dict(self._counts),
-                "wrong_answers": sorted([list(p) for p in self._wrong_answers]),
+                "wrong_answers": sorted([list(p) for p in self.entries.wrong_answers]),
             }
         old = current_generation(directory)
         gen = old + 1
         atomic_write_npy(directory / f"vectors-{gen}.npy", vectors)
-        atomic_write_json(directory / f"entries-{gen}.json", entries)
+        atomic_write_json(directory / f"entries-{gen}.json", states)
         atomic_write_json(directory / "manifest.json", {**manifest, "generation": gen})
         for stale in (f"vectors-{old}.npy", f"entries-{old}.json"):
             (directory / stale).unlink(missing_ok=True)
@@ -437,16 +395,12 @@ class SemanticCache:
             if not np.isfinite(vectors).all():
                 raise StateError(f"{directory}: vectors hold NaN or infinity; the state is "
                                  "corrupted. Restore it from a backup.")
-            by_scope: dict[str, list[int]] = {}
-            for row, entry in enumerate(entries):
-                cache._entries[entry.id] = entry
-                by_scope.setdefault(entry.scope, []).append(row)
-            for scope, rows in by_scope.items():
-                ids = np.array([entries[r].id for r in rows], dtype=np.int64)
-                cache._index_for(scope).add(ids, vectors[rows])
-            cache._next_id = int(manifest["next_id"])
+            local = cache.entries
+            assert isinstance(local, LocalEntries)
+            local.restore(entries, vectors)
+            local.next_id = int(manifest["next_id"])
+            local.wrong_answers = {(s, h) for s, h in manifest["wrong_answers"]}
             cache._counts.update({k: int(v) for k, v in manifest["counts"].items()})
-            cache._wrong_answers = {(s, h) for s, h in manifest["wrong_answers"]}
         except StateError:
             raise
         except (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError) as exc:
@@ -455,20 +409,16 @@ class SemanticCache:
         return cache
 
 
-def _nearest_other_answer(best: CacheEntry, neighbours: list[tuple[int, float]],
-                          entries: dict[int, CacheEntry], k: int) -> float:
+def _nearest_other_answer(neighbours: Neighbours, k: int) -> float:
     """Similarity of the nearest neighbour whose answer differs from the best one's.
 
     If the inspected neighbours all share the best answer, the last one's similarity
     is an upper bound of the true value (conservative); with no neighbour at all, 0."""
-    for entry_id, sim in neighbours[1:]:
-        if entries[entry_id].answer_hash != best.answer_hash:
+    best = neighbours[0][0]
+    for entry, sim in neighbours[1:]:
+        if entry.answer_hash != best.answer_hash:
             return sim
     return neighbours[-1][1] if len(neighbours) >= k else 0.0
-
-
-def _expired(entry: CacheEntry, now: float) -> bool:
-    return entry.expires_at is not None and now >= entry.expires_at
 
 
 def _check_scope(scope: str) -> None:
