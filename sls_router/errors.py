@@ -26,6 +26,10 @@ class StateError(SLSRouterError):
     """A saved state directory is missing, corrupted or from an unknown format version."""
 
 
+class StoreUnavailableError(SLSRouterError):
+    """A shared store (PostgreSQL) cannot be reached when it must be (e.g. at start)."""
+
+
 class DependencyError(SLSRouterError, ImportError):
     """An optional dependency or bundled model is not installed."""
 

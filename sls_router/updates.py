@@ -42,6 +42,7 @@ class UpdateManager:
         self.max_log = max_log
         self.clock = clock
         self.log: list[dict[str, Any]] = []
+        self.on_entry: Callable[[dict[str, Any]], None] | None = None  # e.g. a shared log
         self.pending = 0
         self.total_events = 0
         self._last = clock()
@@ -91,6 +92,8 @@ class UpdateManager:
         with self._lock:
             self.log.append(entry)
             del self.log[:-self.max_log]
+        if self.on_entry is not None:
+            self.on_entry(entry)
         return entry
 
     def to_state(self) -> dict[str, Any]:

@@ -13,8 +13,8 @@ from sls_router.errors import InvalidInputError, SLSRouterError, StateError, Unk
 
 
 @pytest.fixture
-def cache(topic_embedder):
-    return SemanticCache(topic_embedder)
+def cache(topic_embedder, new_cache):
+    return new_cache(topic_embedder)
 
 
 def test_paraphrase_hits_and_unrelated_misses(cache):
@@ -36,13 +36,14 @@ def test_paraphrase_hits_and_unrelated_misses(cache):
 def test_scope_isolation(cache, other):
     cache.insert("weather:a", "sunny", scope_key("tenant-a"))
     assert cache.lookup("weather:a", scope_key("tenant-a")).hit
+    other = dict(other)  # the parameter is shared by both store runs
     scope = scope_key(other.pop("namespace", "tenant-a"), **other)
     result = cache.lookup("weather:a", scope)
     assert not result.hit and result.reason == "empty"
 
 
-def test_ambiguous_neighbourhood_is_not_served(topic_embedder):
-    cache = SemanticCache(topic_embedder)
+def test_ambiguous_neighbourhood_is_not_served(topic_embedder, new_cache):
+    cache = new_cache(topic_embedder)
     # two near-identical questions with different answers: neither may be served
     cache.insert("capital:france", "Paris")
     cache.insert("capital:spain", "Madrid")
@@ -68,9 +69,9 @@ def _region_hit_rate(cache: SemanticCache, topics: range, verdict: bool | None) 
     return hits / len(topics)
 
 
-def test_wrong_verdicts_reduce_hits_and_right_ones_do_not(topic_embedder):
-    wrong = SemanticCache(topic_embedder, refit_every=5)
-    right = SemanticCache(topic_embedder, refit_every=5)
+def test_wrong_verdicts_reduce_hits_and_right_ones_do_not(topic_embedder, new_cache):
+    wrong = new_cache(topic_embedder, refit_every=5)
+    right = new_cache(topic_embedder, refit_every=5)
     assert _region_hit_rate(wrong, range(0, 20), None) == 1.0
     _region_hit_rate(wrong, range(20, 60), verdict=False)
     _region_hit_rate(right, range(20, 60), verdict=True)
@@ -109,8 +110,8 @@ def test_discredited_entry_is_evicted(cache):
     assert not cache.lookup("weather:a").hit
 
 
-def test_capacity_evicts_least_recently_used(topic_embedder):
-    cache = SemanticCache(topic_embedder, capacity=3)
+def test_capacity_evicts_least_recently_used(topic_embedder, new_cache):
+    cache = new_cache(topic_embedder, capacity=3)
     ids = [cache.insert(f"t{i}:a", f"a{i}") for i in range(3)]
     assert cache.lookup("t0:a").hit  # t0 becomes most recently used
     cache.insert("t3:a", "a3")
@@ -122,9 +123,9 @@ def test_capacity_evicts_least_recently_used(topic_embedder):
         cache.get(ids[1])
 
 
-def test_ttl_expires_entries(topic_embedder):
+def test_ttl_expires_entries(topic_embedder, new_cache):
     now = [1000.0]
-    cache = SemanticCache(topic_embedder, ttl_s=60, clock=lambda: now[0])
+    cache = new_cache(topic_embedder, ttl_s=60, clock=lambda: now[0])
     cache.insert("weather:a", "sunny")
     assert cache.lookup("weather:a").hit
     now[0] += 61
@@ -202,8 +203,8 @@ def test_saving_again_keeps_one_generation(tmp_path, topic_embedder):
     assert len(SemanticCache.load(tmp_path, topic_embedder)) == 2
 
 
-def test_eight_threads_lose_nothing(topic_embedder):
-    cache = SemanticCache(topic_embedder, capacity=10_000)
+def test_eight_threads_lose_nothing(topic_embedder, new_cache):
+    cache = new_cache(topic_embedder, capacity=10_000)
     per_thread = 150
     hits = [0] * 8
 
@@ -254,9 +255,9 @@ def test_bad_configuration_is_refused(topic_embedder):
         scope_key("")
 
 
-def test_diverse_workload_switches_cache_off_quickly(topic_embedder):
+def test_diverse_workload_switches_cache_off_quickly(topic_embedder, new_cache):
     """Every cross-request hit is wrong: after a few verdicts the cache stops serving."""
-    cache = SemanticCache(topic_embedder, refit_every=1)
+    cache = new_cache(topic_embedder, refit_every=1)
     served = []
     for t in range(60):
         cache.insert(f"t{t}:o", f"a{t}")

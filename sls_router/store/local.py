@@ -88,6 +88,32 @@ def has_state(directory: Path) -> bool:
     return (directory / "manifest.json").is_file()
 
 
+class LocalStore:
+    """The embedded default: state saved to one directory when `save` is called."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = Path(directory)
+
+    def open(self, cls: type[SmartRouter], pool: Sequence[tuple[ModelSpec, Backend]],
+             **options: Any) -> SmartRouter:
+        if has_state(self.directory):
+            embedder = options.pop("embedder", None)
+            return load_router(cls, self.directory, pool, embedder, options)
+        return cls(pool, **options)
+
+    def save(self, router: SmartRouter) -> None:
+        save_router(router, self.directory)
+
+    def record_outcome(self, *args: Any) -> None:
+        pass  # kept in memory until `save`
+
+    def record_feedback(self, *args: Any) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 def load_router(cls: type[SmartRouter], directory: Path,
                 pool: Sequence[tuple[ModelSpec, Backend]], embedder: str | Embedder | None,
                 overrides: dict[str, Any]) -> SmartRouter:
@@ -110,9 +136,8 @@ def load_router(cls: type[SmartRouter], directory: Path,
         router.tokens = TokenCostPredictor.from_state(manifest["tokens"])
         router.latency = LatencyPredictor.from_state(manifest["latency"])
         router.updates.restore(manifest["updates"])
-        vectors, features, models, scores, weights = router.outcomes.arrays()
-        if models:  # inside the try: garbled training rows are a corrupted state too
-            router.knn.fit(vectors, models, scores, weights)
+        if len(router.outcomes):  # inside the try: garbled rows are a corrupted state too
+            router.refit_knn()
             router.update_now()
     except StateError:
         raise
