@@ -189,7 +189,55 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="a small size for tests (5 kills)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_stress)
+
+    p = sub.add_parser("shared-store", help="PostgreSQL store vs local: lookups and 4 replicas")
+    p.add_argument("--url", help="postgresql:// URL of an empty database (default: a temporary "
+                                 "server from the pgserver package)")
+    p.add_argument("--entries", type=int, default=100_000)
+    p.add_argument("--processes", type=int, default=4)
+    p.add_argument("--requests", type=int, default=500, help="requests per process")
+    p.add_argument("--json", help="write the figures to this file")
+    p.set_defaults(func=_shared_store)
     return parser
+
+
+def _shared_store(args: argparse.Namespace) -> int:
+    import tempfile
+
+    import psycopg
+
+    from .bench.shared_store import compare_replicas, lookup_figures
+
+    with tempfile.TemporaryDirectory() as tmp:
+        server = None
+        if args.url is None:
+            try:
+                import pgserver
+            except ImportError:
+                print("sls-router: error: pass --url, or pip install pgserver for a temporary "
+                      "server", file=sys.stderr)
+                return 2
+            server = pgserver.get_server(tmp, cleanup_mode="stop")
+            with psycopg.connect(server.get_uri(), autocommit=True) as conn:
+                conn.execute("CREATE DATABASE sls_lookups")
+                conn.execute("CREATE DATABASE sls_replicas")
+        try:
+            lookup_url = args.url or server.get_uri("sls_lookups")
+            figures = {"lookups": lookup_figures(lookup_url, entries=args.entries)}
+            if args.url is not None:  # the replica runs need empty tables
+                with psycopg.connect(args.url, autocommit=True) as conn:
+                    conn.execute("TRUNCATE sls_cache_entries, sls_feedback, sls_outcomes, "
+                                 "sls_cache_verdicts, sls_wrong_answers, sls_update_log")
+            figures["replicas"] = compare_replicas(args.url or server.get_uri("sls_replicas"),
+                                                   args.processes, args.requests)
+        finally:
+            if server is not None:
+                server.cleanup()
+    print(json.dumps(figures, indent=2))
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(figures, indent=2))
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -18,7 +18,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -26,7 +26,7 @@ from ._streaming import StreamingMixin
 from .backends import Backend, check_pool, replay_pool
 from .cache import CacheLookup, SemanticCache, scope_key
 from .embeddings import MAX_TEXT_CHARS, Embedder, get_embedder
-from .errors import BackendError, InvalidInputError, UnknownEntryError
+from .errors import BackendError, ConfigurationError, InvalidInputError, UnknownEntryError
 from .health import CircuitBreaker, retry_after_s
 from .outcomes import OutcomeLog
 from .routing import (Decision, KNNQualityPredictor, LatencyPredictor, LogisticQualityPredictor,
@@ -35,6 +35,9 @@ from .types import (Completion, Feedback, ModelSpec, Request, Response, Usage,
                     estimate_tokens)
 from .updates import UpdateManager
 from .verifiers import Verifier
+
+if TYPE_CHECKING:
+    from .store import Store
 
 _TIMEOUTS = (TimeoutError, asyncio.TimeoutError, concurrent.futures.TimeoutError)
 SOURCE_WEIGHTS = {"label": 1.0, "user": 1.0, "verifier": 0.5}
@@ -134,6 +137,7 @@ class SmartRouter(StreamingMixin):
         self.outcomes = OutcomeLog(self.embedder.dim, n_features)
         self.updates = UpdateManager(self._refit, every_n=update_every_n, every_s=update_every_s,
                                      background=background_updates)
+        self.store: Store | None = None  # set by `open`: where learned state is published
         self._served: OrderedDict[str, _Served] = OrderedDict()
         self._lock = threading.RLock()
         self._pool_executor = concurrent.futures.ThreadPoolExecutor(
@@ -211,6 +215,9 @@ class SmartRouter(StreamingMixin):
         if served is None:
             raise UnknownEntryError(f"request {request_id!r} is unknown (never served here, "
                                     "or too old); pass the request_id of a Response.")
+        if self.store is not None:
+            self.store.record_feedback(request_id, served.namespace, served.model,
+                                       served.cache_hit, fb.score, source)
         if self.cache is not None:
             self._judge_cache(served, fb.score >= 0.5, weak=source == "verifier")
         if not served.cache_hit:
@@ -402,9 +409,24 @@ class SmartRouter(StreamingMixin):
     def _record_outcome(self, vector: np.ndarray, features: np.ndarray, model: str,
                         score: float, source: str) -> None:
         weight = SOURCE_WEIGHTS.get(source, 1.0)
+        self.add_outcome(vector, features, model, score, weight, source)
+        if self.store is not None:
+            self.store.record_outcome(vector, features, model, score, weight, source)
+
+    def add_outcome(self, vector: np.ndarray, features: np.ndarray, model: str, score: float,
+                    weight: float, source: str, *, fit_knn: bool = True) -> None:
+        """One training row (e.g. learned by another replica); the kNN learns it at once,
+        the logistic predictors at the next refit (`fit_knn=False`: see `refit_knn`)."""
         self.outcomes.add(vector, features, model, score, weight, source)
+        if fit_knn:
+            with self._lock:
+                self.knn.partial_fit(vector, model, score, weight)
+
+    def refit_knn(self) -> None:
+        """Refit the kNN predictor from every training row at once (after a bulk load)."""
+        vectors, _, models, scores, weights = self.outcomes.arrays()
         with self._lock:
-            self.knn.partial_fit(vector, model, score, weight)
+            self.knn.fit(vectors, models, scores, weights)
 
     def _cached_response(self, plan: RoutePlan) -> Response:
         lookup = plan.lookup
@@ -430,33 +452,47 @@ class SmartRouter(StreamingMixin):
                 self._served.popitem(last=False)
 
     # -- state ----------------------------------------------------------------------
-    def save(self, directory: str | Path) -> None:
-        """Everything under one directory (see store/local.py): atomic, versioned, no pickle."""
-        from .store.local import save_router
+    def save(self, directory: str | Path | None = None) -> None:
+        """Make the state durable: into `directory` (see store/local.py: atomic,
+        versioned, no pickle), or, without one, into the store the router was opened
+        from (a PostgreSQL store writes as it goes; this waits for queued writes)."""
+        if directory is not None:
+            from .store.local import save_router
 
-        save_router(self, Path(directory))
+            save_router(self, Path(directory))
+        elif self.store is not None:
+            self.store.save(self)
+        else:
+            raise ConfigurationError("this router was not opened from a store; pass a "
+                                     "directory to save(), or use SmartRouter.open(state, pool).")
 
     @classmethod
     def load(cls, directory: str | Path, pool: Sequence[tuple[ModelSpec, Backend]],
              embedder: str | Embedder | None = None, **overrides: Any) -> "SmartRouter":
-        """Restore a saved router around `pool` (backends are not saved; pass them again)."""
+        """Restore a router saved in `directory` around `pool` (backends are not saved;
+        pass them again)."""
         from .store.local import load_router
 
         return load_router(cls, Path(directory), pool, embedder, overrides)
 
     @classmethod
-    def open(cls, directory: str | Path, pool: Sequence[tuple[ModelSpec, Backend]],
+    def open(cls, state: str | Path | Store | None, pool: Sequence[tuple[ModelSpec, Backend]],
              **options: Any) -> "SmartRouter":
-        """The router saved in `directory` if there is one, else a new one: the way to keep
-        what a service learned across restarts (call `save(directory)` to checkpoint)."""
-        from .store.local import has_state
+        """The router kept in `state`, or a new one there: a directory (the state saved in
+        it, if any; `save()` checkpoints it), a postgresql:// URL (a cache and feedback
+        shared with every replica opened on it), a Store, or None for the URL in
+        SLS_ROUTER_DATABASE_URL."""
+        from .store import open_store
 
-        if has_state(Path(directory)):
-            return cls.load(directory, pool, **options)
-        return cls(pool, **options)
+        store = open_store(state)
+        router = store.open(cls, list(pool), **options)
+        router.store = store
+        return router
 
     def close(self) -> None:
         self.updates.wait()
+        if self.store is not None:
+            self.store.close()
         self._pool_executor.shutdown(wait=False, cancel_futures=True)
 
 

@@ -49,7 +49,6 @@ def topic_embedder() -> TopicEmbedder:
 @pytest.fixture(scope="session")
 def pg_server():
     """One server for the whole run, in a temporary folder, stopped and deleted after."""
-    import os
     import shutil
     import tempfile
 
@@ -57,7 +56,6 @@ def pg_server():
     import psycopg
 
     folder = tempfile.mkdtemp(prefix="sls-router-pg-")
-    os.environ.setdefault("XDG_RUNTIME_DIR", folder)  # else platformdirs warns on import
     server = pgserver.get_server(folder, cleanup_mode="stop")
     with psycopg.connect(server.get_uri(), autocommit=True) as conn:
         # databases made from template1 start with pgvector installed
@@ -119,3 +117,24 @@ def new_cache(store_kind, request):
     yield make
     for db in opened:
         db.close()
+
+
+@pytest.fixture
+def new_router(store_kind, request):
+    """`new_router(pool, **options)`: a SmartRouter on the store under test."""
+    from sls_router import SmartRouter
+
+    if store_kind == "local":
+        yield SmartRouter
+        return
+    make_database = request.getfixturevalue("new_database")
+    opened: list[SmartRouter] = []
+
+    def make(pool, **options):
+        router = SmartRouter.open(make_database(), pool, **options)
+        opened.append(router)
+        return router
+
+    yield make
+    for router in opened:
+        router.close()

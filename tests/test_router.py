@@ -45,8 +45,8 @@ def _run(router, topics, feedback=True):
     return picks
 
 
-def test_learns_which_model_is_right_where(topic_embedder):
-    router = SmartRouter(_pool(), embedder=topic_embedder, cache=False, random_state=0,
+def test_learns_which_model_is_right_where(topic_embedder, new_router):
+    router = new_router(_pool(), embedder=topic_embedder, cache=False, random_state=0,
                          background_updates=False)
     rng = np.random.default_rng(0)
     _run(router, rng.choice(["X", "Y"], 200))
@@ -91,7 +91,7 @@ def _failing(exc):
     return CallableBackend(fn)
 
 
-def test_failover_on_error_and_timeout(topic_embedder):
+def test_failover_on_error_and_timeout(topic_embedder, new_router):
     def slow(request):
         time.sleep(2)
         return "late"
@@ -99,7 +99,7 @@ def test_failover_on_error_and_timeout(topic_embedder):
     pool = [(ModelSpec("broken", 0.1, 0.1), _failing(RuntimeError("503 from provider"))),
             (ModelSpec("slow", 0.1, 0.1, timeout_s=0.2), CallableBackend(slow)),
             (ModelSpec("ok", 5.0, 5.0), CallableBackend(lambda r: "fine"))]
-    router = SmartRouter(pool, embedder=topic_embedder, cache=False, random_state=0,
+    router = new_router(pool, embedder=topic_embedder, cache=False, random_state=0,
                          breaker_failures=2)
     tried = []
     for i in range(12):
@@ -122,8 +122,8 @@ def test_all_models_failing_lists_every_attempt(topic_embedder):
     assert "boom-a" in str(info.value) and "boom-b" in str(info.value)
 
 
-def test_feedback_door_changes_cache_and_predictor(topic_embedder):
-    router = SmartRouter(_pool(good=("", "")), embedder=topic_embedder, random_state=0,
+def test_feedback_door_changes_cache_and_predictor(topic_embedder, new_router):
+    router = new_router(_pool(good=("", "")), embedder=topic_embedder, random_state=0,
                          background_updates=False)
     first = router.complete("weather:a")
     assert not first.cache_hit
@@ -138,8 +138,8 @@ def test_feedback_door_changes_cache_and_predictor(topic_embedder):
     assert not third.cache_hit  # the wrong answer is never served again
 
 
-def test_wrong_cache_hit_feedback_tightens_the_entry(topic_embedder):
-    router = SmartRouter(_pool(), embedder=topic_embedder, random_state=0)
+def test_wrong_cache_hit_feedback_tightens_the_entry(topic_embedder, new_router):
+    router = new_router(_pool(), embedder=topic_embedder, random_state=0)
     router.complete("weather:a")
     hit = router.complete("weather:b")
     assert hit.cache_hit
@@ -147,10 +147,10 @@ def test_wrong_cache_hit_feedback_tightens_the_entry(topic_embedder):
     assert not router.complete("weather:b").cache_hit
 
 
-def test_tools_and_sampling_are_not_cached(topic_embedder):
+def test_tools_and_sampling_are_not_cached(topic_embedder, new_router):
     pool = [(ModelSpec("tooly", supports_tools=True), CallableBackend(lambda r: "called")),
             (ModelSpec("plain"), CallableBackend(lambda r: "plain"))]
-    router = SmartRouter(pool, embedder=topic_embedder)
+    router = new_router(pool, embedder=topic_embedder)
     tools = [{"name": "get_weather", "parameters": {}}]
     for _ in range(3):
         r = router.complete(Request(prompt="weather:a", tools=tools))
@@ -219,15 +219,15 @@ def test_load_refuses_future_version(tmp_path, topic_embedder):
         SmartRouter.load(tmp_path, _pool(), topic_embedder)
 
 
-def test_async_and_batch_answer_every_request(topic_embedder):
-    router = SmartRouter(_pool(), embedder=topic_embedder, random_state=0)
+def test_async_and_batch_answer_every_request(topic_embedder, new_router):
+    router = new_router(_pool(), embedder=topic_embedder, random_state=0)
     responses = asyncio.run(router.abatch([f"t{i}:x" for i in range(50)]))
     assert len({r.request_id for r in responses}) == 50
     assert len(router.batch([f"u{i}:x" for i in range(20)])) == 20
 
 
-def test_stream_and_complete_give_same_text(topic_embedder):
-    router = SmartRouter(_pool(), embedder=topic_embedder, random_state=0)
+def test_stream_and_complete_give_same_text(topic_embedder, new_router):
+    router = new_router(_pool(), embedder=topic_embedder, random_state=0)
     chunks = list(router.stream("weather:a"))
     final = chunks[-1]
     assert "".join(c.text for c in chunks[:-1]) == final.text
@@ -251,8 +251,8 @@ def test_bad_configuration(make, topic_embedder):
         make(topic_embedder)
 
 
-def test_bad_feedback_and_requests(topic_embedder):
-    router = SmartRouter(_pool(), embedder=topic_embedder)
+def test_bad_feedback_and_requests(topic_embedder, new_router):
+    router = new_router(_pool(), embedder=topic_embedder)
     response = router.complete("weather:a")
     with pytest.raises(UnknownEntryError):
         router.feedback("no-such-request", 1.0)
@@ -271,8 +271,8 @@ def test_bad_feedback_and_requests(topic_embedder):
     assert isinstance(BackendError("x"), SLSRouterError)
 
 
-def test_turns_after_the_question_and_the_rest_of_the_prompt_scope_the_cache(topic_embedder):
-    router = SmartRouter([(ModelSpec("m"), CallableBackend(lambda r: f"answer {len(r.text)}"))],
+def test_turns_after_the_question_and_the_rest_of_the_prompt_scope_the_cache(topic_embedder, new_router):
+    router = new_router([(ModelSpec("m"), CallableBackend(lambda r: f"answer {len(r.text)}"))],
                          embedder=topic_embedder, random_state=0, background_updates=False)
     question = {"role": "user", "content": "weather:paris"}
     router.complete(Request(messages=[question]))
