@@ -187,3 +187,19 @@ def test_database_url_from_the_environment(new_database, topic_embedder, monkeyp
         assert isinstance(router.store, PostgresStore)
     finally:
         router.close()
+
+
+def test_four_processes_share_one_database(new_database):
+    """4 processes x 500 requests (+50 every one of them answers under the same ids)."""
+    from sls_router.bench.shared_store import entry_owners, replica_figures, shared_tables
+
+    url = new_database()
+    run = replica_figures([url] * 4, per_process=500, common=50)
+    tables = shared_tables(url)
+    assert run["requests"] == 4 * 550
+    assert tables["feedback_rows"] == run["feedback_calls"] == 4 * 550  # exact, none lost
+    assert tables["entries"] == tables["request_ids"]  # one entry per request id
+    owners = entry_owners(url, [e for r in run["per_process"] for e in r["hit_entries"]])
+    foreign = sum(owners.get(e) not in (None, r["replica"])
+                  for r in run["per_process"] for e in r["hit_entries"])
+    assert foreign > 0  # answers cached by one process were served by the others

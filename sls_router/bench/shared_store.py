@@ -106,10 +106,10 @@ def _bulk_load(db: Any, vectors: np.ndarray) -> None:
 
 
 # -- replicas -----------------------------------------------------------------------
-def worker(state: str, start: int, n: int, common: int, seed: int, start_at: float,
-           ) -> dict[str, Any]:
+def worker(state: str, start: int, n: int, common: int, seed: int) -> dict[str, Any]:
     """One replica: `common` requests every replica shares (same ids, racing inserts),
-    then its own `n` from `start`; label feedback on every answer."""
+    then its own `n` from `start`; label feedback on every answer. It says "ready" on
+    stdout and waits for a line on stdin, so that every replica starts together."""
     from ..backends import replay_pool
     from ..router import SmartRouter
     from ..types import Request
@@ -119,7 +119,8 @@ def worker(state: str, start: int, n: int, common: int, seed: int, start_at: flo
     mine = records[:common] + records[start:start + n]
     router = SmartRouter.open(state, replay_pool(dataset), embedder="static",
                               random_state=seed)
-    time.sleep(max(0.0, start_at - time.time()))  # every replica starts together
+    print("ready", flush=True)
+    sys.stdin.readline()
     hits: list[int] = []
     feedback = 0
     started = time.perf_counter()
@@ -138,17 +139,23 @@ def worker(state: str, start: int, n: int, common: int, seed: int, start_at: flo
     router.save()  # waits for every queued write
     router.close()
     return {"requests": len(mine), "wall_s": wall, "hits": len(hits), "hit_entries": hits,
-            "feedback_calls": feedback}
+            "feedback_calls": feedback, "replica": getattr(router.store, "replica", None)}
 
 
 def replica_figures(states: list[str], per_process: int = 500, common: int = 50,
                     ) -> dict[str, Any]:
     """Run one worker process per state (all the same URL, or one directory each)."""
-    start_at = time.time() + 25.0  # room for every process to load data and models
     procs = [subprocess.Popen(
         [sys.executable, "-m", "sls_router.bench.shared_store", "worker", state,
-         str(1000 + k * per_process), str(per_process), str(common), str(k), str(start_at)],
-        stdout=subprocess.PIPE, text=True) for k, state in enumerate(states)]
+         str(1000 + k * per_process), str(per_process), str(common), str(k)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        for k, state in enumerate(states)]
+    for proc in procs:  # every replica has loaded its data, models and state
+        if proc.stdout.readline().strip() != "ready":
+            raise RuntimeError("a replica failed to start; see its stderr")
+    for proc in procs:
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
     results = []
     for proc in procs:
         out, _ = proc.communicate(timeout=1800)
@@ -200,12 +207,11 @@ def compare_replicas(url: str, processes: int = 4, per_process: int = 500,
 
 def main(argv: list[str]) -> None:
     if argv[:1] == ["worker"]:
-        state, start, n, common, seed, start_at = argv[1:7]
-        print(json.dumps(worker(state, int(start), int(n), int(common), int(seed),
-                                float(start_at))))
+        state, start, n, common, seed = argv[1:6]
+        print(json.dumps(worker(state, int(start), int(n), int(common), int(seed))))
         return
     raise SystemExit("usage: python -m sls_router.bench.shared_store worker STATE START N "
-                     "COMMON SEED START_AT (or use `sls-router shared-store`)")
+                     "COMMON SEED (or use `sls-router shared-store`)")
 
 
 if __name__ == "__main__":

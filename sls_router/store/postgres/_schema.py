@@ -81,18 +81,11 @@ _MIGRATIONS: dict[int, list[str]] = {1: [
 
 def migrate(conn: Any, embedder: str, dim: int) -> None:
     """Bring the database to SCHEMA_VERSION, or refuse one this release cannot read."""
-    import psycopg
     from psycopg.types.json import Jsonb
 
-    try:
-        conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
-    except psycopg.Error as exc:
-        raise StateError(
-            f"the pgvector extension is not available in this database ({str(exc).strip()}). "
-            "Install pgvector on the server and run `CREATE EXTENSION vector;` in this database "
-            "as a user allowed to (e.g. the owner or a superuser).") from exc
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
+        _create_vector_extension(conn)
         conn.execute("CREATE TABLE IF NOT EXISTS sls_meta (key text PRIMARY KEY, "
                      "value jsonb NOT NULL)")
         row = conn.execute("SELECT value FROM sls_meta WHERE key = 'schema'").fetchone()
@@ -113,3 +106,18 @@ def migrate(conn: Any, embedder: str, dim: int) -> None:
         meta = {"version": SCHEMA_VERSION, "embedder": embedder, "dim": int(dim)}
         conn.execute("INSERT INTO sls_meta VALUES ('schema', %s) ON CONFLICT (key) "
                      "DO UPDATE SET value = EXCLUDED.value", (Jsonb(meta),))
+
+
+def _create_vector_extension(conn: Any) -> None:
+    import psycopg
+
+    if conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'vector'").fetchone():
+        return
+    try:
+        with conn.transaction():  # a savepoint: the message below, not an aborted block
+            conn.execute("CREATE EXTENSION vector")
+    except psycopg.Error as exc:
+        raise StateError(
+            f"the pgvector extension is not available in this database ({str(exc).strip()}). "
+            "Install pgvector on the server and run `CREATE EXTENSION vector;` in this database "
+            "as a user allowed to (e.g. the owner or a superuser).") from exc
