@@ -71,8 +71,9 @@ class SmartRouterLLM(BaseChatModel):
         """Route among LangChain chat models priced in USD per million tokens.
 
         `options` are SmartRouter options (preset, embedder, verifier, max_wrong_rate,
-        ...) or fields of this class (namespace, task, temperature, ...); `state_dir`
-        restores a router saved there with `llm.save(state_dir)`."""
+        ...) or fields of this class (namespace, task, temperature, ...). `state` is a
+        directory (what `llm.save()` wrote there is restored) or a postgresql:// URL (a
+        cache and feedback shared by every replica opened on it)."""
         router_options, fields = _split_options(options)
         pool = langchain_pool(llms, prices)
         return cls(router=_make_router(pool, router_options), **fields)
@@ -184,7 +185,8 @@ class SmartRouterLLM(BaseChatModel):
     def update_now(self) -> dict[str, Any]:
         return self.router.update_now()
 
-    def save(self, directory: str | Path) -> None:
+    def save(self, directory: str | Path | None = None) -> None:
+        """Checkpoint the router: into `directory`, or into the `state` it was opened on."""
         self.router.save(directory)
 
 
@@ -223,7 +225,7 @@ def _split_options(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, A
 
 
 def _make_router(pool: list, options: dict[str, Any]) -> SmartRouter:
-    state_dir = options.pop("state_dir", None)
-    if state_dir is not None:
-        return SmartRouter.open(state_dir, pool, **options)
+    state = options.pop("state", None)
+    if state is not None:
+        return SmartRouter.open(state, pool, **options)
     return SmartRouter(pool, **options)

@@ -188,13 +188,13 @@ def test_from_replay_answers_with_recorded_outputs():
     assert message.usage_metadata["output_tokens"] == record.responses[model].output_tokens
 
 
-def test_state_dir_keeps_what_was_learned(models, tmp_path):
+def test_state_keeps_what_was_learned(models, tmp_path):
     first = SmartRouterLLM.from_llms(models, prices=PRICES, embedder="hashing",
-                                     state_dir=tmp_path, background_updates=False)
+                                     state=tmp_path, background_updates=False)
     answer = first.invoke("What is a mutex?")
     first.save(tmp_path)
     again = SmartRouterLLM.from_llms(models, prices=PRICES, embedder="hashing",
-                                     state_dir=tmp_path, background_updates=False)
+                                     state=tmp_path, background_updates=False)
     hit = again.invoke("What is a mutex?")
     assert hit.response_metadata["sls_cache_hit"] and hit.text == answer.text
 

@@ -308,12 +308,12 @@ def test_scripted_models_are_real_llamaindex_llms():
     assert isinstance(ScriptedToolLLM(), FunctionCallingLLM)
 
 
-def test_state_dir_keeps_the_cache_across_restarts(li_small, li_large, tmp_path):
+def test_state_keeps_the_cache_across_restarts(li_small, li_large, tmp_path):
     prices = {"small": (0.1, 0.2), "large": (5.0, 15.0)}
     llms = {"small": li_small, "large": li_large}
-    first = SmartRouterLLM.from_llms(llms, prices=prices, state_dir=tmp_path, **OPTIONS)
+    first = SmartRouterLLM.from_llms(llms, prices=prices, state=tmp_path, **OPTIONS)
     answer = first.chat(user("What is a semaphore?"))
     first.router.save(tmp_path)
-    again = SmartRouterLLM.from_llms(llms, prices=prices, state_dir=tmp_path, **OPTIONS)
+    again = SmartRouterLLM.from_llms(llms, prices=prices, state=tmp_path, **OPTIONS)
     hit = again.chat(user("What is a semaphore?"))
     assert hit.additional_kwargs["sls_cache_hit"] and hit.message.content == answer.message.content

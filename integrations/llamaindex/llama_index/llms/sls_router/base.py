@@ -78,11 +78,12 @@ class SmartRouterLLM(FunctionCallingLLM):
                   **router_options: Any) -> "SmartRouterLLM":
         """Route among LlamaIndex LLMs; ``prices={name: (input_per_mtok, output_per_mtok)}``
         in USD per million tokens. `router_options` go to `SmartRouter` (embedder,
-        preset, cache, verifier, ...); ``state_dir`` restores what a router saved there
-        with ``llm.router.save(state_dir)``."""
-        state_dir = router_options.pop("state_dir", None)
+        preset, cache, verifier, ...). ``state`` is a directory (what
+        ``llm.router.save()`` wrote there is restored) or a postgresql:// URL (a cache and
+        feedback shared by every replica opened on it)."""
+        state = router_options.pop("state", None)
         pool = llm_pool(llms, prices)
-        router = (SmartRouter.open(state_dir, pool, **router_options) if state_dir is not None
+        router = (SmartRouter.open(state, pool, **router_options) if state is not None
                   else SmartRouter(pool, **router_options))
         outputs = [llm.metadata.num_output for llm in llms.values()
                    if llm.metadata.num_output > 0]
