@@ -308,28 +308,15 @@ class SmartRouter(StreamingMixin):
                                     "tools; add one with supports_tools=True or drop the tools.")
         names = [s.name for s in candidates]
         priors = self.outcomes.success_rates()
+        input_tokens = estimate_tokens(request.text)
         with self._lock:  # the predictors are not thread-safe; updates and reads take turns
             knn = self.knn.predict(vector, names, priors=priors)
-        mean = np.asarray(knn.mean, dtype=float)
+            logistic = self.logistic  # replaced whole by a refit, never changed in place
+            cost, output_tokens = self.tokens.costs(candidates, input_tokens, request.task)
+            latency = self.latency.predict_many(names, output_tokens)
+        mean = logistic.blend(knn.mean, np.hstack([vector, features]), names)
         with self._lock:
-            logistic = self.logistic
-        if logistic.estimators_:
-            probs = logistic.predict(np.hstack([vector, features]), names)
-        else:
-            probs = np.full(len(names), np.nan)
-        for i, name in enumerate(names):
-            brier = logistic.validation_brier_.get(name)
-            if not math.isnan(probs[i]) and brier is not None and brier < 0.25:
-                alpha = 0.5 * (1.0 - brier / 0.25)  # trust it as far as it beat a coin
-                mean[i] = (1 - alpha) * mean[i] + alpha * probs[i]
-        input_tokens = estimate_tokens(request.text)
-        with self._lock:
-            cost = np.array([self.tokens.cost(s, input_tokens, request.task) for s in candidates])
-            latency = np.array([self.latency.predict(s.name, self.tokens.predict(s.name,
-                                                                                 request.task))
-                                for s in candidates])
-            decision = self.scheduler.choose(candidates, mean, np.asarray(knn.std), cost,
-                                             latency)
+            decision = self.scheduler.choose(candidates, mean, knn.std, cost, latency)
         return decision, dict(zip(names, mean.tolist()))
 
     def _failure(self, name: str, exc: BaseException) -> tuple[str, str]:

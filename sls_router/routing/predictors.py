@@ -13,6 +13,7 @@ State is JSON (``to_state``/``from_state``): raw outcomes and counters, no pickl
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -83,6 +84,9 @@ class KNNQualityPredictor:
         self._index = VectorIndex(dim, hnsw_min_entries=self.hnsw_min_entries) if dim else None
         self._n, self._midx = 0, np.zeros(64, dtype=np.int32)
         self._scores, self._weights = np.zeros(64), np.zeros(64)
+        # candidate list -> (models known then, their column ids): the router asks about
+        # the same few lists on every request
+        self._cols: dict[tuple[str, ...], tuple[int, np.ndarray]] = {}
 
     @property
     def n_records_(self) -> int:
@@ -145,15 +149,13 @@ class KNNQualityPredictor:
 
         A model's global success rate is a better prior than 0.5 once it is known."""
         models = [check_name(m) for m in models]
-        pm = np.array([check_score((priors or {}).get(m, self.prior_mean), f"prior for {m!r}")
-                       for m in models], dtype=float)
+        pm = self._prior_means(models, priors)
         sw, sws = np.zeros(len(models)), np.zeros(len(models))
-        v = self._vectors(vector, self.dim_)
+        v = self._query(vector)
         if self._n and models:
             fetch = min(self._n, max(self.k, min(self.k * len(models) * 2, self.max_candidates)))
-            ids, sims = self._index.search_arrays(v[0], fetch)
-            cols = np.array([self._model_ids.get(m, -1) for m in models])
-            mask = self._midx[ids][None, :] == cols[:, None]
+            ids, sims = self._index.search_arrays(v, fetch)
+            mask = self._midx[ids] == self._columns(models)[:, None]
             mask &= np.cumsum(mask, axis=1) <= self.k
             w = np.maximum(sims, 0.0) ** self.similarity_power * self._weights[ids]
             weighted = mask * w
@@ -162,6 +164,34 @@ class KNNQualityPredictor:
         mean = (sws + pm * ps) / (sw + ps)
         std = np.sqrt(mean * (1 - mean) / (sw + ps + 1))
         return KNNPrediction(models, mean, std, sw)
+
+    def _prior_means(self, models: list[str], priors: dict[str, float] | None) -> np.ndarray:
+        """Each model's prior mean, checked; the usual all-float case skips per-value checks."""
+        values = [(priors or {}).get(m, self.prior_mean) for m in models]
+        if not all(type(x) is float and 0.0 <= x <= 1.0 for x in values):
+            values = [check_score(x, f"prior for {m!r}") for m, x in zip(models, values)]
+        return np.array(values, dtype=float)
+
+    def _query(self, vector: Any) -> np.ndarray:
+        """One query as a unit float32 row, like ``_vectors`` (same arithmetic, same bits)
+        but without its generic checks when the vector is one finite row of the right size
+        (a finite sum means every value is finite)."""
+        v = np.asarray(vector, dtype=np.float32)
+        if v.ndim != 1 or v.shape[0] != self.dim_ or not math.isfinite(float(v.sum())):
+            return self._vectors(vector, self.dim_)[0]
+        v = v[None, :]
+        norms = np.linalg.norm(v, axis=1, keepdims=True)
+        return (v / norms)[0] if norms[0, 0] > 0 else np.zeros_like(v[0])
+
+    def _columns(self, models: list[str]) -> np.ndarray:
+        key = tuple(models)
+        known, cols = self._cols.get(key, (-1, None))
+        if known != len(self.models_):
+            if len(self._cols) > 64:
+                self._cols.clear()
+            cols = np.array([self._model_ids.get(m, -1) for m in models])
+            self._cols[key] = (len(self.models_), cols)
+        return cols
 
     def to_state(self) -> dict:
         n = self._n
@@ -212,7 +242,16 @@ class LogisticQualityPredictor:
         self.validation_brier_: dict[str, float] = {}
         self.validation_log_loss_: dict[str, float] = {}
         self._data: tuple[np.ndarray, list[str], np.ndarray, np.ndarray] | None = None
-        self._coef: dict[str, tuple[np.ndarray, float]] = {}
+        self._set_coef({})
+
+    def _set_coef(self, coef: dict[str, tuple[np.ndarray, float]]) -> None:
+        """Keep the fitted coefficients as one matrix, a row per model: ``predict`` then
+        needs one product per model and one vectorised sigmoid for all (sklearn's
+        ``predict_proba`` spends ~50 us per model checking its input)."""
+        self._rows = {name: i for i, name in enumerate(coef)}
+        self._coef = np.array([c for c, _ in coef.values()]).reshape(len(coef), -1) if coef \
+            else np.zeros((0, 0))
+        self._intercepts = np.array([b for _, b in coef.values()], dtype=np.float64)
 
     def _new(self) -> Any:
         from sklearn.linear_model import LogisticRegression
@@ -246,7 +285,8 @@ class LogisticQualityPredictor:
             estimators[name] = est
             coef[name] = (est.coef_[0].astype(np.float64), float(est.intercept_[0]))
         self.n_features_in_ = X.shape[1]
-        self.estimators_, self._coef = estimators, coef
+        self.estimators_ = estimators
+        self._set_coef(coef)
         self.validation_brier_, self.validation_log_loss_ = brier, logloss
         self._data = (X, names, s, w)
         return self
@@ -262,11 +302,33 @@ class LogisticQualityPredictor:
             raise InvalidInputError(f"X shape {X.shape}: pass finite feature rows of width "
                                     f"{self.n_features_in_} (embedding + query_features).")
         out = np.full((len(X2), len(models)), np.nan)
-        for j, name in enumerate(models):
-            if name in self._coef:
-                c, b = self._coef[name]
-                out[:, j] = 1.0 / (1.0 + np.exp(-np.clip(X2 @ c + b, -50, 50)))
+        rows = [self._rows.get(name, -1) for name in models]
+        cols = [j for j, r in enumerate(rows) if r >= 0]
+        if cols:
+            # one matrix-vector product per model, not one matrix product for all: the
+            # latter sums in another order, and its last-bit differences could tip a decision
+            z = np.empty((len(X2), len(self._coef)))
+            for i, c in enumerate(self._coef):
+                z[:, i] = X2 @ c
+            z += self._intercepts
+            p = 1.0 / (1.0 + np.exp(-np.clip(z, -50, 50)))
+            out[:, cols] = p[:, [rows[j] for j in cols]]
         return out[0] if one else out
+
+    def blend(self, mean: Any, x: Any, models: Sequence[str]) -> np.ndarray:
+        """kNN ``mean`` blended with this predictor's P(correct) for one feature row ``x``.
+
+        A model's weight is ``0.5 * (1 - brier / 0.25)``: trust it as far as its validation
+        Brier score beat a coin (0.25); models without a fit or a better-than-coin score
+        keep the kNN mean."""
+        mean = np.asarray(mean, dtype=float)
+        if not self.estimators_:
+            return mean.copy()
+        probs = self.predict(x, models)
+        brier = np.array([self.validation_brier_.get(m, math.nan) for m in models])
+        alpha = 0.5 * (1.0 - brier / 0.25)
+        use = ~np.isnan(probs) & (brier < 0.25)
+        return np.where(use, (1 - alpha) * mean + alpha * probs, mean)
 
     def to_state(self) -> dict:
         if self._data is None:
@@ -318,18 +380,33 @@ class TokenCostPredictor:
 
     def predict(self, model: str, task: str | None = None) -> float:
         """Expected output tokens; an unknown model or task falls back to the prior."""
+        return self.predict_many([model], task)[0]
+
+    def predict_many(self, models: Sequence[str], task: str | None = None) -> list[float]:
+        """``predict`` for each of ``models`` (the task's pooled mean is looked up once)."""
         ps = self.prior_strength
         n, total = self.task_counts_.get(task, (0.0, 0.0))
         pooled = total / n if n else self.prior_output_tokens
-        n, total = self.model_counts_.get(model, (0.0, 0.0))
-        per_model = (total + pooled * ps) / (n + ps)
-        n, total = self.counts_.get((model, task), (0.0, 0.0))
-        return float((total + per_model * ps) / (n + ps))
+        out = []
+        for model in models:
+            n, total = self.model_counts_.get(model, (0.0, 0.0))
+            per_model = (total + pooled * ps) / (n + ps)
+            n, total = self.counts_.get((model, task), (0.0, 0.0))
+            out.append(float((total + per_model * ps) / (n + ps)))
+        return out
 
     def cost(self, spec: ModelSpec, input_tokens: int, task: str | None = None) -> float:
         """Expected USD of one call: known input tokens plus expected output tokens."""
         tokens = check_nonneg(input_tokens, "input_tokens")
         return spec.cost(tokens, self.predict(spec.name, task))
+
+    def costs(self, specs: Sequence[ModelSpec], input_tokens: int, task: str | None = None,
+              ) -> tuple[np.ndarray, list[float]]:
+        """``cost`` of each spec as an array, and the expected output tokens behind them
+        (the latency predictor needs those too): one pass for the router's hot path."""
+        tokens = check_nonneg(input_tokens, "input_tokens")
+        out = self.predict_many([s.name for s in specs], task)
+        return np.array([s.cost(tokens, t) for s, t in zip(specs, out)]), out
 
     def to_state(self) -> dict:
         return {**state_header(self),
@@ -397,6 +474,10 @@ class LatencyPredictor:
         """Expected seconds for a call producing ``output_tokens`` tokens."""
         ttft, tps = self.coef(model)
         return ttft + check_nonneg(output_tokens, "output_tokens") / tps
+
+    def predict_many(self, models: Sequence[str], output_tokens: Sequence[float]) -> np.ndarray:
+        """``predict`` for each (model, output_tokens) pair, as an array."""
+        return np.array([self.predict(m, t) for m, t in zip(models, output_tokens)])
 
     def to_state(self) -> dict:
         return {**state_header(self), "stats": {m: list(v) for m, v in self.stats_.items()}}

@@ -177,10 +177,12 @@ class Scheduler:
 
         Always draws one Beta per candidate so that runs with the same seed stay in
         step across settings (common random numbers make comparisons less noisy).
+        ``np.maximum``/``np.minimum`` select exactly what ``np.clip`` would (the bounds
+        never cross), at a fraction of its call overhead: this runs on every request.
         """
-        m = np.clip(mean, 1e-4, 1 - 1e-4)
+        m = np.minimum(np.maximum(mean, 1e-4), 1 - 1e-4)
         s = std * self.exploration
-        var = np.clip(s * s, 1e-12, 0.999 * m * (1 - m))
+        var = np.minimum(np.maximum(s * s, 1e-12), 0.999 * m * (1 - m))
         nu = m * (1 - m) / var - 1.0
         draw = self._rng.beta(m * nu, (1 - m) * nu)
         return np.where(s > 0, draw, mean)
@@ -189,11 +191,9 @@ class Scheduler:
                cost_usd: Any, latency_s: Any, now: float | None = None) -> Decision:
         """Pick a model; arrays are aligned with ``candidates`` (one value per model)."""
         names = _check_candidates(candidates)
+        q, sd, cost, lat = _check_arrays(len(names), quality_mean, quality_std, cost_usd,
+                                         latency_s)
         n = len(names)
-        q = _check_array(quality_mean, n, "quality_mean", hi=1.0)
-        sd = _check_array(quality_std, n, "quality_std")
-        cost = _check_array(cost_usd, n, "cost_usd")
-        lat = _check_array(latency_s, n, "latency_s")
         t = self._now(now)
         penalty = (self.effective_lam * _normalised(cost)
                    + self.effective_mu * _normalised(lat))
@@ -213,7 +213,7 @@ class Scheduler:
             ok = np.flatnonzero(eligible)
             best_expected = int(ok[np.argmax(u_mean[ok])])
             # eligible first, then by sampled utility (stable sort keeps input order on ties)
-            order = [int(i) for i in np.lexsort((-u_sample, ~eligible))]
+            order = np.lexsort((-u_sample, ~eligible)).tolist()
             chosen = order[0]
             if floor_draw < self.min_explore:
                 chosen = int(ok[min(int(floor_pick * len(ok)), len(ok) - 1)])
@@ -221,16 +221,16 @@ class Scheduler:
                 order.insert(0, chosen)
             explored, constrained = chosen != best_expected, False
         else:  # nothing meets every constraint: the cheapest, then by expected utility
-            order = [int(i) for i in np.lexsort((-u_mean, cost))]
+            order = np.lexsort((-u_mean, cost)).tolist()
             chosen, explored, constrained = order[0], False, True
 
         return Decision(
             ranking=[names[i] for i in order], chosen=names[chosen],
             predicted_quality=float(q[chosen]), predicted_cost_usd=float(cost[chosen]),
             predicted_latency_s=float(lat[chosen]),
-            utilities={names[i]: float(u_mean[i]) for i in range(n)},
+            utilities=dict(zip(names, u_mean.tolist())),
             explored=bool(explored), constrained=constrained,
-            sampled_utilities={names[i]: float(u_sample[i]) for i in range(n)})
+            sampled_utilities=dict(zip(names, u_sample.tolist())))
 
     # ---------------------------------------------------------------- state
     def to_state(self) -> dict:
@@ -262,6 +262,26 @@ def _check_candidates(candidates: Sequence[ModelSpec]) -> list[str]:
     if len(set(names)) != len(names):
         raise InvalidInputError(f"candidate names repeat in {names}: pass each model once.")
     return names
+
+
+def _check_arrays(n: int, quality_mean: Any, quality_std: Any, cost_usd: Any,
+                  latency_s: Any) -> tuple[np.ndarray, ...]:
+    """The four per-candidate arrays as float arrays; one joint range check on the usual
+    path (min and max are NaN or infinite if any value is), per-array checks for the
+    message when it fails."""
+    raw = (quality_mean, quality_std, cost_usd, latency_s)
+    try:
+        arrays = tuple(np.asarray(v, dtype=float).reshape(-1) for v in raw)
+    except (TypeError, ValueError):
+        arrays = ()
+    if len(arrays) == 4 and all(a.shape == (n,) for a in arrays):
+        joint = np.concatenate(arrays)
+        lo, top, q_top = float(joint.min()), float(joint.max()), float(arrays[0].max())
+        if 0 <= lo and top < math.inf and q_top <= 1.0:
+            return arrays
+    names = ("quality_mean", "quality_std", "cost_usd", "latency_s")
+    return tuple(_check_array(v, n, name, hi=1.0 if name == "quality_mean" else math.inf)
+                 for v, name in zip(raw, names))
 
 
 def _check_array(values: Any, n: int, name: str, hi: float = math.inf) -> np.ndarray:
