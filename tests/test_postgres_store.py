@@ -203,3 +203,19 @@ def test_four_processes_share_one_database(new_database):
     foreign = sum(owners.get(e) not in (None, r["replica"])
                   for r in run["per_process"] for e in r["hit_entries"])
     assert foreign > 0  # answers cached by one process were served by the others
+
+
+def test_text_postgres_cannot_hold_is_stored_not_dropped(new_database, topic_embedder):
+    """NUL characters (which PostgreSQL text refuses) must not cost an entry or feedback."""
+    url = new_database()
+    router = _open(url, topic_embedder)
+    try:
+        response = router.complete(Request(prompt="nul:a\x00b", namespace="team\x00a"))
+        router.feedback(response.request_id, 1.0, source="label")
+        router.save()
+        again = router.complete(Request(prompt="nul:a\x00b", namespace="team\x00a"))
+        assert again.cache_hit
+    finally:
+        router.close()
+    with psycopg.connect(url) as conn:
+        assert conn.execute("SELECT count(*) FROM sls_feedback").fetchone()[0] == 1

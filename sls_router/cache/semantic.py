@@ -273,6 +273,15 @@ class SemanticCache:
             self._counts["expirations"] += dropped
         return dropped
 
+    def absorb_verdicts(self, verdicts: list[tuple[float, float, bool]]) -> None:
+        """Verdicts another replica observed (similarity, ratio, correct): they teach the
+        global thresholds here too, without being published again."""
+        with self._lock:
+            for similarity, ratio, correct in verdicts:
+                self.threshold.observe(similarity, ratio, correct)
+            self.threshold.fit()
+            self._since_refit = 0
+
     def refit(self) -> None:
         """Refit the global thresholds from the verdicts seen so far."""
         with self._lock:

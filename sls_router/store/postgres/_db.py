@@ -206,6 +206,11 @@ class Database:
         return True
 
 
+def pg_text(text: str) -> str:
+    """PostgreSQL text cannot hold NUL characters; anything else is kept as it is."""
+    return text.replace("\x00", "\ufffd")
+
+
 def _safe(url: str) -> str:
     """The URL without its password, for messages and logs."""
     try:

@@ -24,7 +24,7 @@ import numpy as np
 from ...cache.entries import Neighbours
 from ...cache.semantic import CacheEntry
 from ...cache.thresholds import EntryVerdicts
-from ._db import Database
+from ._db import Database, pg_text
 
 _COLUMNS = ("id, scope, text, answer, answer_hash, created_at, expires_at, payload, hits, "
             "confirmed, verdicts")
@@ -70,8 +70,9 @@ class PostgresEntries:
             "embedding, created_at, expires_at, payload, hits, confirmed, verdicts, replica) "
             "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
             "ON CONFLICT DO NOTHING",
-            (entry.id, request_id if isinstance(request_id, str) else None, entry.scope,
-             entry.text, entry.answer, entry.answer_hash, np.asarray(vector, np.float32),
+            (entry.id, pg_text(request_id) if isinstance(request_id, str) else None,
+             pg_text(entry.scope), pg_text(entry.text), pg_text(entry.answer),
+             entry.answer_hash, np.asarray(vector, np.float32),
              entry.created_at, entry.expires_at,
              Jsonb(entry.payload) if entry.payload is not None else None, entry.hits,
              entry.confirmed, Jsonb(entry.verdicts.to_state()), self.replica))
@@ -83,7 +84,7 @@ class PostgresEntries:
 
     def search(self, scope: str, vector: np.ndarray, k: int, now: float,
                ) -> tuple[Neighbours, int] | None:
-        params = {"v": np.asarray(vector, np.float32), "scope": scope, "now": now, "k": k}
+        params = {"v": np.asarray(vector, np.float32), "scope": pg_text(scope), "k": k}
 
         def run(conn: Any) -> list[tuple]:
             rows = conn.execute(_SEARCH, params).fetchall()
@@ -141,7 +142,7 @@ class PostgresEntries:
             return self.db.read(lambda c: c.execute(
                 "DELETE FROM sls_cache_entries").rowcount) or 0
         return self.db.read(lambda c: c.execute(
-            "DELETE FROM sls_cache_entries WHERE scope = %s", (scope,)).rowcount) or 0
+            "DELETE FROM sls_cache_entries WHERE scope = %s", (pg_text(scope),)).rowcount) or 0
 
     def expire(self, now: float) -> int:
         return self.db.read(lambda c: c.execute(
@@ -162,14 +163,14 @@ class PostgresEntries:
         with self._lock:
             self._wrong.add((scope, answer_hash))
         self.db.write("INSERT INTO sls_wrong_answers VALUES (%s, %s) ON CONFLICT DO NOTHING",
-                      (scope, answer_hash))
+                      (pg_text(scope), answer_hash))
 
     def is_wrong(self, scope: str, answer_hash: str) -> bool:
         if (scope, answer_hash) in self._wrong:
             return True
         return bool(self.db.read(lambda c: c.execute(
             "SELECT 1 FROM sls_wrong_answers WHERE scope = %s AND answer_hash = %s",
-            (scope, answer_hash)).fetchone()))
+            (pg_text(scope), answer_hash)).fetchone()))
 
     def learned(self, similarity: float, ratio: float, correct: bool) -> None:
         self.db.write("INSERT INTO sls_cache_verdicts (event_id, replica, similarity, ratio, "

@@ -28,7 +28,7 @@ import numpy as np
 from ...cache import SemanticCache
 from ...embeddings import get_embedder
 from ...errors import ConfigurationError
-from ._db import Database
+from ._db import Database, pg_text
 from .entries import PostgresEntries
 
 if TYPE_CHECKING:
@@ -114,8 +114,8 @@ class PostgresStore:
         self._db.write(
             "INSERT INTO sls_feedback (event_id, request_id, namespace, model, cache_hit, score, "
             "source, replica) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-            (uuid.uuid4(), request_id, namespace, model, bool(cache_hit), float(score), source,
-             self.replica))
+            (uuid.uuid4(), pg_text(request_id), pg_text(namespace), model, bool(cache_hit),
+             float(score), source, self.replica))
 
     def _log_update(self, entry: dict[str, Any]) -> None:
         from psycopg.types.json import Jsonb
@@ -140,9 +140,7 @@ class PostgresStore:
             vectors, _, models, scores, weights = router.outcomes.arrays()
             router.knn.fit(vectors, models, scores, weights)
         if verdicts and router.cache is not None:
-            for similarity, ratio, correct in verdicts:
-                router.cache.threshold.observe(similarity, ratio, correct)
-            router.cache.refit()
+            router.cache.absorb_verdicts(verdicts)
         if outcomes or verdicts:
             router.updates.record(len(outcomes) + len(verdicts))
         return len(outcomes) + len(verdicts)
