@@ -209,6 +209,31 @@ def test_save_load_gives_same_decisions(tmp_path, topic_embedder):
         assert a.decision.predicted_quality == pytest.approx(b.decision.predicted_quality, 1e-6)
 
 
+def test_reopening_the_state_keeps_what_was_learned(tmp_path, topic_embedder, store_kind,
+                                                     request):
+    """`open(state)` then `save()`, on a directory or on PostgreSQL: a router reopened
+    on the same state has the same training rows, cache and kNN predictions."""
+    state = tmp_path if store_kind == "local" else request.getfixturevalue("new_database")()
+    options = dict(embedder=topic_embedder, exploration=0.0, random_state=0,
+                   background_updates=False)
+    router = SmartRouter.open(state, _pool(), **options)
+    _run(router, np.random.default_rng(5).choice(["X", "Y"], 60))
+    router.save()
+    again = SmartRouter.open(state, _pool(), **options)
+    try:
+        assert len(again.outcomes) == len(router.outcomes) > 0
+        assert sorted(again.outcomes.models) == sorted(router.outcomes.models)
+        for i in range(20):
+            req = Request(prompt=f"{'X' if i % 2 else 'Y'}:fresh-{i}")
+            a, b = router.route(req), again.route(req)
+            assert (a.lookup.hit, a.lookup.answer) == (b.lookup.hit, b.lookup.answer)
+            knn = [r.knn.predict(a.vector, ["A", "B"]).mean for r in (router, again)]
+            assert knn[0] == pytest.approx(knn[1], abs=1e-9)
+    finally:
+        router.close()
+        again.close()
+
+
 def test_load_refuses_future_version(tmp_path, topic_embedder):
     router = SmartRouter(_pool(), embedder=topic_embedder)
     router.save(tmp_path)
