@@ -7,7 +7,7 @@ backends are created when you build a `SmartRouter` or `SemanticCache`.
 from .backends import Backend, BaseBackend, CallableBackend, ReplayBackend, StreamChunk
 from .cache import SemanticCache, scope_key
 from .errors import (BackendError, ConfigurationError, DependencyError, InvalidInputError,
-                     SLSRouterError, StateError, UnknownEntryError)
+                     SLSRouterError, StateError, StoreUnavailableError, UnknownEntryError)
 from .router import SmartRouter
 from .types import Completion, Feedback, ModelSpec, Request, Response, Usage
 from .verifiers import DoctestVerifier, LogTemplateVerifier, TaskVerifier, Verifier
@@ -18,6 +18,7 @@ __all__ = [
     "Backend", "BackendError", "BaseBackend", "CallableBackend", "Completion",
     "ConfigurationError", "DependencyError", "DoctestVerifier", "Feedback", "InvalidInputError",
     "LogTemplateVerifier", "ModelSpec", "ReplayBackend", "Request", "Response",
-    "SLSRouterError", "SemanticCache", "SmartRouter", "StateError", "StreamChunk",
+    "SLSRouterError", "SemanticCache", "SmartRouter", "StateError", "StoreUnavailableError",
+    "StreamChunk",
     "TaskVerifier", "UnknownEntryError", "Usage", "Verifier", "scope_key",
 ]
