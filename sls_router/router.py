@@ -22,11 +22,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ._state import StateMixin
 from ._streaming import StreamingMixin
 from .backends import Backend, check_pool, replay_pool
 from .cache import CacheLookup, SemanticCache, scope_key
 from .embeddings import MAX_TEXT_CHARS, Embedder, get_embedder
-from .errors import BackendError, ConfigurationError, InvalidInputError, UnknownEntryError
+from .errors import BackendError, InvalidInputError, UnknownEntryError
 from .health import CircuitBreaker, retry_after_s
 from .outcomes import OutcomeLog
 from .routing import (Decision, KNNQualityPredictor, LatencyPredictor, LogisticQualityPredictor,
@@ -77,7 +78,7 @@ class RoutePlan:
     quality: dict[str, float] | None = None
 
 
-class SmartRouter(StreamingMixin):
+class SmartRouter(StateMixin, StreamingMixin):
     """Routes each request to the best model of a pool, or answers it from the cache.
 
     Parameters
@@ -438,44 +439,7 @@ class SmartRouter(StreamingMixin):
             while len(self._served) > self.max_pending:
                 self._served.popitem(last=False)
 
-    # -- state ----------------------------------------------------------------------
-    def save(self, directory: str | Path | None = None) -> None:
-        """Make the state durable: into `directory` (see store/local.py: atomic,
-        versioned, no pickle), or, without one, into the store the router was opened
-        from (a PostgreSQL store writes as it goes; this waits for queued writes)."""
-        if directory is not None:
-            from .store.local import save_router
-
-            save_router(self, Path(directory))
-        elif self.store is not None:
-            self.store.save(self)
-        else:
-            raise ConfigurationError("this router was not opened from a store; pass a "
-                                     "directory to save(), or use SmartRouter.open(state, pool).")
-
-    @classmethod
-    def load(cls, directory: str | Path, pool: Sequence[tuple[ModelSpec, Backend]],
-             embedder: str | Embedder | None = None, **overrides: Any) -> "SmartRouter":
-        """Restore a router saved in `directory` around `pool` (backends are not saved;
-        pass them again)."""
-        from .store.local import load_router
-
-        return load_router(cls, Path(directory), pool, embedder, overrides)
-
-    @classmethod
-    def open(cls, state: str | Path | Store | None, pool: Sequence[tuple[ModelSpec, Backend]],
-             **options: Any) -> "SmartRouter":
-        """The router kept in `state`, or a new one there: a directory (the state saved in
-        it, if any; `save()` checkpoints it), a postgresql:// URL (a cache and feedback
-        shared with every replica opened on it), a Store, or None for the URL in
-        SLS_ROUTER_DATABASE_URL."""
-        from .store import open_store
-
-        store = open_store(state)
-        router = store.open(cls, list(pool), **options)
-        router.store = store
-        return router
-
+    # -- lifecycle ------------------------------------------------------------------
     def close(self) -> None:
         self.updates.wait()
         if self.store is not None:
