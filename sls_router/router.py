@@ -11,7 +11,6 @@ import asyncio
 import concurrent.futures
 import dataclasses
 import hashlib
-import math
 import threading
 import time
 from collections import OrderedDict

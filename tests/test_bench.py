@@ -132,3 +132,4 @@ def test_overhead_bench_times_real_misses_and_real_hits():
     assert figures["cache_hits_on_hit_path"] == 40  # the hit path really hits...
     assert figures["cache_hits_on_miss_path"] == 0  # ...and the miss path really misses
     assert 0 < figures["hit_p50_ms"] and 0 < figures["miss_p50_ms"]
+    assert figures["refit"] and figures["logistic_models"] == 3  # timed with every predictor

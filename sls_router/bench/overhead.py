@@ -6,6 +6,12 @@ scope + cache lookup + predict + choose) on requests that miss and on requests t
 hit. Entries are clustered like real traffic: 5,000 generated requests are embedded
 with the router's embedder and every entry is one of them plus small noise (uniform
 random vectors would be HNSW's worst case and nothing like text embeddings).
+
+With ``refit`` (the default) the history goes in the way feedback does (the outcome
+log, whose success rates become the kNN priors, and the kNN index) and the router
+refits once, so the timed decisions also run the logistic predictors, as a router
+that has served 20,000 requests does. ``refit=False`` gives the kNN index alone the
+history, as this bench did before (no logistic predictors in the timed path).
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from tqdm import tqdm
 
 from ..backends import CallableBackend
 from ..router import SmartRouter, request_scope
+from ..routing import query_features
 from ..types import ModelSpec, Request
 
 # Cached and uncached requests come from different topics, so the miss path really misses.
@@ -52,18 +59,27 @@ def _texts(n: int, rng: np.random.Generator, topics: tuple[str, ...]) -> list[st
 
 
 def measure_overhead(entries: int = 100_000, embedder: str = "static", models: int = 8,
-                     decisions: int = 1000, history: int = 20_000, seed: int = 0) -> dict:
+                     decisions: int = 1000, history: int = 20_000, seed: int = 0,
+                     refit: bool = True) -> dict:
     rng = np.random.default_rng(seed)
     pool = [(ModelSpec(f"model-{k}", input_per_mtok=0.1 * (k + 1), output_per_mtok=0.2 * (k + 1)),
              CallableBackend(lambda r: "unused")) for k in range(models)]
     router = SmartRouter(pool, embedder=embedder, random_state=seed, background_updates=False)
     scope = request_scope(Request(prompt="any prompt"))  # every timed request's scope
-    vectors = _clustered(router.embedder.encode(_traffic(min(entries, 5000), rng)), entries, rng)
+    traffic = _traffic(min(entries, 5000), rng)
+    vectors = _clustered(router.embedder.encode(traffic), entries, rng)
     for i in tqdm(range(entries), desc="filling the cache", mininterval=2):
         router.cache.insert(f"synthetic {i}", f"answer {i}", scope, vector=vectors[i])
     names = [s for s in router.specs]
     for i in tqdm(range(history), desc="model history", mininterval=2):
-        router.knn.partial_fit(vectors[i % entries], names[i % models], float(rng.random() < 0.6))
+        vector, model, score = vectors[i % entries], names[i % models], float(rng.random() < 0.6)
+        if refit:
+            features = query_features(traffic[i % len(traffic)], None)
+            router._record_outcome(vector, features, model, score, "label")
+        else:
+            router.knn.partial_fit(vector, model, score)
+    if refit:
+        router.update_now()
     miss_texts = _texts(decisions, rng, _MISS_TOPICS)
     hit_texts = _texts(decisions, rng, _HIT_TOPICS)
     for text, vec in zip(hit_texts, router.embedder.encode(hit_texts)):
@@ -85,5 +101,6 @@ def measure_overhead(entries: int = 100_000, embedder: str = "static", models: i
             "miss_p99_ms": round(float(np.percentile(miss_ms, 99)), 3),
             "hit_p50_ms": round(float(np.percentile(hit_ms, 50)), 3),
             "hit_p99_ms": round(float(np.percentile(hit_ms, 99)), 3),
-            "models": models, "decisions": decisions,
+            "models": models, "decisions": decisions, "refit": refit,
+            "logistic_models": len(router.logistic.estimators_),
             "cache_hits_on_miss_path": served["miss"], "cache_hits_on_hit_path": served["hit"]}

@@ -32,6 +32,7 @@ class VectorIndex:
 
     def _reset(self, index: faiss.IndexIDMap2, *, hnsw: bool) -> None:
         self._index, self._hnsw = index, hnsw
+        self._inner = index.index  # searched directly: it answers with positions
         self._dead: set[int] = set()
         n = index.ntotal
         # position -> id (the inner index returns positions), id -> position once removals
@@ -110,9 +111,9 @@ class VectorIndex:
     def search_arrays(self, vector: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Ids (int64) and cosine similarities (float64) of the k nearest live vectors,
         best first, as arrays: the hot paths of the cache and the kNN predictor use this."""
-        if len(self) == 0:
+        live = self._index.ntotal - len(self._dead)
+        if live == 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0)
-        k = min(k, len(self))
         query = vector.reshape(1, -1).astype(np.float32, copy=False)
         params = self._search_params() if self._dead else None
         # one query gains nothing from OpenMP threads and loses much when the cores are busy
@@ -121,7 +122,7 @@ class VectorIndex:
         threads = faiss.omp_get_max_threads()
         faiss.omp_set_num_threads(1)
         try:
-            sims, pos = self._index.index.search(query, k, params=params)
+            sims, pos = self._inner.search(query, min(k, live), params=params)
         finally:
             faiss.omp_set_num_threads(threads)
         pos = pos[0]

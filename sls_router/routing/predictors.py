@@ -173,9 +173,8 @@ class KNNQualityPredictor:
         return np.array(values, dtype=float)
 
     def _query(self, vector: Any) -> np.ndarray:
-        """One query as a unit float32 row, like ``_vectors`` (same arithmetic, same bits)
-        but without its generic checks when the vector is one finite row of the right size
-        (a finite sum means every value is finite)."""
+        """``_vectors(vector)[0]`` with the same bits, minus its generic checks for one finite
+        row of the right size (a finite sum means every value is finite)."""
         v = np.asarray(vector, dtype=np.float32)
         if v.ndim != 1 or v.shape[0] != self.dim_ or not math.isfinite(float(v.sum())):
             return self._vectors(vector, self.dim_)[0]
@@ -252,6 +251,7 @@ class LogisticQualityPredictor:
         self._coef = np.array([c for c, _ in coef.values()]).reshape(len(coef), -1) if coef \
             else np.zeros((0, 0))
         self._intercepts = np.array([b for _, b in coef.values()], dtype=np.float64)
+        self._trust: dict[tuple[str, ...], tuple[np.ndarray, np.ndarray]] = {}
 
     def _new(self) -> Any:
         from sklearn.linear_model import LogisticRegression
@@ -297,7 +297,7 @@ class LogisticQualityPredictor:
         X = np.asarray(X, dtype=np.float64)
         one = X.ndim == 1
         X2 = X[None, :] if one else X
-        if X2.ndim != 2 or not np.all(np.isfinite(X2)) or (
+        if X2.ndim != 2 or not np.isfinite(X2).all() or (
                 self.n_features_in_ is not None and X2.shape[1] != self.n_features_in_):
             raise InvalidInputError(f"X shape {X.shape}: pass finite feature rows of width "
                                     f"{self.n_features_in_} (embedding + query_features).")
@@ -311,8 +311,11 @@ class LogisticQualityPredictor:
             for i, c in enumerate(self._coef):
                 z[:, i] = X2 @ c
             z += self._intercepts
-            p = 1.0 / (1.0 + np.exp(-np.clip(z, -50, 50)))
-            out[:, cols] = p[:, [rows[j] for j in cols]]
+            p = 1.0 / (1.0 + np.exp(-np.minimum(np.maximum(z, -50), 50)))  # = np.clip, faster
+            if rows == list(range(len(self._coef))):  # every model fitted, in fitting order
+                out = p
+            else:
+                out[:, cols] = p[:, [rows[j] for j in cols]]
         return out[0] if one else out
 
     def blend(self, mean: Any, x: Any, models: Sequence[str]) -> np.ndarray:
@@ -325,10 +328,14 @@ class LogisticQualityPredictor:
         if not self.estimators_:
             return mean.copy()
         probs = self.predict(x, models)
-        brier = np.array([self.validation_brier_.get(m, math.nan) for m in models])
-        alpha = 0.5 * (1.0 - brier / 0.25)
-        use = ~np.isnan(probs) & (brier < 0.25)
-        return np.where(use, (1 - alpha) * mean + alpha * probs, mean)
+        key = tuple(models)
+        if key not in self._trust:  # fixed from one fit to the next
+            if len(self._trust) > 64:
+                self._trust.clear()
+            brier = np.array([self.validation_brier_.get(m, math.nan) for m in key])
+            self._trust[key] = (0.5 * (1.0 - brier / 0.25), brier < 0.25)
+        alpha, trusted = self._trust[key]
+        return np.where(trusted & ~np.isnan(probs), (1 - alpha) * mean + alpha * probs, mean)
 
     def to_state(self) -> dict:
         if self._data is None:

@@ -181,10 +181,11 @@ class Scheduler:
         never cross), at a fraction of its call overhead: this runs on every request.
         """
         m = np.minimum(np.maximum(mean, 1e-4), 1 - 1e-4)
+        rest = 1 - m
         s = std * self.exploration
-        var = np.minimum(np.maximum(s * s, 1e-12), 0.999 * m * (1 - m))
-        nu = m * (1 - m) / var - 1.0
-        draw = self._rng.beta(m * nu, (1 - m) * nu)
+        var = np.minimum(np.maximum(s * s, 1e-12), 0.999 * m * rest)
+        nu = m * rest / var - 1.0
+        draw = self._rng.beta(m * nu, rest * nu)
         return np.where(s > 0, draw, mean)
 
     def choose(self, candidates: Sequence[ModelSpec], quality_mean: Any, quality_std: Any,
@@ -201,22 +202,20 @@ class Scheduler:
         u_sample = self._sample_quality(q, sd) - penalty
         floor_draw, floor_pick = self._rng.random(2)  # drawn every time: keeps runs in step
 
-        eligible = np.ones(n, dtype=bool)
-        if self.min_quality is not None:
-            eligible &= q >= self.min_quality
-        if self.max_cost_usd is not None:
-            eligible &= cost <= self.max_cost_usd
-        if self.budget_usd is not None:
-            eligible &= cost <= self.remaining_budget_usd(t)
-
-        if eligible.any():
-            ok = np.flatnonzero(eligible)
-            best_expected = int(ok[np.argmax(u_mean[ok])])
-            # eligible first, then by sampled utility (stable sort keeps input order on ties)
-            order = np.lexsort((-u_sample, ~eligible)).tolist()
+        eligible = self._eligible(q, cost, t)
+        if eligible is None or eligible.any():
+            if eligible is None:  # no constraint set: every candidate is eligible
+                ok: Sequence[int] = range(n)
+                best_expected = int(np.argmax(u_mean))
+                order = np.argsort(-u_sample, kind="stable").tolist()  # = the lexsort below
+            else:
+                ok = np.flatnonzero(eligible).tolist()
+                best_expected = ok[int(np.argmax(u_mean[ok]))]
+                # eligible first, then by sampled utility (stable sort keeps input order on ties)
+                order = np.lexsort((-u_sample, ~eligible)).tolist()
             chosen = order[0]
             if floor_draw < self.min_explore:
-                chosen = int(ok[min(int(floor_pick * len(ok)), len(ok) - 1)])
+                chosen = ok[min(int(floor_pick * len(ok)), len(ok) - 1)]
                 order.remove(chosen)
                 order.insert(0, chosen)
             explored, constrained = chosen != best_expected, False
@@ -231,6 +230,19 @@ class Scheduler:
             utilities=dict(zip(names, u_mean.tolist())),
             explored=bool(explored), constrained=constrained,
             sampled_utilities=dict(zip(names, u_sample.tolist())))
+
+    def _eligible(self, q: np.ndarray, cost: np.ndarray, t: float) -> np.ndarray | None:
+        """Which candidates meet every constraint; None when no constraint is set."""
+        if self.min_quality is None and self.max_cost_usd is None and self.budget_usd is None:
+            return None
+        eligible = np.ones(len(q), dtype=bool)
+        if self.min_quality is not None:
+            eligible &= q >= self.min_quality
+        if self.max_cost_usd is not None:
+            eligible &= cost <= self.max_cost_usd
+        if self.budget_usd is not None:
+            eligible &= cost <= self.remaining_budget_usd(t)
+        return eligible
 
     # ---------------------------------------------------------------- state
     def to_state(self) -> dict:
