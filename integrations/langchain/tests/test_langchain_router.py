@@ -199,6 +199,23 @@ def test_state_keeps_what_was_learned(models, tmp_path):
     assert hit.response_metadata["sls_cache_hit"] and hit.text == answer.text
 
 
+@pytest.mark.postgres
+def test_replicas_on_one_database_share_the_cache(models, new_database):
+    url = new_database()
+    options = dict(prices=PRICES, embedder="hashing", state=url, background_updates=False)
+    first, second = (SmartRouterLLM.from_llms(models, **options) for _ in range(2))
+    try:
+        answer = first.invoke("What is a mutex?")
+        first.save()  # waits for the queued writes
+        calls = _calls(models)
+        hit = second.invoke("What is a mutex?")
+        assert hit.response_metadata["sls_cache_hit"] and hit.text == answer.text
+        assert _calls(models) == calls
+    finally:
+        first.router.close()
+        second.router.close()
+
+
 def test_bad_input_gets_clear_errors(llm, models):
     with pytest.raises(InvalidInputError, match="empty"):
         llm.invoke([])

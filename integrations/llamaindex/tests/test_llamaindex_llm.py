@@ -317,3 +317,21 @@ def test_state_keeps_the_cache_across_restarts(li_small, li_large, tmp_path):
     again = SmartRouterLLM.from_llms(llms, prices=prices, state=tmp_path, **OPTIONS)
     hit = again.chat(user("What is a semaphore?"))
     assert hit.additional_kwargs["sls_cache_hit"] and hit.message.content == answer.message.content
+
+
+@pytest.mark.postgres
+def test_replicas_on_one_database_share_the_cache(li_small, li_large, new_database):
+    prices = {"small": (0.1, 0.2), "large": (5.0, 15.0)}
+    llms = {"small": li_small, "large": li_large}
+    url = new_database()
+    first, second = (SmartRouterLLM.from_llms(llms, prices=prices, state=url, **OPTIONS)
+                     for _ in range(2))
+    try:
+        answer = first.chat(user("What is a semaphore?"))
+        first.router.save()  # waits for the queued writes
+        hit = second.chat(user("What is a semaphore?"))
+        assert hit.additional_kwargs["sls_cache_hit"]
+        assert hit.message.content == answer.message.content
+    finally:
+        first.router.close()
+        second.router.close()
