@@ -219,3 +219,11 @@ def test_text_postgres_cannot_hold_is_stored_not_dropped(new_database, topic_emb
         router.close()
     with psycopg.connect(url) as conn:
         assert conn.execute("SELECT count(*) FROM sls_feedback").fetchone()[0] == 1
+
+
+def test_bad_router_option_releases_the_database(new_database, topic_embedder):
+    url = new_database()
+    store = PostgresStore(url)
+    with pytest.raises(ConfigurationError):
+        SmartRouter.open(store, _pool(), embedder=topic_embedder, preset="no-such-preset")
+    assert store.db.pool.closed

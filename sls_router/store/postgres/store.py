@@ -85,14 +85,18 @@ class PostgresStore:
         embedder = get_embedder(embedder)
         self.db = Database(self.url, embedder.name, embedder.dim, pool_size=self.pool_size,
                            retry_s=self.retry_s, ef_search=self.ef_search)
-        shared_cache: bool | SemanticCache = False
-        if cache:  # the same cache the router makes by default, with shared entries
-            shared_cache = SemanticCache(embedder, refit_every=25,
-                                         max_wrong_rate=options.get("max_wrong_rate", 0.02),
-                                         entries=PostgresEntries(self.db, self.replica))
-        router = cls(pool, embedder=embedder, cache=shared_cache, **options)
-        self._router = router
-        self.sync()
+        try:
+            shared_cache: bool | SemanticCache = False
+            if cache:  # the same cache the router makes by default, with shared entries
+                shared_cache = SemanticCache(embedder, refit_every=25,
+                                             max_wrong_rate=options.get("max_wrong_rate", 0.02),
+                                             entries=PostgresEntries(self.db, self.replica))
+            router = cls(pool, embedder=embedder, cache=shared_cache, **options)
+            self._router = router
+            self.sync()
+        except BaseException:  # a bad option: release the connections before raising
+            self.db.close()
+            raise
         router.updates.on_entry = self._log_update
         self._thread = threading.Thread(target=self._sync_loop, daemon=True,
                                         name="sls-router-pg-sync")
