@@ -44,7 +44,7 @@ class PostgresEntries:
         self.db = db
         self.replica = replica
         self._lock = threading.Lock()
-        # entries written here but maybe not flushed yet, so `get` finds them at once
+        # entries stored here lately: what `get` answers while the database is away
         self._recent: OrderedDict[int, CacheEntry] = OrderedDict()
         self._max_recent = recent
         self._wrong: set[tuple[str, str]] = set()
