@@ -25,6 +25,7 @@ from ._state import StateMixin
 from ._streaming import StreamingMixin
 from .backends import Backend, check_pool, replay_pool
 from .cache import CacheLookup, SemanticCache, scope_key
+from .cache.entries import EntryStore
 from .embeddings import MAX_TEXT_CHARS, Embedder, get_embedder
 from .errors import BackendError, InvalidInputError, UnknownEntryError
 from .health import CircuitBreaker, retry_after_s
@@ -118,10 +119,7 @@ class SmartRouter(StateMixin, StreamingMixin):
         if isinstance(cache, SemanticCache):
             self.cache: SemanticCache | None = cache
         else:
-            # the cache refits its two thresholds itself every 25 verdicts (milliseconds):
-            # a workload where hits are wrong must switch it off fast, not at the next update
-            self.cache = SemanticCache(self.embedder, max_wrong_rate=max_wrong_rate,
-                                       refit_every=25) if cache else None
+            self.cache = default_cache(self.embedder, max_wrong_rate) if cache else None
         self.scheduler = Scheduler(preset=preset, lam=lam, mu=mu, min_quality=min_quality,
                                    max_cost_usd=max_cost_usd, budget_usd=budget_usd,
                                    exploration=exploration, random_state=random_state)
@@ -444,6 +442,16 @@ class SmartRouter(StateMixin, StreamingMixin):
         if self.store is not None:
             self.store.close()
         self._pool_executor.shutdown(wait=False, cancel_futures=True)
+
+
+def default_cache(embedder: Embedder, max_wrong_rate: float,
+                  entries: EntryStore | None = None) -> SemanticCache:
+    """The cache a router makes for itself (`entries`: where a shared store keeps it).
+
+    It refits its two thresholds itself every 25 verdicts (milliseconds): a workload
+    where hits are wrong must switch it off fast, not at the next update."""
+    return SemanticCache(embedder, max_wrong_rate=max_wrong_rate, refit_every=25,
+                         entries=entries)
 
 
 def request_scope(request: Request) -> str:

@@ -64,20 +64,15 @@ def lookup_figures(url: str, entries: int = 100_000, lookups: int = 1000,
     remote = PostgresEntries(db, "bench")
     figures: dict[str, Any] = {"entries": entries, "lookups": lookups, "embedder": emb.name,
                                "postgres_load_and_index_s": round(load_s, 1)}
+    exact = np.argsort(-(queries @ vectors.T), axis=1)[:, :10]
     for name, store in (("local_faiss", local), ("postgres_pgvector", remote)):
-        ms, overlap = [], []
-        for q in queries:
+        ms, recall = [], []
+        for q, truth in zip(queries, exact):
             t = time.perf_counter()
             found, _ = store.search(_SCOPE, q, 10, 0.0)
             ms.append((time.perf_counter() - t) * 1e3)
-            overlap.append({e.id for e, _ in found})
-        figures[name] = _percentiles(ms)
-        figures[name]["ids"] = overlap
-    exact = np.argsort(-(queries @ vectors.T), axis=1)[:, :10]
-    for name in ("local_faiss", "postgres_pgvector"):
-        found = figures[name].pop("ids")
-        recall = np.mean([len(f & set(e.tolist())) / 10 for f, e in zip(found, exact)])
-        figures[name]["recall_at_10"] = round(float(recall), 3)
+            recall.append(len({e.id for e, _ in found} & set(truth.tolist())) / 10)
+        figures[name] = {**_percentiles(ms), "recall_at_10": round(float(np.mean(recall)), 3)}
     db.close()
     return figures
 

@@ -100,7 +100,7 @@ class PostgresEntries:
         for row in rows:  # expired neighbours are dropped as they are met, as in LocalEntries
             entry = _entry(row)
             if entry.expires_at is not None and now >= entry.expires_at:
-                self.remove(entry.id)
+                self._delete(entry.id)
                 expired += 1
             else:
                 live.append((entry, -float(row[-1])))
@@ -120,10 +120,13 @@ class PostgresEntries:
 
     def remove(self, entry_id: int) -> bool:
         held = self.get(entry_id) is not None
+        self._delete(entry_id)
+        return held
+
+    def _delete(self, entry_id: int) -> None:
         with self._lock:
             self._recent.pop(entry_id, None)
         self.db.write("DELETE FROM sls_cache_entries WHERE id = %s", (entry_id,))
-        return held
 
     def touch(self, entry: CacheEntry) -> None:
         entry.hits += 1

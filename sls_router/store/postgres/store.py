@@ -28,6 +28,7 @@ import numpy as np
 from ...cache import SemanticCache
 from ...embeddings import get_embedder
 from ...errors import ConfigurationError
+from ...router import default_cache
 from ._db import Database, pg_text
 from .entries import PostgresEntries
 
@@ -87,10 +88,9 @@ class PostgresStore:
                            retry_s=self.retry_s, ef_search=self.ef_search)
         try:
             shared_cache: bool | SemanticCache = False
-            if cache:  # the same cache the router makes by default, with shared entries
-                shared_cache = SemanticCache(embedder, refit_every=25,
-                                             max_wrong_rate=options.get("max_wrong_rate", 0.02),
-                                             entries=PostgresEntries(self.db, self.replica))
+            if cache:  # the cache the router makes for itself, with shared entries
+                shared_cache = default_cache(embedder, options.get("max_wrong_rate", 0.02),
+                                             PostgresEntries(self.db, self.replica))
             router = cls(pool, embedder=embedder, cache=shared_cache, **options)
             self._router = router
             self.sync()
