@@ -5,7 +5,7 @@ backends are created when you build a `SmartRouter` or `SemanticCache`.
 """
 
 from .backends import Backend, BaseBackend, CallableBackend, ReplayBackend, StreamChunk
-from .cache import SemanticCache, scope_key
+from .cache import SemanticCache, request_scope, scope_key
 from .errors import (BackendError, ConfigurationError, DependencyError, InvalidInputError,
                      SLSRouterError, StateError, StoreUnavailableError, UnknownEntryError)
 from .router import SmartRouter
@@ -20,5 +20,5 @@ __all__ = [
     "LogTemplateVerifier", "ModelSpec", "ReplayBackend", "Request", "Response",
     "SLSRouterError", "SemanticCache", "SmartRouter", "StateError", "StoreUnavailableError",
     "StreamChunk",
-    "TaskVerifier", "UnknownEntryError", "Usage", "Verifier", "scope_key",
+    "TaskVerifier", "UnknownEntryError", "Usage", "Verifier", "request_scope", "scope_key",
 ]

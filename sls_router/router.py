@@ -24,7 +24,7 @@ import numpy as np
 from ._state import StateMixin
 from ._streaming import StreamingMixin
 from .backends import Backend, check_pool, replay_pool
-from .cache import CacheLookup, SemanticCache, scope_key
+from .cache import CacheLookup, SemanticCache, request_scope
 from .cache.entries import EntryStore
 from .embeddings import MAX_TEXT_CHARS, Embedder, get_embedder
 from .errors import BackendError, InvalidInputError, UnknownEntryError
@@ -452,12 +452,6 @@ def default_cache(embedder: Embedder, max_wrong_rate: float,
     where hits are wrong must switch it off fast, not at the next update."""
     return SemanticCache(embedder, max_wrong_rate=max_wrong_rate, refit_every=25,
                          entries=entries)
-
-
-def request_scope(request: Request) -> str:
-    """The cache scope of a request: tenant, parameters, system prompt and context."""
-    return scope_key(request.namespace, params=request.params, system=request.system,
-                     history=request.context)
 
 
 def _digest(answer: str) -> bytes:

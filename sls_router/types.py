@@ -130,7 +130,8 @@ class Request:
 
     @property
     def history(self) -> list[dict[str, Any]]:
-        """Non-system turns before the last user turn."""
+        """Non-system turns before the last user turn. Not the cache scope, which also
+        covers the turns after it (tool results): scope with `request_scope`."""
         turns = [m for m in self.messages or [] if m["role"] != "system"]
         return turns[:_last_user(turns)]
 

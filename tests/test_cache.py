@@ -8,7 +8,8 @@ import threading
 import numpy as np
 import pytest
 
-from sls_router.cache import AdaptiveThreshold, SemanticCache, scope_key
+from sls_router import Request
+from sls_router.cache import AdaptiveThreshold, SemanticCache, request_scope, scope_key
 from sls_router.errors import InvalidInputError, SLSRouterError, StateError, UnknownEntryError
 
 
@@ -40,6 +41,37 @@ def test_scope_isolation(cache, other):
     scope = scope_key(other.pop("namespace", "tenant-a"), **other)
     result = cache.lookup("weather:a", scope)
     assert not result.hit and result.reason == "empty"
+
+
+_QUESTION = {"role": "user", "content": "weather:paris"}
+_TOOL_TURNS = [{"role": "assistant", "content": "", "tool_calls": [
+                   {"id": "1", "name": "get_weather", "args": {"city": "Paris"}}]},
+               {"role": "tool", "content": "18C and sunny", "tool_call_id": "1"}]
+
+
+@pytest.mark.parametrize("other", [
+    [_QUESTION],  # the bare question: the answer written after the tool must not reach it
+    [{"role": "system", "content": "Answer in French."}, _QUESTION, *_TOOL_TURNS],
+    [{"role": "user", "content": "weather:oslo"}, {"role": "assistant", "content": "Snow."},
+     _QUESTION, *_TOOL_TURNS],
+    [_QUESTION, _TOOL_TURNS[0], {**_TOOL_TURNS[1], "content": "25C and cloudy"}],
+])
+def test_request_scope_keeps_an_answer_in_its_own_context(cache, other):
+    after_tools = Request(messages=[_QUESTION, *_TOOL_TURNS])
+    cache.insert(after_tools.embed_text, "It is 18C and sunny.", request_scope(after_tools))
+    elsewhere = Request(messages=other)
+    assert elsewhere.embed_text == after_tools.embed_text  # only the scope tells them apart
+    assert not cache.lookup(elsewhere.embed_text, request_scope(elsewhere)).hit
+    same = Request(messages=[dict(m) for m in (_QUESTION, *_TOOL_TURNS)])
+    assert request_scope(same) == request_scope(after_tools)
+    assert cache.lookup(same.embed_text, request_scope(same)).hit  # the cache is on
+
+
+def test_request_scope_is_one_function_wherever_imported():
+    import sls_router
+    import sls_router.router
+
+    assert sls_router.request_scope is request_scope is sls_router.router.request_scope
 
 
 def test_ambiguous_neighbourhood_is_not_served(topic_embedder, new_cache):

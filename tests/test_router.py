@@ -315,3 +315,29 @@ def test_turns_after_the_question_and_the_rest_of_the_prompt_scope_the_cache(top
     router.complete(first)
     assert not router.complete(other_context).cache_hit
     assert router.complete(same_context).cache_hit
+
+
+def test_a_cached_answer_is_served_only_in_its_own_context(topic_embedder, new_router):
+    calls = []
+
+    def answer(request: Request) -> str:
+        calls.append(request)
+        return f"answer {len(calls)}"
+
+    router = new_router([(ModelSpec("m"), CallableBackend(answer))], embedder=topic_embedder,
+                        random_state=0, background_updates=False)
+    question = {"role": "user", "content": "weather:paris"}
+    tool_turns = [{"role": "assistant", "content": "", "tool_calls": [
+                      {"id": "1", "name": "get_weather", "args": {"city": "Paris"}}]},
+                  {"role": "tool", "content": "18C and sunny", "tool_call_id": "1"}]
+    after_tools = router.complete(Request(messages=[question, *tool_turns]))
+    assert not after_tools.cache_hit
+    # the answer written after the tool's result is not served to the question alone
+    assert not router.complete(Request(messages=[question])).cache_hit
+    system = {"role": "system", "content": "Answer in French."}
+    earlier = [{"role": "user", "content": "weather:oslo"}, {"role": "assistant", "content": "snow"}]
+    assert not router.complete(Request(messages=[system, question, *tool_turns])).cache_hit
+    assert not router.complete(Request(messages=[*earlier, question, *tool_turns])).cache_hit
+    assert len(calls) == 4  # every miss called the model
+    again = router.complete(Request(messages=[question, *tool_turns]))
+    assert again.cache_hit and again.text == after_tools.text and len(calls) == 4

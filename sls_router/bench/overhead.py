@@ -22,7 +22,8 @@ import numpy as np
 from tqdm import tqdm
 
 from ..backends import CallableBackend
-from ..router import SmartRouter, request_scope
+from ..cache import request_scope
+from ..router import SmartRouter
 from ..routing import query_features
 from ..types import ModelSpec, Request
 

@@ -2,7 +2,8 @@
 
 Any LangChain model can use it (`set_llm_cache(SLSSemanticCache())` or `cache=`):
 entries are partitioned by `llm_string` (the model and its parameters) and by the
-conversation before the last human turn; the last human turn is what is embedded.
+rest of the conversation, tool calls and results after the question included (the
+engine's `request_scope`); the last human turn is what is embedded.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from langchain_core.caches import RETURN_VAL_TYPE, BaseCache
 from langchain_core.load import dumps, loads
 from langchain_core.messages import BaseMessage
 from sls_router import InvalidInputError, Request, SemanticCache, UnknownEntryError
-from sls_router.cache import scope_key
+from sls_router.cache import request_scope
 from sls_router.embeddings import Embedder
 
 from .messages import to_engine_messages
@@ -78,21 +79,24 @@ class SLSSemanticCache(BaseCache):
             pass  # the entry was evicted meanwhile
 
     def _key(self, prompt: str, llm_string: str) -> tuple[str, str]:
-        request = _as_request(prompt)
-        scope = scope_key(self.namespace, params={"llm_string": llm_string},
-                          system=request.system, history=request.history)
-        return request.embed_text, scope
+        """The embedded text and the engine's scope: the router's rule, not a copy of it,
+        so an answer written after a tool result is never served to the bare question."""
+        request = _as_request(prompt, self.namespace, llm_string)
+        return request.embed_text, request_scope(request)
 
 
-def _as_request(prompt: str) -> Request:
-    """Chat models hand the cache their messages serialised as JSON; LLMs plain text."""
+def _as_request(prompt: str, namespace: str, llm_string: str) -> Request:
+    """Chat models hand the cache their messages serialised as JSON; LLMs plain text.
+    `llm_string` stands for the generation parameters (model and settings)."""
     try:
         messages = loads(prompt, allowed_objects="messages")
     except Exception:  # not serialised messages: a plain text prompt
         messages = None
+    params = {"llm_string": llm_string}
     if isinstance(messages, list) and messages and all(isinstance(m, BaseMessage)
                                                        for m in messages):
-        return Request(messages=to_engine_messages(messages))
+        return Request(messages=to_engine_messages(messages), namespace=namespace,
+                       params=params)
     if not isinstance(prompt, str):
         raise InvalidInputError("the cache needs the prompt as a string.")
-    return Request(prompt=prompt)
+    return Request(prompt=prompt, namespace=namespace, params=params)

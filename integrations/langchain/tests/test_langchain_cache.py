@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 from langchain_core.globals import set_llm_cache
-from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
+from langchain_core.load import dumps
+from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
+from langchain_core.outputs import ChatGeneration
 from langchain_sls_router import SLSSemanticCache
 from langchain_sls_router.testing import ScriptedChatModel, ScriptedToolChatModel
 from sls_router import UnknownEntryError
@@ -71,3 +73,18 @@ def test_tool_call_answers_are_not_cached(cache):
     model.invoke("lookup 'x'")
     model.invoke("lookup 'x'")
     assert len(cache.cache) == 0
+
+
+def test_a_cached_answer_is_served_only_in_its_own_context(cache):
+    question = HumanMessage("What is the weather in Paris right now?")
+    turns = [question,
+             AIMessage("", tool_calls=[{"name": "weather", "args": {"city": "Paris"}, "id": "1"}]),
+             ToolMessage("18C and sunny", tool_call_id="1")]
+    answer = [ChatGeneration(message=AIMessage("It is 18C and sunny in Paris."))]
+    cache.update(dumps(turns), "m", answer)
+    assert cache.lookup(dumps([question]), "m") is None  # the tool must not be skipped
+    assert cache.lookup(dumps([SystemMessage("Answer in French."), *turns]), "m") is None
+    earlier = [HumanMessage("Weather in Oslo?"), AIMessage("Snow.")]
+    assert cache.lookup(dumps([*earlier, *turns]), "m") is None
+    hit = cache.lookup(dumps(turns), "m")  # the same request in the same context
+    assert hit is not None and hit[0].text == "It is 18C and sunny in Paris."

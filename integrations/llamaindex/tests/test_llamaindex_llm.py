@@ -185,6 +185,28 @@ def test_turns_after_the_question_change_the_scope(li_llm):
     assert li_llm.chat(after).additional_kwargs["sls_cache_hit"]
 
 
+def test_a_cached_answer_is_served_only_in_its_own_context(li_llm, li_small, li_large):
+    question = ChatMessage(role="user", content="What is the weather in Paris right now?")
+    after = [question,
+             ChatMessage(role="assistant", content="", additional_kwargs={"tool_calls": [
+                 {"id": "c1", "function": {"name": "weather", "arguments": '{"city": "Paris"}'}}]}),
+             ChatMessage(role="tool", content="18C and sunny",
+                         additional_kwargs={"tool_call_id": "c1"})]
+    first = li_llm.chat(after)
+    assert not first.additional_kwargs["sls_cache_hit"]
+    # the answer written after the tool's result is not served to the question alone
+    assert not li_llm.chat([question]).additional_kwargs["sls_cache_hit"]
+    system = ChatMessage(role="system", content="Answer in French.")
+    assert not li_llm.chat([system, *after]).additional_kwargs["sls_cache_hit"]
+    earlier = [ChatMessage(role="user", content="Weather in Oslo?"),
+               ChatMessage(role="assistant", content="Snow.")]
+    assert not li_llm.chat([*earlier, *after]).additional_kwargs["sls_cache_hit"]
+    before = calls(li_small, li_large)
+    same = li_llm.chat(after)
+    assert same.additional_kwargs["sls_cache_hit"] and same.message.content == first.message.content
+    assert calls(li_small, li_large) == before
+
+
 def test_templated_prompts_cache_on_the_query_and_scope_on_the_context(li_llm):
     template = PromptTemplate("Context:\n{context_str}\nQuery: {query_str}\nAnswer: ")
     context = "The Nile is about 6650 km long. " * 20
