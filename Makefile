@@ -6,9 +6,16 @@ PIP := $(PY) -m pip install -q -c constraints.txt
 INTEGRATIONS := $(wildcard integrations/*/pyproject.toml)
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test bench clean
+.PHONY: install sandbox demo test bench clean
 
-install: $(STAMP)
+install: $(STAMP) sandbox
+
+# Generated code is verified only inside bubblewrap (see sls_router/sandbox.py): install it
+# where it is missing (Debian/Ubuntu; root or sudo).
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+sandbox:
+	@command -v bwrap >/dev/null 2>&1 || $(SUDO) apt-get install -y -q bubblewrap \
+		|| { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q bubblewrap; }
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)

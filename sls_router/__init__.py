@@ -10,15 +10,17 @@ from .errors import (BackendError, ConfigurationError, DependencyError, InvalidI
                      SLSRouterError, StateError, StoreUnavailableError, UnknownEntryError)
 from .router import SmartRouter
 from .types import Completion, Feedback, ModelSpec, Request, Response, Usage
-from .verifiers import DoctestVerifier, LogTemplateVerifier, TaskVerifier, Verifier
+from .sandbox import Sandbox, SandboxLimits
+from .verifiers import (BoundedVerifier, DoctestVerifier, LogTemplateVerifier, TaskVerifier,
+                        Verifier)
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Backend", "BackendError", "BaseBackend", "CallableBackend", "Completion",
+    "Backend", "BackendError", "BaseBackend", "BoundedVerifier", "CallableBackend", "Completion",
     "ConfigurationError", "DependencyError", "DoctestVerifier", "Feedback", "InvalidInputError",
     "LogTemplateVerifier", "ModelSpec", "ReplayBackend", "Request", "Response",
-    "SLSRouterError", "SemanticCache", "SmartRouter", "StateError", "StoreUnavailableError",
-    "StreamChunk",
+    "SLSRouterError", "Sandbox", "SandboxLimits", "SemanticCache", "SmartRouter", "StateError",
+    "StoreUnavailableError", "StreamChunk",
     "TaskVerifier", "UnknownEntryError", "Usage", "Verifier", "request_scope", "scope_key",
 ]

@@ -35,7 +35,7 @@ from .routing import (Decision, KNNQualityPredictor, LatencyPredictor, LogisticQ
 from .types import (Completion, Feedback, ModelSpec, Request, Response, Usage,
                     estimate_tokens)
 from .updates import UpdateManager
-from .verifiers import Verifier
+from .verifiers import BoundedVerifier, Verifier
 
 if TYPE_CHECKING:
     from .store import Store
@@ -90,6 +90,8 @@ class SmartRouter(StateMixin, StreamingMixin):
     cache : True (a SemanticCache with `embedder`), False, or a SemanticCache.
     max_wrong_rate : the cache's wrong-hit target.
     verifier : applied to every fresh answer as automatic (weak) feedback.
+    verifier_timeout_s : each check's time budget; past it, or when the verifier raises,
+        the answer is served unjudged (see BoundedVerifier; counted in `stats()`).
     recheck : when the verifier rejects an answer, try the next model once.
     breaker_failures, breaker_cooldown_s : a model failing this many times in a row (or
         rate-limited) leaves the rotation for the cool-down (see health.py).
@@ -102,7 +104,8 @@ class SmartRouter(StateMixin, StreamingMixin):
                  min_quality: float | None = None, max_cost_usd: float | None = None,
                  budget_usd: float | None = None, exploration: float = 1.0,
                  cache: bool | SemanticCache = True, max_wrong_rate: float = 0.02,
-                 verifier: Verifier | None = None, recheck: bool = True,
+                 verifier: Verifier | None = None, verifier_timeout_s: float = 10.0,
+                 recheck: bool = True,
                  breaker_failures: int = 3, breaker_cooldown_s: float = 30.0,
                  update_every_n: int = 200, update_every_s: float = 300.0,
                  background_updates: bool = True, max_pending: int = 100_000,
@@ -111,7 +114,8 @@ class SmartRouter(StateMixin, StreamingMixin):
         self.options = dict(preset=preset, lam=lam, mu=mu, min_quality=min_quality,
                             max_cost_usd=max_cost_usd, budget_usd=budget_usd,
                             exploration=exploration, max_wrong_rate=max_wrong_rate,
-                            recheck=recheck, breaker_failures=breaker_failures,
+                            verifier_timeout_s=verifier_timeout_s, recheck=recheck,
+                            breaker_failures=breaker_failures,
                             breaker_cooldown_s=breaker_cooldown_s, update_every_n=update_every_n,
                             update_every_s=update_every_s, background_updates=background_updates,
                             max_pending=max_pending, random_state=random_state)
@@ -127,7 +131,8 @@ class SmartRouter(StateMixin, StreamingMixin):
         self.logistic = LogisticQualityPredictor()
         self.tokens = TokenCostPredictor()
         self.latency = LatencyPredictor()
-        self.verifier = verifier
+        self.verifier = (None if verifier is None
+                         else BoundedVerifier(verifier, timeout_s=verifier_timeout_s))
         self.recheck = recheck
         self.health = CircuitBreaker(breaker_failures, breaker_cooldown_s)
         self.max_pending = max_pending
@@ -435,6 +440,12 @@ class SmartRouter(StateMixin, StreamingMixin):
             self._served[plan.request.id] = served
             while len(self._served) > self.max_pending:
                 self._served.popitem(last=False)
+
+    def stats(self) -> dict[str, Any]:
+        """Counters for operators: the verifier's checks (timed out, failed, skipped) and
+        the cache's hits, misses and wrong answers."""
+        return {"verifier": None if self.verifier is None else self.verifier.stats(),
+                "cache": None if self.cache is None else dataclasses.asdict(self.cache.stats())}
 
     # -- lifecycle ------------------------------------------------------------------
     def close(self) -> None:

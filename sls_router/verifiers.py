@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import doctest
 import json
-import os
-import re
-import subprocess
-import sys
-import tempfile
+import logging
+import threading
+from collections.abc import Callable
 from typing import Protocol
 
+from .errors import ConfigurationError
+from .sandbox import Sandbox, run_python
 from .types import Request
+
+logger = logging.getLogger(__name__)
 
 _WILDCARD = "<*>"
 
@@ -26,14 +28,143 @@ class Verifier(Protocol):
 
 
 def template_matches(template: str, line: str) -> bool:
-    """Does a log template (with `<*>` wildcards) match its log line exactly?"""
+    """Does a log template (with `<*>` wildcards) match its log line exactly?
+
+    `<*>` matches any string (empty included), everything else literally, after
+    whitespace is normalised. Runs in linear time: the fixed parts are found left to
+    right, each at its first place after the previous one (the leftmost place never
+    loses a match a later one would find), so a model's template with thousands of
+    wildcards costs what reading the line costs, never a backtracking search.
+    """
     template = " ".join(template.split())
     line = " ".join(line.split())
     if not template:
         return False
-    parts = [re.escape(p) for p in template.split(_WILDCARD)]
-    pattern = "(?:.*?)".join(parts)
-    return re.fullmatch(pattern, line, flags=re.DOTALL) is not None
+    parts = template.split(_WILDCARD)
+    if len(parts) == 1:
+        return template == line
+    first, *middle, last = parts
+    if len(first) + len(last) > len(line) or not line.startswith(first) \
+            or not line.endswith(last):
+        return False
+    position, end = len(first), len(line) - len(last)
+    for part in middle:
+        found = line.find(part, position, end)
+        if found < 0:
+            return False
+        position = found + len(part)
+    return True
+
+
+class BoundedVerifier:
+    """Runs a verifier within a time budget, so that no answer can hold a request.
+
+    Each check runs on a daemon thread; past `timeout_s` the verdict is None (cannot
+    judge) and the request goes on. A verifier that raises or returns anything but a
+    number in [0, 1] or None is "cannot judge" too. Each kind of trouble is logged once
+    per verifier, and counted in `stats()`. Python cannot stop a thread: a check that
+    never ends keeps its thread, and once `max_stuck` are stuck, further checks are
+    skipped (None) until one finishes, so a hanging verifier cannot pile up threads.
+    """
+
+    def __init__(self, verifier: Verifier, timeout_s: float = 10.0, *, max_stuck: int = 8
+                 ) -> None:
+        if not callable(verifier):
+            raise ConfigurationError("verifier must be a function (request, answer_text) -> "
+                                     "score in [0, 1] or None.")
+        if not timeout_s > 0:
+            raise ConfigurationError(f"verifier_timeout_s must be > 0 seconds, got {timeout_s!r}.")
+        self.verifier = verifier
+        self.timeout_s = float(timeout_s)
+        self.max_stuck = max_stuck
+        self._counts = {"checked": 0, "timed_out": 0, "failed": 0, "skipped": 0}
+        self._stuck = 0
+        self._lock = threading.Lock()
+        self._logged: set[str] = set()
+
+    def __call__(self, request: Request, answer: str) -> float | None:
+        with self._lock:
+            self._counts["checked"] += 1
+            if self._stuck >= self.max_stuck:
+                self._counts["skipped"] += 1
+                return None
+        check = _Check(self.verifier, request, answer)
+        if not check.wait(self.timeout_s):
+            with self._lock:
+                self._counts["timed_out"] += 1
+                if check.abandon(on_end=self._unstick):
+                    self._stuck += 1
+            self._warn("timeout", f"verifier {self.verifier!r} took longer than "
+                       f"{self.timeout_s:g} s: its answers are served unjudged (counted in "
+                       "the router's stats()); raise verifier_timeout_s or fix the verifier")
+            return None
+        if isinstance(check.outcome, BaseException):
+            self._fail("raised", f"verifier {self.verifier!r} raised "
+                       f"{type(check.outcome).__name__}: {check.outcome}")
+            return None
+        verdict = check.outcome
+        if verdict is None:
+            return None
+        if isinstance(verdict, (bool, int, float)) and 0.0 <= float(verdict) <= 1.0:
+            return float(verdict)
+        self._fail("verdict", f"verifier {self.verifier!r} returned {verdict!r}; a verifier "
+                   "returns a score in [0, 1] or None")
+        return None
+
+    def stats(self) -> dict[str, int]:
+        with self._lock:
+            return {**self._counts, "stuck": self._stuck}
+
+    def _unstick(self) -> None:
+        with self._lock:
+            self._stuck -= 1
+
+    def _fail(self, kind: str, message: str) -> None:
+        with self._lock:
+            self._counts["failed"] += 1
+        self._warn(kind, message + " (treated as 'cannot judge')")
+
+    def _warn(self, kind: str, message: str) -> None:
+        with self._lock:
+            if kind in self._logged:
+                return
+            self._logged.add(kind)
+        logger.warning(message)
+
+
+class _Check:
+    """One verification on its own daemon thread (a daemon never blocks interpreter exit)."""
+
+    def __init__(self, verifier: Verifier, request: Request, answer: str) -> None:
+        self.outcome: float | None | BaseException = None
+        self._on_end: Callable[[], None] | None = None
+        self._done = threading.Event()
+        self._lock = threading.Lock()
+        self._verifier, self._request, self._answer = verifier, request, answer
+        threading.Thread(target=self._run, name="sls-router-verify", daemon=True).start()
+
+    def _run(self) -> None:
+        try:
+            self.outcome = self._verifier(self._request, self._answer)
+        except BaseException as exc:  # a verifier's failure is "cannot judge", never a crash
+            self.outcome = exc
+        with self._lock:
+            self._done.set()
+            on_end = self._on_end
+        if on_end is not None:
+            on_end()
+
+    def wait(self, timeout_s: float) -> bool:
+        return self._done.wait(timeout_s)
+
+    def abandon(self, on_end: Callable[[], None]) -> bool:
+        """Give up on this check; True when it is still running (it is then stuck, and
+        calls `on_end` when it ends at last)."""
+        with self._lock:
+            if self._done.is_set():
+                return False
+            self._on_end = on_end
+            return True
 
 
 class LogTemplateVerifier:
@@ -47,11 +178,7 @@ class LogTemplateVerifier:
 
 
 _RUNNER = r"""
-import doctest, json, socket, sys
-def _no_network(*a, **k):
-    raise OSError("network access is disabled while verifying generated code")
-socket.socket = _no_network
-socket.create_connection = _no_network
+import doctest, json, sys
 spec = json.load(sys.stdin)
 namespace = {"__name__": "__verify__"}
 exec(compile(spec["code"], "<generated>", "exec"), namespace)
@@ -66,37 +193,55 @@ print(json.dumps({"attempted": result.attempted, "failed": result.failed}))
 class DoctestVerifier:
     """Runs generated code against the doctest examples in the prompt's docstring.
 
-    The code runs in a separate, isolated Python process (`-I`, empty environment,
-    sockets disabled, temporary working directory) killed after `timeout_s`.
-    Prompts without examples cannot be judged (None).
+    The code runs in a bubblewrap `Sandbox` (see sandbox.py for exactly what it can see
+    and do), killed after `timeout_s`: a timeout or a crash fails the answer. Where no
+    sandbox can be started, generated code is not run at all: the verdict is None
+    (cannot judge) and one log line says what to install. `unsafe_run_without_sandbox`
+    runs it anyway, as the router's own user with only resource limits: for code you
+    trust. Prompts without examples cannot be judged (None). The code runs in the
+    same process as the check, so hostile code can fake a pass: a verdict is evidence.
     """
 
-    def __init__(self, timeout_s: float = 5.0) -> None:
+    def __init__(self, timeout_s: float = 5.0, *, sandbox: Sandbox | None = None,
+                 unsafe_run_without_sandbox: bool = False) -> None:
         self.timeout_s = timeout_s
+        self.sandbox = sandbox or Sandbox()
+        self.unsafe_run_without_sandbox = unsafe_run_without_sandbox
 
     def __call__(self, request: Request, answer: str) -> float | None:
         prompt = request.prompt if request.prompt is not None else request.embed_text
         examples = doctest.DocTestParser().get_examples(prompt)
         if not examples:
             return None
+        sandbox: Sandbox | None = self.sandbox
+        if self.unsafe_run_without_sandbox:
+            sandbox = None
+        elif (problem := self.sandbox.problem()) is not None:
+            _log_once(f"generated code is not run, so codegen answers cannot be judged: "
+                      f"{problem}; or pass unsafe_run_without_sandbox=True for trusted code")
+            return None
         doctests = "".join(f">>> {ex.source.rstrip()}\n{_until_docstring_end(ex.want)}"
                            for ex in examples)
         code = answer if "def " in answer else prompt + answer
         payload = json.dumps({"code": code, "doctests": doctests})
-        with tempfile.TemporaryDirectory() as workdir:
-            try:
-                proc = subprocess.run([sys.executable, "-I", "-c", _RUNNER], input=payload,
-                                      capture_output=True, text=True, timeout=self.timeout_s,
-                                      cwd=workdir, env={"PATH": os.defpath})
-            except subprocess.TimeoutExpired:
-                return 0.0
-        if proc.returncode != 0:
-            return 0.0
+        result = run_python(_RUNNER, payload, self.timeout_s, sandbox=sandbox)
+        if result.returncode != 0:
+            return 0.0  # crashed, or killed at its time limit
         try:
-            result = json.loads(proc.stdout.strip().splitlines()[-1])
-        except (ValueError, IndexError):
+            counts = json.loads(result.last_line)
+            passed = counts["attempted"] > 0 and counts["failed"] == 0
+        except (ValueError, TypeError, KeyError):
             return 0.0
-        return 1.0 if result["attempted"] > 0 and result["failed"] == 0 else 0.0
+        return 1.0 if passed else 0.0
+
+
+_logged: set[str] = set()
+
+
+def _log_once(message: str) -> None:
+    if message not in _logged:
+        _logged.add(message)
+        logger.warning(message)
 
 
 def _until_docstring_end(want: str) -> str:

@@ -10,7 +10,7 @@ from uuid import UUID
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import BaseMessage
 from langchain_core.outputs import LLMResult
-from sls_router import Request, SmartRouter, UnknownEntryError, Verifier
+from sls_router import BoundedVerifier, Request, SmartRouter, UnknownEntryError, Verifier
 
 from .chat_models import SmartRouterLLM
 from .messages import to_engine_messages
@@ -22,14 +22,17 @@ class SLSFeedbackHandler(BaseCallbackHandler):
 
     `handler.feedback(run_id, score)` rates a run's answer (e.g. a user's thumbs up);
     with a `verifier` (the engine's protocol: `verifier(request, text) -> score | None`)
-    every answer is checked when its run ends and the score is sent as feedback.
+    every answer is checked when its run ends and the score is sent as feedback; a check
+    gets `verifier_timeout_s` (past it, or if the verifier raises, no score is sent: see
+    `sls_router.BoundedVerifier`, whose counters are `handler.verifier.stats()`).
     Pass the handler in `callbacks=[handler]` of `invoke`, a chain's config, or the model.
     """
 
     def __init__(self, llm: SmartRouterLLM | SmartRouter, verifier: Verifier | None = None, *,
-                 max_runs: int = 100_000) -> None:
+                 verifier_timeout_s: float = 10.0, max_runs: int = 100_000) -> None:
         self.router = llm.router if isinstance(llm, SmartRouterLLM) else llm
-        self.verifier = verifier
+        self.verifier = (None if verifier is None
+                         else BoundedVerifier(verifier, timeout_s=verifier_timeout_s))
         self.max_runs = max_runs
         self.decisions: OrderedDict[UUID, dict[str, Any]] = OrderedDict()
         self._prompts: dict[UUID, list[BaseMessage]] = {}

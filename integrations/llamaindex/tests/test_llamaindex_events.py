@@ -92,7 +92,8 @@ def test_verifier_errors_are_logged_not_raised(li_llm, li_handlers, caplog):
 
     handler = li_handlers(SLSFeedbackEventHandler(li_llm, broken))
     assert li_llm.chat(user("Still answered?")).message.content
-    assert handler.errors == 1 and "verifier feedback" in caplog.text
+    assert handler.verifier.stats()["failed"] == 1 and "verifier crashed" in caplog.text
+    assert handler.applied == 0  # "cannot judge": no feedback sent
 
 
 def test_handler_needs_a_router_and_a_function(li_llm):

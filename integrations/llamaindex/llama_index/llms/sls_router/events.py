@@ -20,7 +20,7 @@ from llama_index.core.instrumentation import get_dispatcher
 from llama_index.core.instrumentation.event_handlers import BaseEventHandler
 from llama_index.core.instrumentation.events import BaseEvent
 from llama_index.core.instrumentation.events.llm import LLMChatEndEvent, LLMCompletionEndEvent
-from sls_router import Verifier
+from sls_router import BoundedVerifier, Verifier
 from sls_router.errors import ConfigurationError, UnknownEntryError
 from sls_router.types import Request, Response
 
@@ -110,6 +110,9 @@ class SLSFeedbackEventHandler(BaseEventHandler):
     verifier : the engine's protocol, ``fn(request, answer_text) -> float in [0, 1] |
         None``: `sls_router.LogTemplateVerifier()`, `DoctestVerifier()` or your own.
     source : feedback source label; "verifier" weighs it as weak evidence.
+    verifier_timeout_s : each check's time budget; past it, or if the verifier raises,
+        no score is sent (see `sls_router.BoundedVerifier`; counters in
+        ``handler.verifier.stats()``).
     max_seen : how many request ids are remembered to avoid judging twice.
     """
 
@@ -122,14 +125,14 @@ class SLSFeedbackEventHandler(BaseEventHandler):
     _seen: OrderedDict = PrivateAttr(default_factory=OrderedDict)
     _lock: Any = PrivateAttr(default_factory=threading.Lock)
 
-    def __init__(self, target: Any, verifier: Verifier, **kwargs: Any) -> None:
+    def __init__(self, target: Any, verifier: Verifier, *, verifier_timeout_s: float = 10.0,
+                 **kwargs: Any) -> None:
         if not callable(getattr(target, "feedback", None)):
             raise ConfigurationError(f"SLSFeedbackEventHandler needs a SmartRouter or "
                                      f"SmartRouterLLM, got {type(target).__name__}.")
-        if not callable(verifier):
-            raise ConfigurationError("verifier must be a function (request, answer_text) "
-                                     "-> score in [0, 1] or None.")
-        super().__init__(target=target, verifier=verifier, **kwargs)
+        super().__init__(target=target,
+                         verifier=BoundedVerifier(verifier, timeout_s=verifier_timeout_s),
+                         **kwargs)
 
     @classmethod
     def class_name(cls) -> str:
