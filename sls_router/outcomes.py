@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import threading
-from pathlib import Path
-
 import numpy as np
 
-from ._persist import atomic_write_json, atomic_write_npy, read_json, read_npy
+from ._persist import Snapshot
 from .errors import StateError
 
 
 class OutcomeLog:
     """Append-only (vector, features, model, score, weight, source) rows, thread-safe.
 
-    Predictors that need a batch refit read `arrays()`; saved as .npy + JSON."""
+    Predictors that need a batch refit read `arrays()`; saved as a Snapshot."""
 
     def __init__(self, dim: int, n_features: int) -> None:
         self.dim = dim
@@ -58,33 +56,25 @@ class OutcomeLog:
         with self._lock:
             return {m: (s + 1.0) / (w + 2.0) for m, (s, w) in self._sums.items()}
 
-    def save(self, directory: Path, generation: int) -> None:
+    def snapshot(self) -> Snapshot:
         vectors, features, models, scores, weights = self.arrays()
-        atomic_write_npy(directory / f"outcome-vectors-{generation}.npy", vectors)
-        atomic_write_npy(directory / f"outcome-features-{generation}.npy", features)
-        atomic_write_json(directory / f"outcomes-{generation}.json",
-                          {"models": models, "scores": scores.tolist(),
-                           "weights": weights.tolist(), "sources": list(self.sources)})
+        with self._lock:
+            sources = list(self.sources[:len(models)])
+        return Snapshot({"models": models, "scores": scores.tolist(),
+                         "weights": weights.tolist(), "sources": sources},
+                        {"vectors": vectors, "features": features})
 
     @classmethod
-    def load(cls, directory: Path, generation: int, dim: int, n_features: int) -> "OutcomeLog":
-        vectors = read_npy(directory / f"outcome-vectors-{generation}.npy")
-        features = read_npy(directory / f"outcome-features-{generation}.npy")
-        meta = read_json(directory / f"outcomes-{generation}.json")
+    def from_snapshot(cls, snapshot: Snapshot, dim: int, n_features: int) -> OutcomeLog:
+        meta = snapshot.meta
+        vectors, features = snapshot.arrays["vectors"], snapshot.arrays["features"]
         n = len(meta["models"])
         if vectors.shape != (n, dim) or features.shape != (n, n_features) or not (
                 len(meta["scores"]) == len(meta["weights"]) == len(meta["sources"]) == n):
-            raise StateError(f"{directory}: outcome files disagree in length; the state is "
-                             "corrupted. Restore it from a backup.")
+            raise StateError("the saved outcomes disagree in length; the state is corrupted. "
+                             "Restore it from a backup.")
         log = cls(dim, n_features)
-        log._vectors = list(vectors)
-        log._features = list(features)
-        log.models = list(meta["models"])
-        log.scores = [float(s) for s in meta["scores"]]
-        log.weights = [float(w) for w in meta["weights"]]
-        log.sources = list(meta["sources"])
-        for model, score, weight in zip(log.models, log.scores, log.weights):
-            acc = log._sums.setdefault(model, [0.0, 0.0])
-            acc[0] += score * weight
-            acc[1] += weight
+        for row in zip(vectors, features, meta["models"], meta["scores"], meta["weights"],
+                       meta["sources"]):
+            log.add(*row)
         return log

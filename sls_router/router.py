@@ -11,40 +11,32 @@ import asyncio
 import concurrent.futures
 import dataclasses
 import hashlib
+import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from ._state import StateMixin
-from ._streaming import StreamingMixin
-from .backends import Backend, check_pool, replay_pool
-from .cache import CacheLookup, SemanticCache, request_scope
-from .cache.entries import EntryStore
+from ._persist import Snapshot
+from .backends import Backend, StreamChunk, check_pool, replay_chunks, replay_pool
+from .cache import CacheLookup, SemanticCache, default_cache, request_scope
 from .embeddings import MAX_TEXT_CHARS, Embedder, get_embedder
-from .errors import BackendError, InvalidInputError, UnknownEntryError
-from .health import CircuitBreaker, retry_after_s
-from .outcomes import OutcomeLog
-from .routing import (Decision, KNNQualityPredictor, LatencyPredictor, LogisticQualityPredictor,
-                      Scheduler, TokenCostPredictor, query_features)
-from .types import (Completion, Feedback, ModelSpec, Request, Response, Usage,
-                    estimate_tokens)
-from .updates import UpdateManager
+from .errors import (BackendError, ConfigurationError, InvalidInputError, StateError,
+                     UnknownEntryError)
+from .failover import Failover
+from .health import CircuitBreaker
+from .learning import Learner
+from .routing import Decision, Scheduler, query_features
+from .store import LocalStore, Store, open_store
+from .types import Completion, Feedback, ModelSpec, Request, Response, Usage, estimate_tokens
 from .verifiers import BoundedVerifier, Verifier
 
-if TYPE_CHECKING:
-    from .store import Store
-
-_TIMEOUTS = (TimeoutError, asyncio.TimeoutError, concurrent.futures.TimeoutError)
-SOURCE_WEIGHTS = {"label": 1.0, "user": 1.0, "verifier": 0.5}
-# the logistic predictors refit on the most recent outcomes only: a refit costs the same
-# however long the router has run, and follows drift (the kNN keeps every outcome)
-_LOGISTIC_WINDOW = 5000  # input tokens are estimated from characters before a call
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -78,7 +70,7 @@ class RoutePlan:
     quality: dict[str, float] | None = None
 
 
-class SmartRouter(StateMixin, StreamingMixin):
+class SmartRouter:
     """Routes each request to the best model of a pool, or answers it from the cache.
 
     Parameters
@@ -124,72 +116,253 @@ class SmartRouter(StateMixin, StreamingMixin):
             self.cache: SemanticCache | None = cache
         else:
             self.cache = default_cache(self.embedder, max_wrong_rate) if cache else None
-        self.scheduler = Scheduler(preset=preset, lam=lam, mu=mu, min_quality=min_quality,
-                                   max_cost_usd=max_cost_usd, budget_usd=budget_usd,
-                                   exploration=exploration, random_state=random_state)
-        self.knn = KNNQualityPredictor()
-        self.logistic = LogisticQualityPredictor()
-        self.tokens = TokenCostPredictor()
-        self.latency = LatencyPredictor()
+        scheduler = Scheduler(preset=preset, lam=lam, mu=mu, min_quality=min_quality,
+                              max_cost_usd=max_cost_usd, budget_usd=budget_usd,
+                              exploration=exploration, random_state=random_state)
+        self.learner = Learner(self.embedder.dim, scheduler, self.cache,
+                               update_every_n=update_every_n, update_every_s=update_every_s,
+                               background_updates=background_updates)
         self.verifier = (None if verifier is None
                          else BoundedVerifier(verifier, timeout_s=verifier_timeout_s))
         self.recheck = recheck
         self.health = CircuitBreaker(breaker_failures, breaker_cooldown_s)
         self.max_pending = max_pending
-        n_features = len(query_features("x", None))
-        self.outcomes = OutcomeLog(self.embedder.dim, n_features)
-        self.updates = UpdateManager(self._refit, every_n=update_every_n, every_s=update_every_s,
-                                     background=background_updates)
         self.store: Store | None = None  # set by `open`: where learned state is published
+        self._cache_in_store = False  # a shared store keeps the cache's entries itself
         self._served: OrderedDict[str, _Served] = OrderedDict()
         self._lock = threading.RLock()
         self._pool_executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=max(4, sum(s.max_concurrency for s in self.specs.values())),
             thread_name_prefix="sls-router-call")
+        self._sync_cursor = "0"
+        self._sync_stop = threading.Event()
+        self._sync_thread: threading.Thread | None = None
 
     @classmethod
-    def from_replay(cls, path: str | Path, *, sleep: bool = False, **options: Any) -> "SmartRouter":
+    def from_replay(cls, path: str | Path, *, sleep: bool = False, **options: Any) -> SmartRouter:
         """A router over every model of a recorded dataset (see replay.py)."""
         return cls(replay_pool(path, sleep=sleep), **options)
 
-    # -- requests -----------------------------------------------------------------
+    # -- where the state lives --------------------------------------------------------
+    @classmethod
+    def open(cls, state: str | Path | Store | None, pool: Sequence[tuple[ModelSpec, Backend]],
+             **options: Any) -> SmartRouter:
+        """The router kept in `state`, or a new one there: a directory (the state saved in
+        it, if any; `save()` checkpoints it), a postgresql:// URL (a cache and feedback
+        shared with every replica opened on it), a Store, or None for the URL in
+        SLS_ROUTER_DATABASE_URL."""
+        store = open_store(state)
+        try:
+            router = cls._compose(store, list(pool), options)
+        except BaseException:  # a bad option or state: release the store before raising
+            store.close()
+            raise
+        router._start_sync()
+        return router
+
+    @classmethod
+    def load(cls, directory: str | Path, pool: Sequence[tuple[ModelSpec, Backend]],
+             embedder: str | Embedder | None = None, **overrides: Any) -> SmartRouter:
+        """Restore a router saved in `directory` around `pool` (backends are not saved;
+        pass them again)."""
+        saved = LocalStore(Path(directory)).load()
+        if saved is None:
+            raise StateError(f"{directory} holds no saved router (no manifest.json); pass the "
+                             "directory a router was saved to, or use SmartRouter.open.")
+        if embedder is not None:
+            overrides["embedder"] = embedder
+        return cls._build(saved, None, list(pool), overrides)
+
+    @classmethod
+    def _compose(cls, store: Store, pool: list[tuple[ModelSpec, Backend]],
+                 options: dict[str, Any]) -> SmartRouter:
+        """A router attached to `store`: its saved state, then what other replicas
+        published since."""
+        router = cls._build(store.load(), store, pool, options)
+        router.store = store
+        router.sync()
+        router.learner.on_update(store.log_update)
+        return router
+
+    @classmethod
+    def _build(cls, saved: Snapshot | None, store: Store | None,
+               pool: list[tuple[ModelSpec, Backend]], options: dict[str, Any]) -> SmartRouter:
+        """A router from a saved snapshot (options given here win) with its cache entries
+        where the store keeps them itself."""
+        if saved is None:
+            return cls._assemble(None, store, pool, options)
+        try:
+            return cls._assemble(saved, store, pool, options)
+        except StateError:
+            raise
+        except ConfigurationError as exc:
+            raise StateError(f"the saved router state, or an option given to open it, is "
+                             f"invalid: {exc}") from exc
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError,
+                OverflowError) as exc:  # what a garbled saved field makes the parts raise
+            raise StateError(f"the saved router state is incomplete or corrupted ({exc!r}); "
+                             "restore it from a backup or start afresh.") from exc
+
+    @classmethod
+    def _assemble(cls, saved: Snapshot | None, store: Store | None,
+                  pool: list[tuple[ModelSpec, Backend]], options: dict[str, Any]) -> SmartRouter:
+        options = dict(options)
+        embedder = options.pop("embedder", None)
+        if saved is not None:
+            options = {**_saved_options(saved), **options}
+            embedder = embedder or saved.meta.get("embedder")
+        embedder = get_embedder(embedder or "minilm")
+        entries = None if store is None else store.attach(embedder)
+        cache = options.pop("cache", None)
+        if entries is not None:
+            if cache is not None and not isinstance(cache, bool):
+                raise ConfigurationError("with a shared store the cache lives in the database: "
+                                         "pass cache=True or False, not a SemanticCache.")
+            cache = (cache is not False) and default_cache(
+                embedder, options.get("max_wrong_rate", 0.02), entries)
+        elif cache is None:  # the saved cache, if the router had one
+            part = None if saved is None else saved.part("cache")
+            cache = (SemanticCache.from_snapshot(part, embedder) if part is not None
+                     else saved is None or bool(saved.meta.get("has_cache")))
+        router = cls(pool, embedder=embedder, cache=cache, **options)
+        router._cache_in_store = entries is not None
+        if saved is not None:
+            router.restore(saved)
+        return router
+
+    def save(self, directory: str | Path | None = None) -> None:
+        """Make the state durable: into `directory` (atomic, versioned, no pickle), or,
+        without one, into the store the router was opened from (a PostgreSQL store
+        writes as it goes; this waits for queued writes)."""
+        if directory is not None:
+            LocalStore(Path(directory)).save(self.snapshot())
+        elif self.store is not None:
+            self.store.save(self.snapshot())
+        else:
+            raise ConfigurationError("this router was not opened from a store; pass a "
+                                     "directory to save(), or use SmartRouter.open(state, pool).")
+
+    def snapshot(self) -> Snapshot:
+        """Everything to restore this router, as plain data (backends excepted)."""
+        cache = (self.cache.snapshot()
+                 if self.cache is not None and not self._cache_in_store else None)
+        return Snapshot.nest(
+            {"embedder": self.embedder.name, "options": self.options, "has_cache": self.cache is not None,
+             "models": [dataclasses.asdict(s) for s in self.specs.values()]},
+            {"learner": self.learner.snapshot(), "cache": cache})
+
+    def restore(self, snapshot: Snapshot) -> None:
+        learner = snapshot.part("learner")
+        if learner is None:
+            raise StateError("the saved router holds no learning state; the state is "
+                             "corrupted. Restore it from a backup or start afresh.")
+        self.learner.restore(learner)
+
+    def sync(self) -> int:
+        """Take in what other replicas sharing the store learned since the last pull;
+        returns how many rows (0 with a store of one's own, or while it is unreachable)."""
+        if self.store is None:
+            return 0
+        rows, verdicts, self._sync_cursor = self.store.pull(self._sync_cursor)
+        return self.learner.absorb(rows, verdicts)
+
+    def _start_sync(self) -> None:
+        period = getattr(self.store, "sync_every_s", None)
+        if period:
+            self._sync_thread = threading.Thread(target=self._sync_loop, args=(period,),
+                                                 daemon=True, name="sls-router-sync")
+            self._sync_thread.start()
+
+    def _sync_loop(self, period: float) -> None:
+        while not self._sync_stop.wait(period):
+            try:
+                self.sync()
+            except Exception:  # noqa: BLE001 - the loop must outlive one bad pull
+                logger.exception("pulling shared feedback failed; retrying at the next period")
+
+    # -- requests: four drivers of one Failover, differing only by `await` ------------
     def complete(self, request: Request | str) -> Response:
         plan = self.route(request)
         if plan.decision is None:
             return self._cached_response(plan)
-        attempts: list[tuple[str, str]] = []
-        checked: list[tuple[str, Completion, float, float | None]] = []
-        for name in self.health.order(plan.decision.ranking):
-            started = time.perf_counter()
+        failover = self._failover(plan)
+        for name in failover.candidates():
             try:
                 future = self._pool_executor.submit(self.backends[name].complete, plan.request)
                 completion = future.result(timeout=self.specs[name].timeout_s)
             except Exception as exc:  # a failing provider must not fail the request
-                attempts.append(self._failure(name, exc))
+                failover.failed(name, exc)
                 continue
-            verdict = self._verify(plan.request, completion)
-            if self._accept(name, completion, started, verdict, attempts, checked):
-                break
-        return self._finish(plan, checked, attempts)
+            failover.answered(name, completion, self._verify(plan.request, completion))
+        return self._settle(plan, failover)
 
     async def acomplete(self, request: Request | str) -> Response:
         plan = await asyncio.to_thread(self.route, request)  # embedding blocks
         if plan.decision is None:
             return self._cached_response(plan)
-        attempts: list[tuple[str, str]] = []
-        checked: list[tuple[str, Completion, float, float | None]] = []
-        for name in self.health.order(plan.decision.ranking):
-            started = time.perf_counter()
+        failover = self._failover(plan)
+        for name in failover.candidates():
             try:
                 completion = await asyncio.wait_for(self.backends[name].acomplete(plan.request),
                                                     timeout=self.specs[name].timeout_s)
             except Exception as exc:  # a failing provider must not fail the request
-                attempts.append(self._failure(name, exc))
+                failover.failed(name, exc)
                 continue
             verdict = await asyncio.to_thread(self._verify, plan.request, completion)
-            if self._accept(name, completion, started, verdict, attempts, checked):
-                break
-        return self._finish(plan, checked, attempts)
+            failover.answered(name, completion, verdict)
+        return self._settle(plan, failover)
+
+    def stream(self, request: Request | str) -> Iterator[StreamChunk | Response]:
+        """Yields text chunks (StreamChunk) as the chosen model writes them, then the final
+        Response. A model failing before its first chunk is replaced by the next one;
+        once text went out, no other model can take over and the error is raised."""
+        plan = self.route(request)
+        if plan.decision is None:
+            yield from self._cached_stream(plan)
+            return
+        failover = self._failover(plan)
+        for name in failover.candidates():
+            attempt = _StreamAttempt(name)
+            try:
+                for chunk in self.backends[name].stream(plan.request):
+                    if (out := attempt.take(chunk)) is not None:
+                        yield out
+                    if attempt.completion is not None:
+                        break
+                completion = attempt.result()
+            except Exception as exc:
+                failover.failed(name, exc)
+                if attempt.emitted:  # text already reached the caller
+                    raise
+                continue
+            failover.answered(name, completion, self._verify(plan.request, completion),
+                              streamed=True)
+        yield self._settle(plan, failover)
+
+    async def astream(self, request: Request | str) -> AsyncIterator[StreamChunk | Response]:
+        plan = await asyncio.to_thread(self.route, request)  # embedding blocks
+        if plan.decision is None:
+            for chunk in self._cached_stream(plan):
+                yield chunk
+            return
+        failover = self._failover(plan)
+        for name in failover.candidates():
+            attempt = _StreamAttempt(name)
+            try:
+                async for chunk in self.backends[name].astream(plan.request):
+                    if (out := attempt.take(chunk)) is not None:
+                        yield out
+                    if attempt.completion is not None:
+                        break
+                completion = attempt.result()
+            except Exception as exc:
+                failover.failed(name, exc)
+                if attempt.emitted:  # text already reached the caller
+                    raise
+                continue
+            verdict = await asyncio.to_thread(self._verify, plan.request, completion)
+            failover.answered(name, completion, verdict, streamed=True)
+        yield self._settle(plan, failover)
 
     def batch(self, requests: Sequence[Request | str], max_concurrency: int = 8) -> list[Response]:
         with concurrent.futures.ThreadPoolExecutor(max_workers=max_concurrency) as pool:
@@ -219,13 +392,13 @@ class SmartRouter(StateMixin, StreamingMixin):
             raise UnknownEntryError(f"request {request_id!r} is unknown (never served here, "
                                     "or too old); pass the request_id of a Response.")
         if self.store is not None:
-            self.store.record_feedback(request_id, served.namespace, served.model,
+            self.store.append_feedback(request_id, served.namespace, served.model,
                                        served.cache_hit, fb.score, source)
         if self.cache is not None:
             self._judge_cache(served, fb.score >= 0.5, weak=source == "verifier")
         if not served.cache_hit:
             self._record_outcome(served.vector, served.features, served.model, fb.score, source)
-        self.updates.record()
+        self.learner.feedback_arrived()
 
     def _judge_cache(self, served: _Served, correct: bool, weak: bool) -> None:
         """Labels and ratings judge the cache; a verifier's pass is `weak` evidence (wrong
@@ -257,25 +430,7 @@ class SmartRouter(StateMixin, StreamingMixin):
 
     def update_now(self) -> dict[str, Any]:
         """Refit the predictors and the cache thresholds now; returns the log entry."""
-        return self.updates.update_now()
-
-    def _refit(self) -> dict[str, Any]:
-        vectors, features, models, scores, weights = self.outcomes.arrays()
-        figures: dict[str, Any] = {"outcomes": len(models)}
-        if len(models):
-            recent = slice(-_LOGISTIC_WINDOW, None)
-            logistic = LogisticQualityPredictor(min_samples=self.logistic.min_samples)
-            logistic.fit(np.hstack([vectors[recent], features[recent]]), models[recent],
-                         scores[recent], weights[recent])
-            with self._lock:
-                self.logistic = logistic
-            figures["logistic_brier"] = {m: round(float(b), 4)
-                                         for m, b in logistic.validation_brier_.items()}
-        if self.cache is not None:
-            self.cache.refit()
-            figures["cache_similarity"] = self.cache.threshold.similarity_
-            figures["cache_ratio"] = self.cache.threshold.ratio_
-        return figures
+        return self.learner.updates.update_now()
 
     # -- the steps shared by every entry point --------------------------------------
     def route(self, request: Request | str) -> RoutePlan:
@@ -299,51 +454,18 @@ class SmartRouter(StateMixin, StreamingMixin):
                 lookup = dataclasses.replace(lookup, hit=False, reason="rejected_by_verifier")
             if lookup.hit:
                 return RoutePlan(request, vector, features, scope, cacheable, lookup, None, started)
-        decision, quality = self._decide(request, vector, features)
-        return RoutePlan(request, vector, features, scope, cacheable, lookup, decision, started,
-                     quality)
-
-    def _decide(self, request: Request, vector: np.ndarray, features: np.ndarray,
-                ) -> tuple[Decision, dict[str, float]]:
         candidates = [s for s in self.specs.values() if s.supports_tools or not request.tools]
         if not candidates:
             raise InvalidInputError("the request binds tools but no model of the pool supports "
                                     "tools; add one with supports_tools=True or drop the tools.")
-        names = [s.name for s in candidates]
-        priors = self.outcomes.success_rates()
-        input_tokens = estimate_tokens(request.text)
-        with self._lock:  # the predictors are not thread-safe; updates and reads take turns
-            knn = self.knn.predict(vector, names, priors=priors)
-            logistic = self.logistic  # replaced whole by a refit, never changed in place
-            cost, output_tokens = self.tokens.costs(candidates, input_tokens, request.task)
-            latency = self.latency.predict_many(names, output_tokens)
-        mean = logistic.blend(knn.mean, np.hstack([vector, features]), names)
-        with self._lock:
-            decision = self.scheduler.choose(candidates, mean, knn.std, cost, latency)
-        return decision, dict(zip(names, mean.tolist()))
+        decision, quality = self.learner.decide(candidates, vector, features,
+                                                estimate_tokens(request.text), request.task)
+        return RoutePlan(request, vector, features, scope, cacheable, lookup, decision, started,
+                         quality)
 
-    def _failure(self, name: str, exc: BaseException) -> tuple[str, str]:
-        """A call that raised or timed out: nothing to pay, one strike for the model."""
-        retry_after = retry_after_s(exc)
-        self.health.record_failure(name, retry_after)
-        if isinstance(exc, _TIMEOUTS):
-            return name, f"timed out after {self.specs[name].timeout_s} s"
-        pause = f" (retry after {retry_after:g} s)" if retry_after is not None else ""
-        return name, f"{type(exc).__name__}: {exc}{pause}"
-
-    def _accept(self, name: str, completion: Completion, started: float, verdict: float | None,
-                attempts: list, checked: list) -> bool:
-        """Record one answered (and paid) call; True when no further model should be tried.
-        An empty answer is paid for but counts as a failure of the model."""
-        if not completion.answered:
-            self.health.record_failure(name)
-            checked.append((name, completion, time.perf_counter() - started, 0.0))
-            attempts.append((name, "empty answer"))
-            return False
-        self.health.record_success(name)
-        checked.append((name, completion, time.perf_counter() - started, verdict))
-        attempts.append((name, "ok" if verdict != 0.0 else "rejected by verifier"))
-        return verdict != 0.0 or not self.recheck or sum(c[1].answered for c in checked) > 1
+    def _failover(self, plan: RoutePlan) -> Failover:
+        return Failover(plan.decision.ranking, health=self.health, specs=self.specs,
+                        recheck=self.recheck)
 
     def _verify(self, request: Request, completion: Completion) -> float | None:
         return None if completion.tool_calls else self._verify_text(request, completion.text)
@@ -351,46 +473,28 @@ class SmartRouter(StateMixin, StreamingMixin):
     def _verify_text(self, request: Request, text: str) -> float | None:
         return None if self.verifier is None else self.verifier(request, text)
 
-    def _finish(self, plan: RoutePlan, checked: list, attempts: list[tuple[str, str]]) -> Response:
-        usable = [c for c in checked if c[1].answered]
-        if not usable:
-            detail = "; ".join(f"{m}: {why}" for m, why in attempts)
-            raise BackendError(f"every model failed for request {plan.request.id} ({detail}). "
-                               "Check the providers' status and credentials, or add models.",
-                               attempts)
-        passed = [c for c in usable if c[3] != 0.0]
-        name, completion, _, verdict = passed[0] if passed else usable[0]
-        total_cost = 0.0
-        total_latency = 0.0
-        modelled = False
-        for other_name, other, other_wall, _ in checked:  # every call made is paid for
-            total_cost += self.specs[other_name].charge(other)
-            lat = other.latency_s if other.latency_s is not None else other_wall
-            total_latency += lat
-            modelled = modelled or other.latency_modelled
-            with self._lock:
-                self.tokens.partial_fit(other_name, plan.request.task, other.usage.output_tokens)
-                self.latency.partial_fit(other_name, other.usage.output_tokens, lat)
-        with self._lock:
-            self.scheduler.record_spend(total_cost, time.time())
+    def _settle(self, plan: RoutePlan, failover: Failover) -> Response:
+        """Serve the failover's answer: learn from every call made, cache the answer,
+        and send the verifier's verdicts as feedback."""
+        chosen = failover.chosen
+        response = failover.finish(plan.request.id,
+                                   plan.quality[chosen.model] if chosen is not None else 0.0)
+        self.learner.observe_calls(
+            plan.request.task, [(c.model, c.completion.usage.output_tokens, c.latency_s)
+                                for c in failover.calls], response.cost_usd)
+        completion, verdict = chosen.completion, chosen.verdict
         entry_id = None
         if plan.cacheable and verdict != 0.0 and not completion.tool_calls and completion.text:
             entry_id = self.cache.insert(  # only a verifier's pass: wait for confirmation
                 plan.request.embed_text, completion.text, plan.scope, vector=plan.vector,
                 confirmed=verdict is None,
-                payload={"model": name, "request_id": plan.request.id,
+                payload={"model": chosen.model, "request_id": plan.request.id,
                          "input_tokens": completion.usage.input_tokens,
                          "output_tokens": completion.usage.output_tokens})
-        quality = plan.quality[name]
-        response = Response(
-            text=completion.text, model=name, cache_hit=False, usage=completion.usage,
-            cost_usd=total_cost, latency_s=total_latency, predicted_quality=quality,
-            request_id=plan.request.id, tried=tuple(m for m, _ in attempts),
-            latency_modelled=modelled, tool_calls=completion.tool_calls, raw=completion.raw)
         self._remember(plan, response, entry_id)
-        for other_name, other, _, other_verdict in checked:
-            if other_verdict is not None and other_name != name:
-                self._record_outcome(plan.vector, plan.features, other_name, other_verdict,
+        for call in failover.calls:
+            if call.verdict is not None and call.model != chosen.model:
+                self._record_outcome(plan.vector, plan.features, call.model, call.verdict,
                                      "verifier")
         if verdict is not None:
             self.feedback(plan.request.id, verdict, source="verifier")
@@ -398,25 +502,9 @@ class SmartRouter(StateMixin, StreamingMixin):
 
     def _record_outcome(self, vector: np.ndarray, features: np.ndarray, model: str,
                         score: float, source: str) -> None:
-        weight = SOURCE_WEIGHTS.get(source, 1.0)
-        self.add_outcome(vector, features, model, score, weight, source)
+        row = self.learner.outcome(vector, features, model, score, source)
         if self.store is not None:
-            self.store.record_outcome(vector, features, model, score, weight, source)
-
-    def add_outcome(self, vector: np.ndarray, features: np.ndarray, model: str, score: float,
-                    weight: float, source: str, *, fit_knn: bool = True) -> None:
-        """One training row (e.g. learned by another replica); the kNN learns it at once,
-        the logistic predictors at the next refit (`fit_knn=False`: see `refit_knn`)."""
-        self.outcomes.add(vector, features, model, score, weight, source)
-        if fit_knn:
-            with self._lock:
-                self.knn.partial_fit(vector, model, score, weight)
-
-    def refit_knn(self) -> None:
-        """Refit the kNN predictor from every training row at once (after a bulk load)."""
-        vectors, _, models, scores, weights = self.outcomes.arrays()
-        with self._lock:
-            self.knn.fit(vectors, models, scores, weights)
+            self.store.append_outcome(row)
 
     def _cached_response(self, plan: RoutePlan) -> Response:
         lookup = plan.lookup
@@ -428,6 +516,12 @@ class SmartRouter(StateMixin, StreamingMixin):
             request_id=plan.request.id, raw={"cache_entry": lookup.entry_id, **payload})
         self._remember(plan, response, lookup.entry_id)
         return response
+
+    def _cached_stream(self, plan: RoutePlan) -> Iterator[StreamChunk | Response]:
+        """A cached answer replayed as word-sized chunks."""
+        response = self._cached_response(plan)
+        yield from replay_chunks(response.text)
+        yield response
 
     def _remember(self, plan: RoutePlan, response: Response, entry_id: int | None) -> None:
         lookup = plan.lookup
@@ -449,20 +543,43 @@ class SmartRouter(StateMixin, StreamingMixin):
 
     # -- lifecycle ------------------------------------------------------------------
     def close(self) -> None:
-        self.updates.wait()
+        self._sync_stop.set()
+        if self._sync_thread is not None:
+            self._sync_thread.join()
+        self.learner.close()
         if self.store is not None:
             self.store.close()
         self._pool_executor.shutdown(wait=False, cancel_futures=True)
 
 
-def default_cache(embedder: Embedder, max_wrong_rate: float,
-                  entries: EntryStore | None = None) -> SemanticCache:
-    """The cache a router makes for itself (`entries`: where a shared store keeps it).
+class _StreamAttempt:
+    """One model's stream: passes text on and keeps the closing completion."""
 
-    It refits its two thresholds itself every 25 verdicts (milliseconds): a workload
-    where hits are wrong must switch it off fast, not at the next update."""
-    return SemanticCache(embedder, max_wrong_rate=max_wrong_rate, refit_every=25,
-                         entries=entries)
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.emitted = False
+        self.completion: Completion | None = None
+
+    def take(self, chunk: StreamChunk) -> StreamChunk | None:
+        if chunk.completion is not None:
+            self.completion = chunk.completion
+        elif chunk.text:
+            self.emitted = True
+        return StreamChunk(chunk.text) if chunk.text else None
+
+    def result(self) -> Completion:
+        if self.completion is None:
+            raise BackendError(f"model {self.name} ended its stream without a completion.")
+        return self.completion
+
+
+def _saved_options(saved: Snapshot) -> dict[str, Any]:
+    """The options a saved router was built with (checked: they come from a file)."""
+    options = saved.meta.get("options")
+    if not isinstance(options, dict):
+        raise StateError("the saved router's options are missing or corrupted; restore the "
+                         "state from a backup or start afresh.")
+    return options
 
 
 def _digest(answer: str) -> bytes:

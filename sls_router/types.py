@@ -261,6 +261,20 @@ class Feedback:
                                     "such as 'user', 'label' or 'verifier'.")
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """One judged answer of a model on a request: a training row of the predictors, and
+    what a shared store passes between replicas. `weight` says how much the source is
+    trusted (a label 1, a verifier's verdict less)."""
+
+    vector: Any  # np.ndarray (dim,), the embedded request
+    features: Any  # np.ndarray, query_features of the request
+    model: str
+    score: float
+    weight: float
+    source: str
+
+
 def _last_user(turns: list[dict[str, Any]]) -> int:
     """Index of the last user turn (len(turns) when there is none)."""
     for i in range(len(turns) - 1, -1, -1):

@@ -50,7 +50,7 @@ class Env:
 
     def snapshot(self) -> tuple:
         r = self.router
-        return frozenset(r.cache.entries.ids()), len(r.outcomes), r.updates.total_events
+        return frozenset(r.cache.entries.ids()), len(r.learner.outcomes), r.learner.updates.total_events
 
     def refused_cleanly(self, action, judges: bool = False) -> bool:
         """True when `action` raised an SLSRouterError and changed nothing stored. An
@@ -262,16 +262,16 @@ def test_state_json_of_the_wrong_shape_gives_state_error(tmp_path, data):
     good = tmp_path / "good"
     if not good.exists():
         _state(tmp_path)
-    name = data.draw(st.sampled_from(["manifest.json", "cache-1/manifest.json",
-                                      "cache-1/entries-1.json", "outcomes-1.json"]))
+    where = data.draw(st.sampled_from([(), ("meta",), ("meta", "learner"), ("meta", "cache"),
+                                       ("meta", "learner", "outcomes"), ("meta", "options")]))
     broken = tmp_path / f"broken-{next(_COUNTER)}"
     shutil.copytree(good, broken)
-    doc = json.loads((broken / name).read_text())
-    if isinstance(doc, list):
-        doc[data.draw(st.integers(0, len(doc) - 1))] = data.draw(JSON)
-    else:
-        doc[data.draw(st.sampled_from(sorted(doc)))] = data.draw(JSON)
-    (broken / name).write_text(json.dumps(doc))
+    manifest = json.loads((broken / "manifest.json").read_text())
+    doc = manifest
+    for key in where:
+        doc = doc[key]
+    doc[data.draw(st.sampled_from(sorted(doc)))] = data.draw(JSON)
+    (broken / "manifest.json").write_text(json.dumps(manifest))
     before = _digest(broken)
     try:
         SmartRouter.load(broken, Env().pool())
@@ -281,11 +281,10 @@ def test_state_json_of_the_wrong_shape_gives_state_error(tmp_path, data):
     shutil.rmtree(broken)
 
 
-@pytest.mark.parametrize("manifest", ["manifest.json", "cache-1/manifest.json"])
-def test_state_from_a_newer_version_is_refused_untouched(tmp_path, manifest):
+def test_state_from_a_newer_version_is_refused_untouched(tmp_path):
     state = _state(tmp_path)
-    path = state / manifest
-    path.write_text(path.read_text().replace('"format_version":1', '"format_version":2'))
+    path = state / "manifest.json"
+    path.write_text(path.read_text().replace('"format_version":2', '"format_version":3'))
     before = _digest(state)
     with pytest.raises(StateError, match="version"):
         SmartRouter.load(state, Env().pool())

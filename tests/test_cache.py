@@ -193,8 +193,7 @@ def test_corrupted_state_is_refused_and_left_alone(tmp_path, topic_embedder):
     cache = SemanticCache(topic_embedder)
     cache.insert("weather:a", "sunny")
     cache.save(tmp_path)
-    entries_file = next(tmp_path.glob("entries-*.json"))
-    entries_file.write_text("{not json")
+    next(tmp_path.glob("vectors-*.npy")).write_bytes(b"{not an array")
     before = _snapshot(tmp_path)
     with pytest.raises(StateError, match="corrupted"):
         SemanticCache.load(tmp_path, topic_embedder)
@@ -230,8 +229,7 @@ def test_saving_again_keeps_one_generation(tmp_path, topic_embedder):
     cache.save(tmp_path)
     cache.insert("stocks:a", "up")
     cache.save(tmp_path)
-    assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "entries-2.json", "manifest.json", "vectors-2.npy"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["manifest.json", "vectors-2.npy"]
     assert len(SemanticCache.load(tmp_path, topic_embedder)) == 2
 
 

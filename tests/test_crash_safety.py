@@ -9,7 +9,7 @@ import shutil
 import pytest
 
 import sls_router._persist as persist
-from sls_router import CallableBackend, ModelSpec, Request, SmartRouter
+from sls_router import CallableBackend, ModelSpec, Request, SmartRouter, StateError
 from sls_router.bench.stress_kill9 import kill9_scenario
 
 
@@ -33,7 +33,7 @@ def _serve(router: SmartRouter, start: int, n: int, wrong_every: int = 4) -> Non
 
 
 def _figures(router: SmartRouter) -> tuple[int, int, int]:
-    return len(router.cache), len(router.outcomes), router.updates.total_events
+    return len(router.cache), len(router.learner.outcomes), router.learner.updates.total_events
 
 
 def _count_writes(router: SmartRouter, directory) -> int:
@@ -63,7 +63,7 @@ def test_a_save_cut_short_at_any_write_leaves_the_old_state(tmp_path, monkeypatc
     new = _figures(router)
     assert new[0] != old[0] and new[1] != old[1]
     writes = _count_writes(router, tmp_path / "probe-count")
-    assert writes >= 5
+    assert writes >= 4  # outcome vectors and features, cache vectors, then the manifest
     for cut in range(writes):
         state = tmp_path / f"cut-{cut}"
         shutil.copytree(tmp_path / "probe", state)
@@ -93,29 +93,27 @@ def test_saves_leave_one_generation_and_no_debris(tmp_path):
         router.save(tmp_path)
     # what kills can leave: a temp file, and files of a generation a crash kept from sweeping
     (tmp_path / ".manifest.json.abc123").write_text("{")
-    (tmp_path / "outcomes-2.json").write_text("[]")
-    (tmp_path / "cache-3").mkdir()
+    (tmp_path / "learner.outcomes.vectors-2.npy").write_bytes(b"")
+    (tmp_path / ".cache.vectors-6.npy.x1y2").write_bytes(b"")
     router.save(tmp_path)
     names = sorted(p.name for p in tmp_path.iterdir())
-    assert names == ["cache-5", "manifest.json", "outcome-features-5.npy",
-                     "outcome-vectors-5.npy", "outcomes-5.json"]
+    assert names == ["cache.vectors-5.npy", "learner.outcomes.features-5.npy",
+                     "learner.outcomes.vectors-5.npy", "manifest.json"]
     assert _figures(SmartRouter.load(tmp_path, _pool())) == _figures(router)
 
 
-def test_state_saved_before_cache_generations_still_loads_and_migrates(tmp_path):
-    """States written before the cache folder had a generation keep loading."""
+def test_a_state_of_an_older_format_is_refused_clearly_and_left_alone(tmp_path):
     router = _router()
     _serve(router, 0, 30)
     router.save(tmp_path)
-    (tmp_path / "cache-1").rename(tmp_path / "cache")
     manifest = json.loads((tmp_path / "manifest.json").read_text())
-    del manifest["cache_dir"]
-    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
-    loaded = SmartRouter.load(tmp_path, _pool())
-    assert _figures(loaded)[:2] == _figures(router)[:2]
-    loaded.save(tmp_path)
-    assert not (tmp_path / "cache").exists() and (tmp_path / "cache-2").is_dir()
-    assert _figures(SmartRouter.load(tmp_path, _pool()))[:2] == _figures(router)[:2]
+    (tmp_path / "manifest.json").write_text(json.dumps({**manifest, "format_version": 1}))
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    with pytest.raises(StateError, match="older sls-router"):
+        SmartRouter.load(tmp_path, _pool())
+    with pytest.raises(StateError, match="older sls-router"):
+        SmartRouter.open(tmp_path, _pool(), embedder="hashing")
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
 
 
 def test_saving_into_a_shared_folder_leaves_other_files_alone(tmp_path):

@@ -124,4 +124,4 @@ def test_feedback_is_checked_against_the_tenant():
     with pytest.raises(UnknownEntryError):
         router.feedback(response.request_id[::-1], 1.0)  # a forged id
     router.feedback(response.request_id, 1.0, namespace="tenant-a")
-    assert len(router.outcomes) == 1
+    assert len(router.learner.outcomes) == 1

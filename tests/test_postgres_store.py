@@ -47,10 +47,10 @@ def test_replicas_share_answers_and_feedback(new_database, topic_embedder):
         assert second.cache_hit and second.text == first.text
         # b learns a's training row within one sync period, without feedback of its own
         deadline = time.time() + 5
-        while len(b.outcomes) == 0 and time.time() < deadline:
+        while len(b.learner.outcomes) == 0 and time.time() < deadline:
             time.sleep(0.05)
-        assert len(b.outcomes) == 1 and b.outcomes.models == [first.model]
-        assert b.knn.n_records_ == 1
+        assert len(b.learner.outcomes) == 1 and b.learner.outcomes.models == [first.model]
+        assert b.learner.knn.n_records_ == 1
     finally:
         a.close()
         b.close()
@@ -68,8 +68,8 @@ def test_a_new_replica_starts_with_what_the_others_learned(new_database, topic_e
     a.close()
     b = _open(url, topic_embedder)
     try:
-        assert len(b.outcomes) == 20 and b.knn.n_records_ == 20
-        assert b.outcomes.success_rates() == a.outcomes.success_rates()
+        assert len(b.learner.outcomes) == 20 and b.learner.knn.n_records_ == 20
+        assert b.learner.outcomes.success_rates() == a.learner.outcomes.success_rates()
     finally:
         b.close()
 

@@ -182,7 +182,7 @@ def test_garbled_completion_counts_as_a_failure_of_its_model():
     response = router.complete("hello")
     assert response.text == "y" and response.cost_usd == 0.5 and response.tried[0] == "garbled"
     assert router.health.status()["garbled"]["failures"] == 1
-    assert router.scheduler.spent_usd() == pytest.approx(0.5)
+    assert router.learner.scheduler.spent_usd() == pytest.approx(0.5)
 
 
 def test_load_threads_and_tasks_with_feedback_keep_exact_counts():

@@ -129,11 +129,11 @@ def test_feedback_door_changes_cache_and_predictor(topic_embedder, new_router):
     assert not first.cache_hit
     second = router.complete("weather:a")
     assert second.cache_hit and second.text == first.text and second.cost_usd == 0.0
-    before = router.knn.predict(router.embedder.encode(["weather:a"])[0], [first.model]).mean[0]
+    before = router.learner.knn.predict(router.embedder.encode(["weather:a"])[0], [first.model]).mean[0]
     router.feedback(first.request_id, 0.0, source="label")
-    after = router.knn.predict(router.embedder.encode(["weather:a"])[0], [first.model]).mean[0]
+    after = router.learner.knn.predict(router.embedder.encode(["weather:a"])[0], [first.model]).mean[0]
     assert after < before
-    assert len(router.outcomes) == 1
+    assert len(router.learner.outcomes) == 1
     third = router.complete("weather:a")
     assert not third.cache_hit  # the wrong answer is never served again
 
@@ -164,9 +164,9 @@ def test_periodic_updates_fire_by_count(topic_embedder):
     router = SmartRouter(_pool(), embedder=topic_embedder, cache=False, update_every_n=10,
                          background_updates=False)
     _run(router, ["X", "Y"] * 15)
-    assert len(router.updates.log) == 3
-    assert all(e["trigger"] == "count" for e in router.updates.log)
-    assert router.updates.log[-1]["outcomes"] == 30
+    assert len(router.learner.updates.log) == 3
+    assert all(e["trigger"] == "count" for e in router.learner.updates.log)
+    assert router.learner.updates.log[-1]["outcomes"] == 30
 
 
 def test_periodic_updates_fire_by_time():
@@ -184,8 +184,8 @@ def test_periodic_updates_fire_by_time():
 def test_background_update_does_not_block(topic_embedder):
     router = SmartRouter(_pool(), embedder=topic_embedder, cache=False, update_every_n=5)
     _run(router, ["X"] * 12)
-    router.updates.wait(10)
-    assert len(router.updates.log) >= 1
+    router.learner.updates.wait(10)
+    assert len(router.learner.updates.log) >= 1
 
 
 def test_save_load_gives_same_decisions(tmp_path, topic_embedder):
@@ -195,7 +195,7 @@ def test_save_load_gives_same_decisions(tmp_path, topic_embedder):
     _run(router, rng.choice(["X", "Y"], 120))
     router.save(tmp_path)
     loaded = SmartRouter.load(tmp_path, _pool(prices=(3.0, 1.0)), topic_embedder)
-    assert len(loaded.outcomes) == len(router.outcomes) and len(loaded.cache) == len(router.cache)
+    assert len(loaded.learner.outcomes) == len(router.learner.outcomes) and len(loaded.cache) == len(router.cache)
     for i in range(30):
         topic = "X" if i % 2 else "Y"
         req = f"{topic}:fresh-{i}"
@@ -221,13 +221,13 @@ def test_reopening_the_state_keeps_what_was_learned(tmp_path, topic_embedder, st
     router.save()
     again = SmartRouter.open(state, _pool(), **options)
     try:
-        assert len(again.outcomes) == len(router.outcomes) > 0
-        assert sorted(again.outcomes.models) == sorted(router.outcomes.models)
+        assert len(again.learner.outcomes) == len(router.learner.outcomes) > 0
+        assert sorted(again.learner.outcomes.models) == sorted(router.learner.outcomes.models)
         for i in range(20):
             req = Request(prompt=f"{'X' if i % 2 else 'Y'}:fresh-{i}")
             a, b = router.route(req), again.route(req)
             assert (a.lookup.hit, a.lookup.answer) == (b.lookup.hit, b.lookup.answer)
-            knn = [r.knn.predict(a.vector, ["A", "B"]).mean for r in (router, again)]
+            knn = [r.learner.knn.predict(a.vector, ["A", "B"]).mean for r in (router, again)]
             assert knn[0] == pytest.approx(knn[1], abs=1e-9)
     finally:
         router.close()
@@ -292,7 +292,7 @@ def test_bad_feedback_and_requests(topic_embedder, new_router):
         router.complete(42)
     with pytest.raises(InvalidInputError):
         router.complete(Request(prompt="x:a", tools=[{"name": "t"}]))  # no tool-capable model
-    assert len(router.outcomes) == 0
+    assert len(router.learner.outcomes) == 0
     assert isinstance(BackendError("x"), SLSRouterError)
 
 

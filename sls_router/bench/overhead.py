@@ -78,7 +78,7 @@ def measure_overhead(entries: int = 100_000, embedder: str = "static", models: i
             features = query_features(traffic[i % len(traffic)], None)
             router._record_outcome(vector, features, model, score, "label")
         else:
-            router.knn.partial_fit(vector, model, score)
+            router.learner.knn.partial_fit(vector, model, score)
     if refit:
         router.update_now()
     miss_texts = _texts(decisions, rng, _MISS_TOPICS)
@@ -103,5 +103,5 @@ def measure_overhead(entries: int = 100_000, embedder: str = "static", models: i
             "hit_p50_ms": round(float(np.percentile(hit_ms, 50)), 3),
             "hit_p99_ms": round(float(np.percentile(hit_ms, 99)), 3),
             "models": models, "decisions": decisions, "refit": refit,
-            "logistic_models": len(router.logistic.estimators_),
+            "logistic_models": len(router.learner.logistic.estimators_),
             "cache_hits_on_miss_path": served["miss"], "cache_hits_on_hit_path": served["hit"]}

@@ -79,7 +79,7 @@ def run_sls(dataset: ReplayDataset, embedder: PrecomputedEmbedder, *, feedback: 
         if not learning and router.verifier is not None:
             router.verifier = None
         if learn_until is not None and i == learn_until:
-            router.updates.every_n = 0
+            router.learner.updates.every_n = 0
         request = Request(prompt=record.prompt, query=record.query, task=record.task,
                           id=record.id)
         response = router.complete(request)

@@ -311,19 +311,19 @@ def load_scenario(threads: int = 8, per_thread: int = 1000, tasks: int = 100,
     for w in workers:
         w.join()
     wall = time.perf_counter() - started
-    router.updates.wait()
+    router.learner.updates.wait()
     expected_entries = tally["fresh"] - tally["fresh_wrong"]
-    counted = router.updates.total_events
+    counted = router.learner.updates.total_events
     result = {
         "threads": threads, "per_thread": per_thread, "tasks": tasks, "per_task": per_task,
         "requests": tally["hits"] + tally["fresh"], "errors": len(errors),
         "error_examples": errors[:3], "feedback_sent": tally["feedback"],
         "feedback_counted": counted, "feedback_lost": max(0, tally["feedback"] - counted),
         "feedback_double_counted": max(0, counted - tally["feedback"]),
-        "outcomes": len(router.outcomes), "outcomes_expected": tally["fresh"],
-        "knn_records": router.knn.n_records_, "cache_entries": len(router.cache),
+        "outcomes": len(router.learner.outcomes), "outcomes_expected": tally["fresh"],
+        "knn_records": router.learner.knn.n_records_, "cache_entries": len(router.cache),
         "cache_entries_expected": expected_entries, "cache_hits": tally["hits"],
-        "refits": len(router.updates.log), "wall_s": round(wall, 2),
+        "refits": len(router.learner.updates.log), "wall_s": round(wall, 2),
         "requests_per_s": round((tally["hits"] + tally["fresh"]) / wall, 1),
     }
     result["consistent"] = (result["outcomes"] == result["outcomes_expected"]
@@ -371,7 +371,7 @@ def tenant_scenario(tenants: int = 20, texts: int = 40, rounds: int = 3, seed: i
                 hits += response.cache_hit
                 served.append((ns, response))
     rejected = tried = 0
-    before = len(router.cache), len(router.outcomes)
+    before = len(router.cache), len(router.learner.outcomes)
     for i, (ns, response) in enumerate(served[:: max(1, len(served) // 200)]):
         other = namespaces[(namespaces.index(ns) + 1 + i % (len(namespaces) - 1))
                            % len(namespaces)]  # never ns itself
@@ -383,7 +383,7 @@ def tenant_scenario(tenants: int = 20, texts: int = 40, rounds: int = 3, seed: i
                 router.feedback(request_id, 0.0, namespace=namespace)
             except UnknownEntryError:
                 rejected += 1
-    unchanged = (len(router.cache), len(router.outcomes)) == before
+    unchanged = (len(router.cache), len(router.learner.outcomes)) == before
     router.close()
     return {"namespaces": len(namespaces), "requests": len(served),
             "cross_tenant_hits": cross, "hits_within_tenant": hits,

@@ -72,7 +72,7 @@ class InputEnv:
 
     def snapshot(self) -> tuple[frozenset[int], int, int]:
         r = self.router
-        return frozenset(r.cache.entries.ids()), len(r.outcomes), r.updates.total_events
+        return frozenset(r.cache.entries.ids()), len(r.learner.outcomes), r.learner.updates.total_events
 
     def ask(self, request: Request | Any) -> Response:
         return self.router.complete(request)
@@ -290,6 +290,16 @@ def state_cases() -> list[tuple[str, Callable[[Path], None]]]:
             return buf.getvalue()
         return encode
 
+    def meta(*keys: str, change: Callable[[Any], Any]) -> Callable[[Path], None]:
+        """Edit the manifest's meta at `keys` (e.g. the learner's outcomes)."""
+        def edit(manifest: Any) -> Any:
+            node = manifest["meta"]
+            for key in keys[:-1]:
+                node = node[key]
+            node[keys[-1]] = change(node[keys[-1]])
+            return manifest
+        return _edit_json("manifest.json", edit)
+
     return [
         ("state folder empty", lambda d: [p.unlink() for p in d.rglob("*") if p.is_file()]),
         ("manifest missing", lambda d: (d / "manifest.json").unlink()),
@@ -298,25 +308,27 @@ def state_cases() -> list[tuple[str, Callable[[Path], None]]]:
         ("manifest is a list", _edit_json("manifest.json", lambda m: [m])),
         ("manifest from a newer version", _edit_json("manifest.json",
                                                      lambda m: {**m, "format_version": 99})),
+        ("manifest from an older version", _edit_json("manifest.json",
+                                                      lambda m: {**m, "format_version": 1})),
         ("manifest of another kind", _edit_json("manifest.json",
                                                 lambda m: {**m, "kind": "SemanticCache"})),
-        ("manifest without options", _edit_json("manifest.json", drop("options"))),
+        ("manifest without meta", _edit_json("manifest.json", drop("meta"))),
+        ("manifest without options", meta("options", change=lambda _: None)),
         ("generation not a number", _edit_json("manifest.json",
                                                lambda m: {**m, "generation": "abc"})),
-        ("cache folder outside the state", _edit_json("manifest.json",
-                                                      lambda m: {**m, "cache_dir": "../../etc"})),
-        ("invalid option value", _edit_json("manifest.json", lambda m: {
-            **m, "options": {**m["options"], "breaker_failures": 0}})),
+        ("array file outside the state", _edit_json(
+            "manifest.json", lambda m: {**m, "arrays": [*m["arrays"], "../../etc/passwd"]})),
+        ("invalid option value", meta("options", change=lambda o: {**o, "breaker_failures": 0})),
         ("manifest nested 100,000 deep", _write("manifest.json", b"[" * 100_000 + b"]" * 100_000)),
-        ("cache vectors truncated", _write("cache-1/vectors-1.npy", lambda b: b[: len(b) - 100])),
-        ("cache vectors as Python objects", _write("cache-1/vectors-1.npy", object_npy)),
-        ("cache entries not a list", _write("cache-1/entries-1.json", b'{"id": 1}')),
-        ("cache manifest from a newer version", _edit_json(
-            "cache-1/manifest.json", lambda m: {**m, "format_version": 2})),
-        ("outcome vectors of another shape", _write("outcome-vectors-1.npy",
+        ("cache vectors truncated", _write("cache.vectors-1.npy", lambda b: b[: len(b) - 100])),
+        ("cache vectors as Python objects", _write("cache.vectors-1.npy", object_npy)),
+        ("cache entries not a list", meta("cache", "entries", change=lambda _: {"id": 1})),
+        ("cache of another embedder size", meta("cache", "dim", change=lambda d: d + 1)),
+        ("outcome vectors of another shape", _write("learner.outcomes.vectors-1.npy",
                                                     npy(np.zeros((3, 7), np.float32)))),
-        ("outcomes without models", _edit_json("outcomes-1.json", drop("models"))),
-        ("outcome file empty", _write("outcome-features-1.npy", b"")),
+        ("outcomes without models", meta("learner", "outcomes", change=drop("models"))),
+        ("outcome file empty", _write("learner.outcomes.features-1.npy", b"")),
+        ("spend window garbled", meta("learner", "spend", change=lambda _: [["x", 1]])),
     ]
 
 

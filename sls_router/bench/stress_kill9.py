@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .._persist import current_generation
+from .._persist import current_generation, snapshot_files
 from ..backends import CallableBackend
 from ..errors import SLSRouterError
 from ..router import SmartRouter
@@ -68,7 +68,7 @@ def child(directory: Path, log_path: Path, seed: int) -> None:
             nonlocal gen
             gen += 1
             line = {"generation": gen, "entries": len(router.cache),
-                    "outcomes": len(router.outcomes)}
+                    "outcomes": len(router.learner.outcomes)}
             log.write(json.dumps(line) + "\n")
             log.flush()
             os.fsync(log.fileno())
@@ -142,7 +142,7 @@ def kill9_trial(directory: Path, log_path: Path, seed: int, delay_s: float,
         gen = current_generation(directory)
         expected = next((line for line in reversed(logged) if line["generation"] == gen), None)
         found = {"generation": gen, "entries": len(router.cache),
-                 "outcomes": len(router.outcomes)}
+                 "outcomes": len(router.learner.outcomes)}
     finally:
         router.close()
     if gen not in (last, last - 1):
@@ -154,9 +154,7 @@ def kill9_trial(directory: Path, log_path: Path, seed: int, delay_s: float,
 
 def _debris(directory: Path) -> list[str]:
     """Files and folders the current generation does not use (a cut save leaves some)."""
-    gen = current_generation(directory)
-    live = {"manifest.json", f"cache-{gen}", f"outcome-vectors-{gen}.npy",
-            f"outcome-features-{gen}.npy", f"outcomes-{gen}.json"}
+    live = snapshot_files(directory)
     return sorted(p.name for p in directory.iterdir() if p.name not in live)
 
 

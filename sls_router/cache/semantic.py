@@ -13,14 +13,13 @@ from typing import Any
 
 import numpy as np
 
-from .._persist import (atomic_write_json, atomic_write_npy, check_manifest,
-                        current_generation, read_json, read_npy)
+from .._persist import Snapshot, read_snapshot, write_snapshot
 from ..embeddings import MAX_TEXT_CHARS, Embedder, get_embedder
 from ..errors import ConfigurationError, InvalidInputError, StateError, UnknownEntryError
 from .entries import EntryStore, LocalEntries, Neighbours
 from .thresholds import AdaptiveThreshold, EntryVerdicts, distance_ratio
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the one snapshot format (entries in the manifest)
 _KIND = "SemanticCache"
 
 
@@ -352,32 +351,9 @@ class SemanticCache:
 
     # -- persistence --------------------------------------------------------------
     def save(self, directory: str | Path) -> None:
-        """Write the cache atomically: data files of a new generation first, then the
-        manifest that points to them; a crash leaves the previous state loadable."""
-        if not isinstance(self.entries, LocalEntries):
-            raise StateError("this cache's entries live in a shared store, which keeps them "
-                             "itself; there is nothing to save to a directory.")
-        directory = Path(directory)
-        with self._lock:
-            entries, vectors = self.entries.snapshot()
-            states = [e.to_state() for e in entries]
-            manifest = {
-                "kind": _KIND, "format_version": FORMAT_VERSION,
-                "embedder": self.embedder.name, "dim": self.dim,
-                "config": {"capacity": self.capacity, "ttl_s": self.ttl_s,
-                           "neighbours": self.neighbours, "refit_every": self.refit_every,
-                           "hnsw_min_entries": self.hnsw_min_entries},
-                "threshold": self.threshold.to_state(), "next_id": self.entries.next_id,
-                "counts": dict(self._counts),
-                "wrong_answers": sorted([list(p) for p in self.entries.wrong_answers]),
-            }
-        old = current_generation(directory)
-        gen = old + 1
-        atomic_write_npy(directory / f"vectors-{gen}.npy", vectors)
-        atomic_write_json(directory / f"entries-{gen}.json", states)
-        atomic_write_json(directory / "manifest.json", {**manifest, "generation": gen})
-        for stale in (f"vectors-{old}.npy", f"entries-{old}.json"):
-            (directory / stale).unlink(missing_ok=True)
+        """Write the cache atomically (see `_persist.write_snapshot`): a crash leaves the
+        previous state loadable."""
+        write_snapshot(Path(directory), _KIND, FORMAT_VERSION, self.snapshot())
 
     @classmethod
     def load(cls, directory: str | Path, embedder: str | Embedder | None = None, *,
@@ -385,36 +361,59 @@ class SemanticCache:
         """Read a saved cache; refuses (with StateError) anything inconsistent and never
         modifies the files it reads."""
         directory = Path(directory)
-        manifest = check_manifest(read_json(directory / "manifest.json"), _KIND,
-                                  FORMAT_VERSION, directory)
+        snapshot = read_snapshot(directory, _KIND, FORMAT_VERSION)
         try:
-            gen = int(manifest["generation"])
-            vectors = read_npy(directory / f"vectors-{gen}.npy")
-            entries = [CacheEntry.from_state(s)
-                       for s in read_json(directory / f"entries-{gen}.json")]
-            cache = cls(embedder or manifest["embedder"], clock=clock,
-                        threshold=AdaptiveThreshold.from_state(manifest["threshold"]),
-                        **manifest["config"])
-            if cache.dim != manifest["dim"]:
-                raise StateError(f"{directory} was saved with {manifest['dim']}-d embeddings "
-                                 f"({manifest['embedder']}); load it with that embedder.")
+            return cls.from_snapshot(snapshot, embedder, clock=clock)
+        except StateError as exc:
+            raise StateError(f"{directory}: {exc}") from exc
+
+    def snapshot(self) -> Snapshot:
+        """The cache as plain data; entries kept by a shared store are not in it."""
+        if not isinstance(self.entries, LocalEntries):
+            raise StateError("this cache's entries live in a shared store, which keeps them "
+                             "itself; there is nothing to save to a directory.")
+        with self._lock:
+            entries, vectors = self.entries.snapshot()
+            return Snapshot({
+                "embedder": self.embedder.name, "dim": self.dim,
+                "config": {"capacity": self.capacity, "ttl_s": self.ttl_s,
+                           "neighbours": self.neighbours, "refit_every": self.refit_every,
+                           "hnsw_min_entries": self.hnsw_min_entries},
+                "threshold": self.threshold.to_state(), "next_id": self.entries.next_id,
+                "counts": dict(self._counts),
+                "wrong_answers": sorted([list(p) for p in self.entries.wrong_answers]),
+                "entries": [e.to_state() for e in entries]}, {"vectors": vectors})
+
+    @classmethod
+    def from_snapshot(cls, snapshot: Snapshot, embedder: str | Embedder | None = None, *,
+                      clock: Callable[[], float] = time.time) -> "SemanticCache":
+        meta = snapshot.meta
+        try:
+            vectors = snapshot.arrays["vectors"]
+            entries = [CacheEntry.from_state(s) for s in meta["entries"]]
+            cache = cls(embedder or meta["embedder"], clock=clock,
+                        threshold=AdaptiveThreshold.from_state(meta["threshold"]),
+                        **meta["config"])
+            if cache.dim != meta["dim"]:
+                raise StateError(f"the cache was saved with {meta['dim']}-d embeddings "
+                                 f"({meta['embedder']}); load it with that embedder.")
             if vectors.shape != (len(entries), cache.dim) or vectors.dtype != np.float32:
-                raise StateError(f"{directory}: vectors {vectors.shape} do not match "
+                raise StateError(f"cache vectors {vectors.shape} do not match "
                                  f"{len(entries)} entries; the state is corrupted.")
             if not np.isfinite(vectors).all():
-                raise StateError(f"{directory}: vectors hold NaN or infinity; the state is "
+                raise StateError("cache vectors hold NaN or infinity; the state is "
                                  "corrupted. Restore it from a backup.")
             local = cache.entries
             assert isinstance(local, LocalEntries)
             local.restore(entries, vectors)
-            local.next_id = int(manifest["next_id"])
-            local.wrong_answers = {(s, h) for s, h in manifest["wrong_answers"]}
-            cache._counts.update({k: int(v) for k, v in manifest["counts"].items()})
+            local.next_id = int(meta["next_id"])
+            local.wrong_answers = {(s, h) for s, h in meta["wrong_answers"]}
+            cache._counts.update({k: int(v) for k, v in meta["counts"].items()})
         except StateError:
             raise
         except (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError) as exc:
-            raise StateError(f"{directory} holds an incomplete or corrupted cache ({exc!r}); "
-                             "restore it from a backup or start from an empty cache.") from exc
+            raise StateError(f"an incomplete or corrupted cache ({exc!r}); restore it from a "
+                             "backup or start from an empty cache.") from exc
         return cache
 
 
@@ -451,3 +450,13 @@ def _check_number(name: str, value: Any) -> float:
         raise InvalidInputError(f"{name} is {value}; pass the finite value from the lookup.")
     return value
 
+
+
+def default_cache(embedder: Embedder, max_wrong_rate: float,
+                  entries: EntryStore | None = None) -> SemanticCache:
+    """The cache a router makes for itself (`entries`: where a shared store keeps it).
+
+    It refits its two thresholds itself every 25 verdicts (milliseconds): a workload
+    where hits are wrong must switch it off fast, not at the next update."""
+    return SemanticCache(embedder, max_wrong_rate=max_wrong_rate, refit_every=25,
+                         entries=entries)

@@ -250,15 +250,24 @@ class Scheduler:
         state = state_header(self)
         if not isinstance(self.random_state, (int, type(None))):
             state["params"]["random_state"] = None
-        return {**state, "spend": [list(x) for x in self._spend]}
+        return {**state, "spend": self.spend()}
+
+    def spend(self) -> list[list[float]]:
+        """The spend window as [slot end, USD] pairs (what a saved router keeps)."""
+        return [list(x) for x in self._spend]
+
+    def restore_spend(self, spend: Sequence[Sequence[float]]) -> None:
+        self._spend.clear()
+        self._spent = 0.0
+        for t, cost in spend:
+            self._spend.append((float(t), float(cost)))
+            self._spent += float(cost)
 
     @classmethod
     def from_state(cls, state: dict) -> Scheduler:
         state = check_state(state, cls)
         self = cls(**state["params"])
-        for t, cost in state["spend"]:
-            self._spend.append((float(t), float(cost)))
-            self._spent += float(cost)
+        self.restore_spend(state["spend"])
         return self
 
 

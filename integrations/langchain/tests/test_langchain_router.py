@@ -144,10 +144,10 @@ async def test_abatch_of_100_concurrent_requests_counts_feedback_exactly(llm):
                                                 "max_concurrency": 25})
     assert len({a.response_metadata["sls_request_id"] for a in answers}) == 100
     assert len(handler.decisions) == 100 and len(checked) == 100
-    assert len(llm.router.outcomes) == 100  # one training row per fresh answer
+    assert len(llm.router.learner.outcomes) == 100  # one training row per fresh answer
     for answer in answers[:40]:
         llm.feedback(answer.response_metadata["sls_request_id"], 1.0)
-    assert len(llm.router.outcomes) == 140
+    assert len(llm.router.learner.outcomes) == 140
 
 
 def test_callbacks_see_routing_events_and_rate_runs(llm):
@@ -164,7 +164,7 @@ def test_callbacks_see_routing_events_and_rate_runs(llm):
     (run_id, decision), = handler.decisions.items()
     assert decision["sls_request_id"] == message.response_metadata["sls_request_id"]
     handler.feedback(run_id, 0.0)
-    assert len(llm.router.outcomes) == 1
+    assert len(llm.router.learner.outcomes) == 1
     with pytest.raises(UnknownEntryError, match="run"):
         handler.feedback("00000000-0000-0000-0000-000000000000", 1.0)
 
@@ -174,7 +174,7 @@ async def test_streamed_runs_are_recorded_and_rated_too(llm):
     chunks = [c async for c in llm.astream("Define entropy", config={"callbacks": [handler]})]
     (decision,) = handler.decisions.values()
     assert decision["sls_request_id"] == chunks[-1].response_metadata["sls_request_id"]
-    assert len(llm.router.outcomes) == 1  # the verifier's score reached the router
+    assert len(llm.router.learner.outcomes) == 1  # the verifier's score reached the router
 
 
 def test_from_replay_answers_with_recorded_outputs():
@@ -259,4 +259,4 @@ def test_threaded_batch_survives_a_flaky_provider_and_counts_feedback_exactly():
     assert failed_over and all(a.response_metadata["sls_model"] == "steady" for a in failed_over)
     for answer in answers:
         llm.feedback(answer.response_metadata["sls_request_id"], 1.0)
-    assert len(llm.router.outcomes) == 400
+    assert len(llm.router.learner.outcomes) == 400

@@ -46,7 +46,7 @@ def test_route_and_cache_hit_events_describe_each_answer(li_llm, li_events):
 def test_handler_judges_every_entry_point_exactly_once(li_llm, li_events, li_handlers):
     verifier = Verifier(1.0)
     handler = li_handlers(SLSFeedbackEventHandler(li_llm, verifier))
-    outcomes = len(li_llm.router.outcomes)
+    outcomes = len(li_llm.router.learner.outcomes)
     ids = [li_llm.chat(user("Chat question one?")).additional_kwargs["sls_request_id"],
            list(li_llm.stream_chat(user("Stream question two?")))[-1]
            .additional_kwargs["sls_request_id"],
@@ -58,7 +58,7 @@ def test_handler_judges_every_entry_point_exactly_once(li_llm, li_events, li_han
     feedback = li_events.of(SLSFeedbackEvent)
     assert sorted(e.request_id for e in feedback) == sorted(ids)  # once each, none twice
     assert {e.source for e in feedback} == {"verifier"} and handler.applied == len(ids)
-    assert len(li_llm.router.outcomes) == outcomes + len(ids)  # each reached the router
+    assert len(li_llm.router.learner.outcomes) == outcomes + len(ids)  # each reached the router
     query, answer = verifier.seen[0]  # (last user turn, answer text)
     assert query == "Chat question one?" and answer.endswith("says: Chat question one?")
     assert verifier.seen[2][0] == "Complete question three?"  # completions: the prompt

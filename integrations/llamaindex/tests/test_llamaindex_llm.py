@@ -234,9 +234,9 @@ def test_sampled_requests_are_not_cached(li_llm, li_small, li_large):
 
 def test_feedback_reaches_the_router(li_llm):
     response = li_llm.chat(user("Is a tomato a fruit?"))
-    outcomes = len(li_llm.router.outcomes)
+    outcomes = len(li_llm.router.learner.outcomes)
     li_llm.feedback(response.additional_kwargs["sls_request_id"], 1.0)
-    assert len(li_llm.router.outcomes) == outcomes + 1
+    assert len(li_llm.router.learner.outcomes) == outcomes + 1
     hit = li_llm.chat(user("Is a tomato a fruit?"))
     assert hit.additional_kwargs["sls_cache_hit"]
     li_llm.feedback(hit.additional_kwargs["sls_request_id"], 0.0)  # the served hit was wrong

@@ -6,7 +6,8 @@ What is shared, and how:
 - each feedback event is appended to `sls_feedback`, each training row of the
   predictors to `sls_outcomes`, each cache-threshold verdict to `sls_cache_verdicts`;
 - every `sync_every_s` a replica pulls the rows the others wrote since its last pull
-  into its own predictors and thresholds (its Update Manager then refits as usual).
+  (`pull(cursor)`); its router hands them to its learner, whose Update Manager then
+  refits as usual.
 
 A pull takes the rows whose writing transaction ended before the oldest one still
 running (`pg_snapshot_xmin`): ids of rows committed late cannot be skipped that way,
@@ -15,29 +16,23 @@ as a plain "id > last seen" would. Token and latency statistics stay per replica
 
 from __future__ import annotations
 
-import logging
 import os
 import socket
-import threading
 import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ...cache import SemanticCache
-from ...embeddings import get_embedder
+from ..._persist import Snapshot
 from ...errors import ConfigurationError
-from ...router import default_cache
+from ...types import Outcome
 from ._db import Database, pg_text
 from .entries import PostgresEntries
 
 if TYPE_CHECKING:
-    from ...backends import Backend
-    from ...router import SmartRouter
-    from ...types import ModelSpec
+    from ...embeddings import Embedder
 
-log = logging.getLogger("sls_router.store.postgres")
 _PULL_OUTCOMES = ("SELECT model, score, weight, source, embedding, features FROM sls_outcomes "
                   "WHERE tx >= %(lo)s::xid8 AND tx < %(hi)s::xid8 AND replica <> %(me)s "
                   "ORDER BY tx")
@@ -70,50 +65,33 @@ class PostgresStore:
         self.pool_size = pool_size
         self.ef_search = ef_search
         self.db: Database | None = None
-        self._router: SmartRouter | None = None
-        self._since = "0"
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
-    def open(self, cls: type[SmartRouter], pool: Sequence[tuple[ModelSpec, Backend]], *,
-             embedder: Any = "minilm", cache: bool = True, **options: Any) -> SmartRouter:
-        if self._router is not None:
+    def load(self) -> Snapshot | None:
+        """Nothing to load: every training row is pulled (`pull("0")`), and token and
+        latency statistics stay per replica."""
+        return None
+
+    def attach(self, embedder: Embedder) -> PostgresEntries:
+        """Connect (the embedder's name and dimension shape the tables); the cache's
+        entries live in the database."""
+        if self.db is not None:
             raise ConfigurationError("this PostgresStore already serves a router; make one "
                                      "store per router.")
-        if not isinstance(cache, bool):
-            raise ConfigurationError("with a PostgreSQL store the cache lives in the database: "
-                                     "pass cache=True or False, not a SemanticCache.")
-        embedder = get_embedder(embedder)
         self.db = Database(self.url, embedder.name, embedder.dim, pool_size=self.pool_size,
                            retry_s=self.retry_s, ef_search=self.ef_search)
-        try:
-            shared_cache: bool | SemanticCache = False
-            if cache:  # the cache the router makes for itself, with shared entries
-                shared_cache = default_cache(embedder, options.get("max_wrong_rate", 0.02),
-                                             PostgresEntries(self.db, self.replica))
-            router = cls(pool, embedder=embedder, cache=shared_cache, **options)
-            self._router = router
-            self.sync()
-        except BaseException:  # a bad option: release the connections before raising
-            self.db.close()
-            raise
-        router.updates.on_entry = self._log_update
-        self._thread = threading.Thread(target=self._sync_loop, daemon=True,
-                                        name="sls-router-pg-sync")
-        self._thread.start()
-        return router
+        return PostgresEntries(self.db, self.replica)
 
     # -- what this replica learns, published ---------------------------------------
-    def record_outcome(self, vector: np.ndarray, features: np.ndarray, model: str,
-                       score: float, weight: float, source: str) -> None:
+    def append_outcome(self, outcome: Outcome) -> None:
         self._db.write(
             "INSERT INTO sls_outcomes (event_id, replica, model, score, weight, source, "
             "embedding, features) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) "
             "ON CONFLICT DO NOTHING",
-            (uuid.uuid4(), self.replica, model, float(score), float(weight), source,
-             np.asarray(vector, np.float32), [float(x) for x in features]))
+            (uuid.uuid4(), self.replica, outcome.model, float(outcome.score),
+             float(outcome.weight), outcome.source, np.asarray(outcome.vector, np.float32),
+             [float(x) for x in outcome.features]))
 
-    def record_feedback(self, request_id: str, namespace: str, model: str, cache_hit: bool,
+    def append_feedback(self, request_id: str, namespace: str, model: str, cache_hit: bool,
                         score: float, source: str) -> None:
         self._db.write(
             "INSERT INTO sls_feedback (event_id, request_id, namespace, model, cache_hit, score, "
@@ -121,60 +99,40 @@ class PostgresStore:
             (uuid.uuid4(), pg_text(request_id), pg_text(namespace), model, bool(cache_hit),
              float(score), source, self.replica))
 
-    def _log_update(self, entry: dict[str, Any]) -> None:
+    def log_update(self, entry: dict[str, Any]) -> None:
         from psycopg.types.json import Jsonb
 
         self._db.write("INSERT INTO sls_update_log (replica, entry) VALUES (%s, %s)",
                        (self.replica, Jsonb(entry)))
 
     # -- what the others learned, pulled -------------------------------------------
-    def sync(self) -> int:
-        """Take in the rows other replicas committed since the last pull; returns how many
-        (0 also while the database is unreachable)."""
-        router = self._router
-        pulled = self._db.read(self._pull, own_writes=False)
-        if pulled is None or router is None:
-            return 0
-        outcomes, verdicts, self._since = pulled
-        first = router.knn.n_records_ == 0 and len(outcomes) > 1
-        for model, score, weight, source, vector, features in outcomes:
-            router.add_outcome(vector.to_numpy().astype(np.float32), np.asarray(features, np.float32),
-                               model, score, weight, source, fit_knn=not first)
-        if first:  # one batch fit instead of row by row on a replica's start
-            vectors, _, models, scores, weights = router.outcomes.arrays()
-            router.knn.fit(vectors, models, scores, weights)
-        if verdicts and router.cache is not None:
-            router.cache.absorb_verdicts(verdicts)
-        if outcomes or verdicts:
-            router.updates.record(len(outcomes) + len(verdicts))
-        return len(outcomes) + len(verdicts)
+    def pull(self, cursor: str) -> tuple[Sequence[Outcome], Sequence[tuple], str]:
+        """Rows other replicas committed since `cursor` (nothing while the database is
+        unreachable: the same cursor comes back)."""
+        pulled = self._db.read(lambda conn: self._pull(conn, cursor), own_writes=False)
+        if pulled is None:
+            return (), (), cursor
+        outcomes, verdicts, cursor = pulled
+        rows = [Outcome(vector.to_numpy().astype(np.float32), np.asarray(features, np.float32),
+                        model, score, weight, source)
+                for model, score, weight, source, vector, features in outcomes]
+        return rows, [tuple(v) for v in verdicts], cursor
 
-    def _pull(self, conn: Any) -> tuple[list, list, str]:
+    def _pull(self, conn: Any, cursor: str) -> tuple[list, list, str]:
         with conn.transaction():
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
             hi = str(conn.execute("SELECT pg_snapshot_xmin(pg_current_snapshot())").fetchone()[0])
-            params = {"lo": self._since, "hi": hi, "me": self.replica}
+            params = {"lo": cursor, "hi": hi, "me": self.replica}
             outcomes = conn.execute(_PULL_OUTCOMES, params).fetchall()
             verdicts = conn.execute(_PULL_VERDICTS, params).fetchall()
         return outcomes, verdicts, hi
 
-    def _sync_loop(self) -> None:
-        while not self._stop.wait(self.sync_every_s):
-            try:
-                self.sync()
-            except Exception:  # noqa: BLE001 - the loop must outlive one bad pull
-                log.exception("pulling shared feedback failed; retrying at the next period")
-
     # -- lifecycle ------------------------------------------------------------------
-    def save(self, router: SmartRouter) -> None:
+    def save(self, snapshot: Snapshot) -> None:
         """Everything is written as it happens; this waits for queued writes."""
-        router.updates.wait()
         self._db.flush()
 
     def close(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
         if self.db is not None:
             self.db.close()
 

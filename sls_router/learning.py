@@ -1,0 +1,184 @@
+"""Dynamic Update Manager: everything the router learns, owned in one place.
+
+The `Learner` owns the training rows (`OutcomeLog`), the quality predictors (kNN, and
+per-model logistic regressions refit on a window of recent rows), the token/cost and
+latency predictors, the `Scheduler` with its spend window, and the `UpdateManager`
+that refits periodically (the cache's thresholds included). The router asks it for a
+decision and tells it what happened; a store saves its `snapshot()`, and rows other
+replicas learned come in through `absorb()`. It imports no store and no router.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from ._persist import Snapshot
+from .cache import SemanticCache
+from .errors import StateError
+from .outcomes import OutcomeLog
+from .routing import (Decision, KNNQualityPredictor, LatencyPredictor, LogisticQualityPredictor,
+                      Scheduler, TokenCostPredictor, query_features)
+from .types import ModelSpec, Outcome
+from .updates import UpdateManager
+
+SOURCE_WEIGHTS = {"label": 1.0, "user": 1.0, "verifier": 0.5}
+# the logistic predictors refit on the most recent outcomes only: a refit costs the same
+# however long the router has run, and follows drift (the kNN keeps every outcome)
+LOGISTIC_WINDOW = 5000
+N_FEATURES = len(query_features("x", None))
+
+
+class Learner:
+    """What the router knows about its models, and how it learns more.
+
+    Parameters
+    ----------
+    dim : the embedder's dimension (training rows are embedded requests).
+    scheduler : the objective and the choice; its spend window is learned state.
+    cache : the cache whose thresholds the periodic refit teaches (None: no cache).
+    update_every_n, update_every_s, background_updates : the UpdateManager's triggers.
+    """
+
+    def __init__(self, dim: int, scheduler: Scheduler, cache: SemanticCache | None = None, *,
+                 update_every_n: int = 200, update_every_s: float = 300.0,
+                 background_updates: bool = True) -> None:
+        self.scheduler = scheduler
+        self.cache = cache
+        self.outcomes = OutcomeLog(dim, N_FEATURES)
+        self.knn = KNNQualityPredictor()
+        self.logistic = LogisticQualityPredictor()
+        self.tokens = TokenCostPredictor()
+        self.latency = LatencyPredictor()
+        self.updates = UpdateManager(self.refit, every_n=update_every_n,
+                                     every_s=update_every_s, background=background_updates)
+        self._lock = threading.RLock()  # predictors are not thread-safe: reads and updates
+        # take turns; the logistic predictors are replaced whole by a refit
+
+    # -- deciding -------------------------------------------------------------------
+    def decide(self, candidates: Sequence[ModelSpec], vector: np.ndarray, features: np.ndarray,
+               input_tokens: int, task: str | None) -> tuple[Decision, dict[str, float]]:
+        """The scheduler's choice among `candidates` and each one's predicted quality."""
+        names = [s.name for s in candidates]
+        priors = self.outcomes.success_rates()
+        with self._lock:
+            knn = self.knn.predict(vector, names, priors=priors)
+            logistic = self.logistic
+            cost, output_tokens = self.tokens.costs(candidates, input_tokens, task)
+            latency = self.latency.predict_many(names, output_tokens)
+        mean = logistic.blend(knn.mean, np.hstack([vector, features]), names)
+        with self._lock:
+            decision = self.scheduler.choose(candidates, mean, knn.std, cost, latency)
+        return decision, dict(zip(names, mean.tolist()))
+
+    # -- learning from what happened ----------------------------------------------------
+    def observe_calls(self, task: str | None, calls: Sequence[tuple[str, int, float]],
+                      cost_usd: float) -> None:
+        """Every (model, output tokens, latency) call made for one request, and its cost."""
+        with self._lock:
+            for model, output_tokens, latency_s in calls:
+                self.tokens.partial_fit(model, task, output_tokens)
+                self.latency.partial_fit(model, output_tokens, latency_s)
+            self.scheduler.record_spend(cost_usd, time.time())
+
+    def outcome(self, vector: np.ndarray, features: np.ndarray, model: str, score: float,
+                source: str) -> Outcome:
+        """Learn one judged answer; returns the row (for a store to publish)."""
+        row = Outcome(vector, features, model, float(score), SOURCE_WEIGHTS.get(source, 1.0),
+                      source)
+        self.add(row)
+        return row
+
+    def add(self, row: Outcome, *, fit_knn: bool = True) -> None:
+        """One training row; the kNN learns it at once, the logistic predictors at the
+        next refit (`fit_knn=False`: a bulk load refits the kNN once after)."""
+        self.outcomes.add(row.vector, row.features, row.model, row.score, row.weight,
+                          row.source)
+        if fit_knn:
+            with self._lock:
+                self.knn.partial_fit(row.vector, row.model, row.score, row.weight)
+
+    def absorb(self, rows: Sequence[Outcome],
+               verdicts: Sequence[tuple[float, float, bool]] = ()) -> int:
+        """Take in what other replicas learned: training rows and cache verdicts; counts
+        them as feedback for the Update Manager. Returns how many were taken."""
+        bulk = self.knn.n_records_ == 0 and len(rows) > 1
+        for row in rows:
+            self.add(row, fit_knn=not bulk)
+        if bulk:  # one batch fit instead of row by row (a replica's start)
+            self.refit_knn()
+        if verdicts and self.cache is not None:
+            self.cache.absorb_verdicts(list(verdicts))
+        if rows or verdicts:
+            self.updates.record(len(rows) + len(verdicts))
+        return len(rows) + len(verdicts)
+
+    def feedback_arrived(self) -> None:
+        self.updates.record()
+
+    # -- refitting ------------------------------------------------------------------
+    def refit(self) -> dict[str, Any]:
+        """The Update Manager's work: logistic predictors on recent rows, cache thresholds."""
+        vectors, features, models, scores, weights = self.outcomes.arrays()
+        figures: dict[str, Any] = {"outcomes": len(models)}
+        if len(models):
+            recent = slice(-LOGISTIC_WINDOW, None)
+            logistic = LogisticQualityPredictor(min_samples=self.logistic.min_samples)
+            logistic.fit(np.hstack([vectors[recent], features[recent]]), models[recent],
+                         scores[recent], weights[recent])
+            with self._lock:
+                self.logistic = logistic
+            figures["logistic_brier"] = {m: round(float(b), 4)
+                                         for m, b in logistic.validation_brier_.items()}
+        if self.cache is not None:
+            self.cache.refit()
+            figures["cache_similarity"] = self.cache.threshold.similarity_
+            figures["cache_ratio"] = self.cache.threshold.ratio_
+        return figures
+
+    def refit_knn(self) -> None:
+        vectors, _, models, scores, weights = self.outcomes.arrays()
+        with self._lock:
+            self.knn.fit(vectors, models, scores, weights)
+
+    def on_update(self, publish: Callable[[dict[str, Any]], None]) -> None:
+        """Also send each refit's log entry to `publish` (e.g. a shared log)."""
+        self.updates.on_entry = publish
+
+    # -- state ----------------------------------------------------------------------
+    def snapshot(self) -> Snapshot:
+        """Everything learned, as plain data (the predictors that need a batch fit are
+        refit from the rows on restore: nothing is pickled)."""
+        self.updates.wait()
+        with self._lock:
+            meta = {"tokens": self.tokens.to_state(), "latency": self.latency.to_state(),
+                    "spend": self.scheduler.spend(),
+                    "updates": self.updates.to_state()}
+        return Snapshot.nest(meta, {"outcomes": self.outcomes.snapshot()})
+
+    def restore(self, snapshot: Snapshot) -> None:
+        try:
+            outcomes = snapshot.part("outcomes")
+            if outcomes is None:
+                raise KeyError("outcomes")
+            self.outcomes = OutcomeLog.from_snapshot(outcomes, self.outcomes.dim, N_FEATURES)
+            self.tokens = TokenCostPredictor.from_state(snapshot.meta["tokens"])
+            self.latency = LatencyPredictor.from_state(snapshot.meta["latency"])
+            self.scheduler.restore_spend(snapshot.meta["spend"])
+            self.updates.restore(snapshot.meta["updates"])
+            if len(self.outcomes):  # garbled rows fail here: a corrupted state too
+                self.refit_knn()
+                self.updates.update_now()
+        except StateError:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError,
+                OverflowError) as exc:
+            raise StateError(f"the saved learning state is incomplete or corrupted ({exc!r}); "
+                             "restore it from a backup or start afresh.") from exc
+
+    def close(self) -> None:
+        self.updates.wait()
