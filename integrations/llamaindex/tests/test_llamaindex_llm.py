@@ -301,7 +301,7 @@ def test_around_an_existing_router():
     assert llm.chat(user("ping")).additional_kwargs["sls_cache_hit"]
 
 
-def test_from_replay_serves_recorded_answers(tmp_path):
+def test_from_replay_serves_recorded_answers_and_keeps_its_state(tmp_path):
     data = tmp_path / "tiny.jsonl"
     records = [{"id": f"r{i}", "prompt": f"Classify ticket {i}: printer on fire",
                 "responses": {"cheap": {"output": f"hardware-{i}", "score": 1.0,
@@ -313,13 +313,16 @@ def test_from_replay_serves_recorded_answers(tmp_path):
     (tmp_path / "tiny.models.json").write_text(json.dumps({
         "cheap": {"input_per_mtok": 0.1, "output_per_mtok": 0.1},
         "big": {"input_per_mtok": 5, "output_per_mtok": 5}}))
-    llm = SmartRouterLLM.from_replay(data, **OPTIONS)
+    llm = SmartRouterLLM.from_replay(data, state=tmp_path / "state", **OPTIONS)
     response = llm.chat(user("Classify ticket 1: printer on fire"))
     recorded = {"cheap": 1e-6, "big": 5e-5}
     assert response.message.content == "hardware-1"
     assert response.additional_kwargs["sls_cost_usd"] == recorded[
         response.additional_kwargs["sls_model"]]
     assert llm.chat(user("Classify ticket 1: printer on fire")).additional_kwargs["sls_cache_hit"]
+    llm.router.save()
+    again = SmartRouterLLM.from_replay(data, state=tmp_path / "state", **OPTIONS)
+    assert again.chat(user("Classify ticket 1: printer on fire")).additional_kwargs["sls_cache_hit"]
 
 
 def test_scripted_models_are_real_llamaindex_llms():

@@ -22,7 +22,9 @@ from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_ca
 from llama_index.core.llms.function_calling import FunctionCallingLLM
 from llama_index.core.llms.llm import LLM, ToolSelection
 from sls_router import SmartRouter, StreamChunk
+from sls_router.backends import replay_pool
 from sls_router.errors import ConfigurationError, InvalidInputError
+from sls_router.pool import router_for
 from sls_router.types import Request, Response
 
 from .backend import llm_pool
@@ -81,10 +83,7 @@ class SmartRouterLLM(FunctionCallingLLM):
         preset, cache, verifier, ...). ``state`` is a directory (what
         ``llm.router.save()`` wrote there is restored) or a postgresql:// URL (a cache and
         feedback shared by every replica opened on it)."""
-        state = router_options.pop("state", None)
-        pool = llm_pool(llms, prices)
-        router = (SmartRouter.open(state, pool, **router_options) if state is not None
-                  else SmartRouter(pool, **router_options))
+        router = router_for(llm_pool(llms, prices), **router_options)
         outputs = [llm.metadata.num_output for llm in llms.values()
                    if llm.metadata.num_output > 0]
         return cls(router=router, namespace=namespace, task=task,
@@ -93,8 +92,9 @@ class SmartRouterLLM(FunctionCallingLLM):
     @classmethod
     def from_replay(cls, path: str | Path, *, sleep: bool = False, namespace: str = "default",
                     task: str | None = None, **router_options: Any) -> "SmartRouterLLM":
-        """Route among the models of a recorded dataset (see `sls_router.replay`)."""
-        return cls(router=SmartRouter.from_replay(path, sleep=sleep, **router_options),
+        """Route among the models of a recorded dataset (see `sls_router.replay`);
+        ``state`` as in `from_llms`."""
+        return cls(router=router_for(replay_pool(path, sleep=sleep), **router_options),
                    namespace=namespace, task=task)
 
     @classmethod
