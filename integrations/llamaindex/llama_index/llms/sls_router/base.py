@@ -24,11 +24,12 @@ from llama_index.core.llms.llm import LLM, ToolSelection
 from sls_router import SmartRouter, StreamChunk
 from sls_router.backends import replay_pool
 from sls_router.errors import ConfigurationError, InvalidInputError
+from sls_router.metadata import REQUEST_ID_KEY, routing_metadata
 from sls_router.pool import router_for
 from sls_router.types import Request, Response
 
 from .backend import llm_pool
-from .events import REQUEST_ID_KEY, emit_feedback, emit_route
+from .events import emit_feedback, emit_route
 from .messages import (from_engine_message, mark_query, marked_query, to_engine_messages,
                        tool_calls_from_message, tool_calls_to_selections, tools_to_specs,
                        with_call_ids)
@@ -41,10 +42,10 @@ class SmartRouterLLM(FunctionCallingLLM):
 
     Build it with `from_llms` (LlamaIndex LLMs and their prices), `from_replay`
     (recorded answers) or around a ready `SmartRouter`. Every response's
-    ``additional_kwargs`` carries ``sls_model``, ``sls_cache_hit``, ``sls_cost_usd``,
-    ``sls_predicted_quality`` and ``sls_request_id`` (plus ``sls_latency_s``,
-    ``sls_tried``); ``raw["usage"]`` holds the tokens, so LlamaIndex's token counter
-    works. Send scores back with `feedback` or an `SLSFeedbackEventHandler`.
+    ``additional_kwargs`` carries the engine's routing metadata (``sls_model``,
+    ``sls_cache_hit``, ``sls_cost_usd``, ``sls_request_id``, ...: see
+    `sls_router.metadata`); ``raw["usage"]`` holds the tokens, so LlamaIndex's token
+    counter works. Send scores back with `feedback` or an `SLSFeedbackEventHandler`.
 
     The cache is scoped by the namespace, generation parameters, system prompt and
     the whole history (turns after the question included); it embeds the last user
@@ -268,13 +269,13 @@ class SmartRouterLLM(FunctionCallingLLM):
             "role": "assistant", "content": response.text,
             "tool_calls": with_call_ids(response.tool_calls, response.request_id)})
         return ChatResponse(message=message, delta=delta, raw=_raw(response),
-                            additional_kwargs=sls_metadata(response))
+                            additional_kwargs=routing_metadata(response))
 
     def _completion_response(self, response: Response,
                              delta: str | None = None) -> CompletionResponse:
         emit_route(response)
         return CompletionResponse(text=response.text, delta=delta, raw=_raw(response),
-                                  additional_kwargs=sls_metadata(response))
+                                  additional_kwargs=routing_metadata(response))
 
 
 class _MarkedPrompt(str):
@@ -311,15 +312,6 @@ class _Pieces:
             return ChatResponse(message=ChatMessage(role=MessageRole.ASSISTANT, content=self.text),
                                 delta=item.text)
         return CompletionResponse(text=self.text, delta=item.text)
-
-
-def sls_metadata(response: Response) -> dict[str, Any]:
-    """What the router did for one answer, as ``additional_kwargs``."""
-    return {"sls_model": response.model, "sls_cache_hit": response.cache_hit,
-            "sls_cost_usd": response.cost_usd,
-            "sls_predicted_quality": response.predicted_quality,
-            REQUEST_ID_KEY: response.request_id, "sls_latency_s": response.latency_s,
-            "sls_tried": list(response.tried)}
 
 
 def _raw(response: Response) -> dict[str, Any]:
