@@ -11,7 +11,8 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.runnables import Runnable
 from sls_router import Completion, ConfigurationError, ModelSpec, Request, StreamChunk, Usage
-from sls_router.backends import BaseBackend, check_prices, priced_spec
+from sls_router.backends import BaseBackend
+from sls_router.pool import check_prices, priced_spec
 from sls_router.types import estimate_tokens
 
 from .messages import to_langchain_messages, tool_calls_of

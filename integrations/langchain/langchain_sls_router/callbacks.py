@@ -11,14 +11,15 @@ from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import BaseMessage
 from langchain_core.outputs import LLMResult
 from sls_router import BoundedVerifier, Request, SmartRouter, UnknownEntryError, Verifier
+from sls_router.metadata import KEYS, REQUEST_ID_KEY, request_id_of
 
 from .chat_models import SmartRouterLLM
 from .messages import to_engine_messages
 
 
 class SLSFeedbackHandler(BaseCallbackHandler):
-    """Remembers each `SmartRouterLLM` run's routing decision by `run_id` (read from the
-    answer's `sls_*` metadata when the run ends, so streamed runs count too).
+    """Remembers each `SmartRouterLLM` run's routing decision by `run_id` (the answer's
+    `sls_router.metadata` keys, read when the run ends, so streamed runs count too).
 
     `handler.feedback(run_id, score)` rates a run's answer (e.g. a user's thumbs up);
     with a `verifier` (the engine's protocol: `verifier(request, text) -> score | None`)
@@ -47,19 +48,20 @@ class SLSFeedbackHandler(BaseCallbackHandler):
     def on_llm_end(self, response: LLMResult, *, run_id: UUID, **kwargs: Any) -> None:
         generation = response.generations[0][0] if response.generations else None
         message = getattr(generation, "message", None)
-        decision = getattr(message, "response_metadata", None) or {}
+        metadata = getattr(message, "response_metadata", None)
+        request_id = request_id_of(metadata)
         with self._lock:
             messages = self._prompts.pop(run_id, None)
-            if "sls_request_id" not in decision:
+            if request_id is None:
                 return  # not a SmartRouterLLM run
-            self.decisions[run_id] = {k: v for k, v in decision.items() if k.startswith("sls_")}
+            self.decisions[run_id] = {k: metadata[k] for k in KEYS if k in metadata}
             while len(self.decisions) > self.max_runs:
                 self.decisions.popitem(last=False)
         if self.verifier is None or messages is None or message.tool_calls:
             return  # nothing to check with, or a tool call (checked by running the tool)
         score = self.verifier(Request(messages=to_engine_messages(messages)), generation.text)
         if score is not None:
-            self.router.feedback(decision["sls_request_id"], score, source="verifier")
+            self.router.feedback(request_id, score, source="verifier")
 
     def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
         with self._lock:
@@ -73,4 +75,4 @@ class SLSFeedbackHandler(BaseCallbackHandler):
         if decision is None:
             raise UnknownEntryError(f"run {run_id} made no SmartRouterLLM call seen by this "
                                     "handler; pass the run_id of a run it was a callback of.")
-        self.router.feedback(decision["sls_request_id"], score, source=source)
+        self.router.feedback(decision[REQUEST_ID_KEY], score, source=source)

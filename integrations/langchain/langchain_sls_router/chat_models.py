@@ -22,6 +22,7 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import ConfigDict, Field
 from sls_router import ConfigurationError, ModelSpec, Request, Response, SmartRouter
 from sls_router.backends import replay_pool
+from sls_router.pool import router_for
 
 from .backend import langchain_pool
 from .messages import final_chunk, response_metadata, to_ai_message, to_engine_messages
@@ -75,15 +76,14 @@ class SmartRouterLLM(BaseChatModel):
         directory (what `llm.save()` wrote there is restored) or a postgresql:// URL (a
         cache and feedback shared by every replica opened on it)."""
         router_options, fields = _split_options(options)
-        pool = langchain_pool(llms, prices)
-        return cls(router=_make_router(pool, router_options), **fields)
+        return cls(router=router_for(langchain_pool(llms, prices), **router_options), **fields)
 
     @classmethod
     def from_replay(cls, path: str | Path, **options: Any) -> "SmartRouterLLM":
         """Route among the models of a recorded dataset (answers come from the recording)."""
         router_options, fields = _split_options(options)
         sleep = bool(router_options.pop("sleep", False))
-        return cls(router=_make_router(replay_pool(path, sleep=sleep), router_options), **fields)
+        return cls(router=router_for(replay_pool(path, sleep=sleep), **router_options), **fields)
 
     # -- LangChain's identity --------------------------------------------------------
     @property
@@ -222,10 +222,3 @@ _FIELDS = {"model_name", "model", "temperature", "max_tokens", "stop", "namespac
 def _split_options(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     fields = {k: v for k, v in options.items() if k in _FIELDS}
     return {k: v for k, v in options.items() if k not in _FIELDS}, fields
-
-
-def _make_router(pool: list, options: dict[str, Any]) -> SmartRouter:
-    state = options.pop("state", None)
-    if state is not None:
-        return SmartRouter.open(state, pool, **options)
-    return SmartRouter(pool, **options)

@@ -14,6 +14,7 @@ from langchain_core.messages import (AIMessage, AIMessageChunk, BaseMessage, Cha
                                      HumanMessage, SystemMessage, ToolMessage)
 from langchain_core.messages.tool import tool_call, tool_call_chunk
 from sls_router import InvalidInputError, Response
+from sls_router.metadata import routing_metadata
 from sls_router.types import check_tool_calls
 
 # content blocks that only restate an AIMessage's tool_calls (Anthropic style)
@@ -99,19 +100,10 @@ def tool_calls_of(message: AIMessage) -> list[dict[str, Any]] | None:
 
 
 def response_metadata(response: Response) -> dict[str, Any]:
-    """What sls-router decided and paid, under `sls_*` keys (plus `model_name`, `total_cost`)."""
-    return {
-        "model_name": response.model,
-        "total_cost": response.cost_usd,
-        "sls_model": response.model,
-        "sls_cache_hit": response.cache_hit,
-        "sls_cost_usd": response.cost_usd,
-        "sls_latency_s": response.latency_s,
-        "sls_latency_modelled": response.latency_modelled,
-        "sls_predicted_quality": response.predicted_quality,
-        "sls_request_id": response.request_id,
-        "sls_tried": list(response.tried),
-    }
+    """The engine's routing metadata (`sls_router.metadata`), plus the keys LangChain's
+    own tooling reads for the model and the cost: `model_name` and `total_cost`."""
+    return {"model_name": response.model, "total_cost": response.cost_usd,
+            **routing_metadata(response)}
 
 
 def usage_metadata(response: Response) -> dict[str, int]:

@@ -13,12 +13,12 @@ from llama_index.core.base.llms.types import ChatMessage, ImageBlock, TextBlock
 from llama_index.core.prompts import PromptTemplate
 from llama_index.core.tools import FunctionTool
 from llama_index.llms.sls_router import SmartRouterLLM
+from sls_router.metadata import KEYS
 from sls_router.types import CHARS_PER_TOKEN
 from sls_router import (CallableBackend, ConfigurationError, InvalidInputError, ModelSpec,
                         SmartRouter, UnknownEntryError)
 
 OPTIONS = dict(embedder="hashing", background_updates=False, random_state=0)
-KEYS = {"sls_model", "sls_cache_hit", "sls_cost_usd", "sls_predicted_quality", "sls_request_id"}
 
 
 def user(text: str) -> list[ChatMessage]:
@@ -44,7 +44,7 @@ def test_metadata_describes_the_pool(li_small, li_tooly):
 
 def test_second_identical_chat_is_a_free_cache_hit(li_llm, li_small, li_large):
     first = li_llm.chat(user("What is the boiling point of water?"))
-    assert KEYS <= set(first.additional_kwargs)
+    assert set(first.additional_kwargs) == set(KEYS)  # the engine's one set of keys
     assert first.additional_kwargs["sls_cache_hit"] is False
     assert first.additional_kwargs["sls_cost_usd"] > 0
     before = calls(li_small, li_large)
@@ -301,7 +301,7 @@ def test_around_an_existing_router():
     assert llm.chat(user("ping")).additional_kwargs["sls_cache_hit"]
 
 
-def test_from_replay_serves_recorded_answers(tmp_path):
+def test_from_replay_serves_recorded_answers_and_keeps_its_state(tmp_path):
     data = tmp_path / "tiny.jsonl"
     records = [{"id": f"r{i}", "prompt": f"Classify ticket {i}: printer on fire",
                 "responses": {"cheap": {"output": f"hardware-{i}", "score": 1.0,
@@ -313,13 +313,16 @@ def test_from_replay_serves_recorded_answers(tmp_path):
     (tmp_path / "tiny.models.json").write_text(json.dumps({
         "cheap": {"input_per_mtok": 0.1, "output_per_mtok": 0.1},
         "big": {"input_per_mtok": 5, "output_per_mtok": 5}}))
-    llm = SmartRouterLLM.from_replay(data, **OPTIONS)
+    llm = SmartRouterLLM.from_replay(data, state=tmp_path / "state", **OPTIONS)
     response = llm.chat(user("Classify ticket 1: printer on fire"))
     recorded = {"cheap": 1e-6, "big": 5e-5}
     assert response.message.content == "hardware-1"
     assert response.additional_kwargs["sls_cost_usd"] == recorded[
         response.additional_kwargs["sls_model"]]
     assert llm.chat(user("Classify ticket 1: printer on fire")).additional_kwargs["sls_cache_hit"]
+    llm.router.save()
+    again = SmartRouterLLM.from_replay(data, state=tmp_path / "state", **OPTIONS)
+    assert again.chat(user("Classify ticket 1: printer on fire")).additional_kwargs["sls_cache_hit"]
 
 
 def test_scripted_models_are_real_llamaindex_llms():

@@ -13,8 +13,9 @@ from typing import Any
 from llama_index.core.base.llms.types import ChatResponse, CompletionResponse
 from llama_index.core.llms.function_calling import FunctionCallingLLM
 from llama_index.core.llms.llm import LLM
-from sls_router.backends import StreamChunk, check_prices, priced_spec
+from sls_router.backends import StreamChunk
 from sls_router.errors import ConfigurationError, InvalidInputError
+from sls_router.pool import check_prices, priced_spec
 from sls_router.types import Completion, ModelSpec, Request, Usage, estimate_tokens
 
 from .messages import from_engine_messages, selections_to_tool_calls, specs_to_tools

@@ -22,11 +22,14 @@ from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_ca
 from llama_index.core.llms.function_calling import FunctionCallingLLM
 from llama_index.core.llms.llm import LLM, ToolSelection
 from sls_router import SmartRouter, StreamChunk
+from sls_router.backends import replay_pool
 from sls_router.errors import ConfigurationError, InvalidInputError
+from sls_router.metadata import REQUEST_ID_KEY, routing_metadata
+from sls_router.pool import router_for
 from sls_router.types import Request, Response
 
 from .backend import llm_pool
-from .events import REQUEST_ID_KEY, emit_feedback, emit_route
+from .events import emit_feedback, emit_route
 from .messages import (from_engine_message, mark_query, marked_query, to_engine_messages,
                        tool_calls_from_message, tool_calls_to_selections, tools_to_specs,
                        with_call_ids)
@@ -39,10 +42,10 @@ class SmartRouterLLM(FunctionCallingLLM):
 
     Build it with `from_llms` (LlamaIndex LLMs and their prices), `from_replay`
     (recorded answers) or around a ready `SmartRouter`. Every response's
-    ``additional_kwargs`` carries ``sls_model``, ``sls_cache_hit``, ``sls_cost_usd``,
-    ``sls_predicted_quality`` and ``sls_request_id`` (plus ``sls_latency_s``,
-    ``sls_tried``); ``raw["usage"]`` holds the tokens, so LlamaIndex's token counter
-    works. Send scores back with `feedback` or an `SLSFeedbackEventHandler`.
+    ``additional_kwargs`` carries the engine's routing metadata (``sls_model``,
+    ``sls_cache_hit``, ``sls_cost_usd``, ``sls_request_id``, ...: see
+    `sls_router.metadata`); ``raw["usage"]`` holds the tokens, so LlamaIndex's token
+    counter works. Send scores back with `feedback` or an `SLSFeedbackEventHandler`.
 
     The cache is scoped by the namespace, generation parameters, system prompt and
     the whole history (turns after the question included); it embeds the last user
@@ -81,10 +84,7 @@ class SmartRouterLLM(FunctionCallingLLM):
         preset, cache, verifier, ...). ``state`` is a directory (what
         ``llm.router.save()`` wrote there is restored) or a postgresql:// URL (a cache and
         feedback shared by every replica opened on it)."""
-        state = router_options.pop("state", None)
-        pool = llm_pool(llms, prices)
-        router = (SmartRouter.open(state, pool, **router_options) if state is not None
-                  else SmartRouter(pool, **router_options))
+        router = router_for(llm_pool(llms, prices), **router_options)
         outputs = [llm.metadata.num_output for llm in llms.values()
                    if llm.metadata.num_output > 0]
         return cls(router=router, namespace=namespace, task=task,
@@ -93,8 +93,9 @@ class SmartRouterLLM(FunctionCallingLLM):
     @classmethod
     def from_replay(cls, path: str | Path, *, sleep: bool = False, namespace: str = "default",
                     task: str | None = None, **router_options: Any) -> "SmartRouterLLM":
-        """Route among the models of a recorded dataset (see `sls_router.replay`)."""
-        return cls(router=SmartRouter.from_replay(path, sleep=sleep, **router_options),
+        """Route among the models of a recorded dataset (see `sls_router.replay`);
+        ``state`` as in `from_llms`."""
+        return cls(router=router_for(replay_pool(path, sleep=sleep), **router_options),
                    namespace=namespace, task=task)
 
     @classmethod
@@ -268,13 +269,13 @@ class SmartRouterLLM(FunctionCallingLLM):
             "role": "assistant", "content": response.text,
             "tool_calls": with_call_ids(response.tool_calls, response.request_id)})
         return ChatResponse(message=message, delta=delta, raw=_raw(response),
-                            additional_kwargs=sls_metadata(response))
+                            additional_kwargs=routing_metadata(response))
 
     def _completion_response(self, response: Response,
                              delta: str | None = None) -> CompletionResponse:
         emit_route(response)
         return CompletionResponse(text=response.text, delta=delta, raw=_raw(response),
-                                  additional_kwargs=sls_metadata(response))
+                                  additional_kwargs=routing_metadata(response))
 
 
 class _MarkedPrompt(str):
@@ -311,15 +312,6 @@ class _Pieces:
             return ChatResponse(message=ChatMessage(role=MessageRole.ASSISTANT, content=self.text),
                                 delta=item.text)
         return CompletionResponse(text=self.text, delta=item.text)
-
-
-def sls_metadata(response: Response) -> dict[str, Any]:
-    """What the router did for one answer, as ``additional_kwargs``."""
-    return {"sls_model": response.model, "sls_cache_hit": response.cache_hit,
-            "sls_cost_usd": response.cost_usd,
-            "sls_predicted_quality": response.predicted_quality,
-            REQUEST_ID_KEY: response.request_id, "sls_latency_s": response.latency_s,
-            "sls_tried": list(response.tried)}
 
 
 def _raw(response: Response) -> dict[str, Any]:

@@ -22,14 +22,12 @@ from llama_index.core.instrumentation.events import BaseEvent
 from llama_index.core.instrumentation.events.llm import LLMChatEndEvent, LLMCompletionEndEvent
 from sls_router import BoundedVerifier, Verifier
 from sls_router.errors import ConfigurationError, UnknownEntryError
+from sls_router.metadata import request_id_of
 from sls_router.types import Request, Response
 
 from .messages import marked_query, to_engine_messages
 
 logger = logging.getLogger(__name__)
-
-REQUEST_ID_KEY = "sls_request_id"
-
 
 
 class SLSRouteEvent(BaseEvent):
@@ -179,7 +177,7 @@ def _judgeable(event: BaseEvent) -> tuple[str, Request, str] | None:
         answer = response.text or ""
     else:
         return None
-    request_id = response.additional_kwargs.get(REQUEST_ID_KEY)
-    if not isinstance(request_id, str):
+    request_id = request_id_of(response.additional_kwargs)
+    if request_id is None:
         return None
     return request_id, request, answer
