@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from ._index import VectorIndex
+from ..index import VectorIndex
 
 if TYPE_CHECKING:
     from .semantic import CacheEntry
