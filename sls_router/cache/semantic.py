@@ -1,57 +1,30 @@
-"""SemanticCache: scoped FAISS lookup and insert, with thresholds learned from verdicts."""
+"""SemanticCache: when a cached answer may be served, and what each verdict teaches.
+
+The rules live here; the entries and the lessons that outlive them are kept by an
+`EntryStore` (entries.py), in memory or in a shared database, the rules unchanged.
+"""
 
 from __future__ import annotations
 
-import hashlib
 import math
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .._persist import (atomic_write_json, atomic_write_npy, check_manifest,
-                        current_generation, read_json, read_npy)
+from .._persist import check_manifest, read_json
 from ..embeddings import MAX_TEXT_CHARS, Embedder, get_embedder
 from ..errors import ConfigurationError, InvalidInputError, StateError, UnknownEntryError
-from .entries import EntryStore, LocalEntries, Neighbours
-from .thresholds import AdaptiveThreshold, EntryVerdicts, distance_ratio
+from .entries import CacheEntry, EntryStore, LocalEntries, Neighbours, answer_hash
+from .lessons import Lessons
+from .thresholds import AdaptiveThreshold, distance_ratio
 
 FORMAT_VERSION = 1
 _KIND = "SemanticCache"
-
-
-@dataclass
-class CacheEntry:
-    """One cached answer; `payload` carries JSON-able extras (model, usage, ...)."""
-
-    id: int
-    scope: str
-    text: str
-    answer: str
-    answer_hash: str
-    created_at: float
-    expires_at: float | None = None
-    payload: dict[str, Any] | None = None
-    hits: int = 0
-    confirmed: bool = True
-    verdicts: EntryVerdicts = field(default_factory=EntryVerdicts)
-
-    def to_state(self) -> dict:
-        return {"id": self.id, "scope": self.scope, "text": self.text, "answer": self.answer,
-                "created_at": self.created_at, "expires_at": self.expires_at,
-                "payload": self.payload, "hits": self.hits, "confirmed": self.confirmed,
-                "verdicts": self.verdicts.to_state()}
-
-    @classmethod
-    def from_state(cls, s: dict) -> "CacheEntry":
-        return cls(id=int(s["id"]), scope=s["scope"], text=s["text"], answer=s["answer"],
-                   answer_hash=_answer_hash(s["answer"]), created_at=float(s["created_at"]),
-                   expires_at=s["expires_at"], payload=s["payload"], hits=int(s["hits"]),
-                   confirmed=bool(s["confirmed"]), verdicts=EntryVerdicts.from_state(s["verdicts"]))
 
 
 @dataclass(frozen=True)
@@ -91,10 +64,6 @@ class CacheStats:
     ratio_threshold: float
 
 
-def _answer_hash(answer: str) -> str:
-    return hashlib.sha256(answer.encode("utf-8", "surrogatepass")).hexdigest()[:24]
-
-
 class SemanticCache:
     """A semantic cache that serves few wrong answers and learns from verdicts.
 
@@ -113,7 +82,8 @@ class SemanticCache:
     refit_every : refit the global thresholds after this many new verdicts (0: only
         when `refit()` is called, e.g. by the Update Manager).
     threshold : a configured `AdaptiveThreshold` (overrides max_wrong_rate).
-    entries : where entries live (default: in memory with FAISS, see entries.py).
+    entries : where entries and the cache's lessons live (default: `LocalEntries`, in
+        memory with FAISS; see entries.py).
     clock : time source, replaceable for replays and tests.
     """
 
@@ -137,6 +107,7 @@ class SemanticCache:
         self.threshold = threshold or AdaptiveThreshold(max_wrong_rate)
         self.entries: EntryStore = entries if entries is not None else LocalEntries(
             self.dim, hnsw_min_entries=hnsw_min_entries)
+        self.lessons: Lessons = self.entries.lessons
         self.clock = clock
         self._lock = threading.RLock()  # guards the thresholds and the counts
         self._since_refit = 0
@@ -184,8 +155,8 @@ class SemanticCache:
                                     "serialise structured answers to text or JSON first.")
         vec = self._vector(text, vector)
         _check_scope(scope)
-        ahash = _answer_hash(answer)
-        if self.entries.is_wrong(scope, ahash):
+        ahash = answer_hash(answer)
+        if self.lessons.is_wrong(scope, ahash):
             return None
         now = self.clock()
         # keep what was embedded: a 1 MB prompt must not cost 1 MB of cache per entry
@@ -216,11 +187,11 @@ class SemanticCache:
         entry = self.get(entry_id)
         if similarity is None:
             if not correct:
-                self.entries.mark_wrong(entry.scope, entry.answer_hash)
+                self.lessons.mark_wrong(entry.scope, entry.answer_hash)
                 self.entries.remove(entry_id)
             return
         with self._lock:
-            entry.verdicts.record(similarity, correct)
+            _record(entry, similarity, correct)
             self._counts["right_hits" if correct else "wrong_hits"] += 1
             self._learn(similarity, ratio, correct)
         if entry.verdicts.discredited:
@@ -245,7 +216,7 @@ class SemanticCache:
         entry = self.entries.get(lookup.candidate_id)
         with self._lock:
             if entry is not None:
-                entry.verdicts.record(lookup.similarity, correct, served=False)
+                _record(entry, lookup.similarity, correct, served=False)
             self._learn(lookup.similarity, lookup.ratio, correct)
         if entry is not None:
             self.entries.update(entry)
@@ -323,7 +294,7 @@ class SemanticCache:
 
     def _learn(self, similarity: float, ratio: float, correct: bool) -> None:
         self.threshold.observe(similarity, ratio, correct)
-        self.entries.learned(similarity, ratio, correct)
+        self.lessons.learned(similarity, ratio, correct)
         self._since_refit += 1
         if self.refit_every and self._since_refit >= self.refit_every:
             self.threshold.fit()
@@ -352,63 +323,39 @@ class SemanticCache:
 
     # -- persistence --------------------------------------------------------------
     def save(self, directory: str | Path) -> None:
-        """Write the cache atomically: data files of a new generation first, then the
-        manifest that points to them; a crash leaves the previous state loadable."""
-        if not isinstance(self.entries, LocalEntries):
-            raise StateError("this cache's entries live in a shared store, which keeps them "
-                             "itself; there is nothing to save to a directory.")
-        directory = Path(directory)
+        """Make the cache durable: its entry store saves itself with the cache's own state
+        (configuration, thresholds, counts). `LocalEntries` writes all of it to `directory`
+        atomically; a shared store holds its entries already and only waits for queued
+        writes."""
         with self._lock:
-            entries, vectors = self.entries.snapshot()
-            states = [e.to_state() for e in entries]
-            manifest = {
+            header = {
                 "kind": _KIND, "format_version": FORMAT_VERSION,
                 "embedder": self.embedder.name, "dim": self.dim,
                 "config": {"capacity": self.capacity, "ttl_s": self.ttl_s,
                            "neighbours": self.neighbours, "refit_every": self.refit_every,
                            "hnsw_min_entries": self.hnsw_min_entries},
-                "threshold": self.threshold.to_state(), "next_id": self.entries.next_id,
-                "counts": dict(self._counts),
-                "wrong_answers": sorted([list(p) for p in self.entries.wrong_answers]),
+                "threshold": self.threshold.to_state(), "counts": dict(self._counts),
             }
-        old = current_generation(directory)
-        gen = old + 1
-        atomic_write_npy(directory / f"vectors-{gen}.npy", vectors)
-        atomic_write_json(directory / f"entries-{gen}.json", states)
-        atomic_write_json(directory / "manifest.json", {**manifest, "generation": gen})
-        for stale in (f"vectors-{old}.npy", f"entries-{old}.json"):
-            (directory / stale).unlink(missing_ok=True)
+        self.entries.save(Path(directory), header)
 
     @classmethod
     def load(cls, directory: str | Path, embedder: str | Embedder | None = None, *,
              clock: Callable[[], float] = time.time) -> "SemanticCache":
-        """Read a saved cache; refuses (with StateError) anything inconsistent and never
-        modifies the files it reads."""
+        """Read a cache saved to a directory; refuses (with StateError) anything
+        inconsistent and never modifies the files it reads."""
         directory = Path(directory)
         manifest = check_manifest(read_json(directory / "manifest.json"), _KIND,
                                   FORMAT_VERSION, directory)
         try:
-            gen = int(manifest["generation"])
-            vectors = read_npy(directory / f"vectors-{gen}.npy")
-            entries = [CacheEntry.from_state(s)
-                       for s in read_json(directory / f"entries-{gen}.json")]
-            cache = cls(embedder or manifest["embedder"], clock=clock,
-                        threshold=AdaptiveThreshold.from_state(manifest["threshold"]),
-                        **manifest["config"])
-            if cache.dim != manifest["dim"]:
+            embedder = get_embedder(embedder or manifest["embedder"])
+            if embedder.dim != manifest["dim"]:
                 raise StateError(f"{directory} was saved with {manifest['dim']}-d embeddings "
                                  f"({manifest['embedder']}); load it with that embedder.")
-            if vectors.shape != (len(entries), cache.dim) or vectors.dtype != np.float32:
-                raise StateError(f"{directory}: vectors {vectors.shape} do not match "
-                                 f"{len(entries)} entries; the state is corrupted.")
-            if not np.isfinite(vectors).all():
-                raise StateError(f"{directory}: vectors hold NaN or infinity; the state is "
-                                 "corrupted. Restore it from a backup.")
-            local = cache.entries
-            assert isinstance(local, LocalEntries)
-            local.restore(entries, vectors)
-            local.next_id = int(manifest["next_id"])
-            local.wrong_answers = {(s, h) for s, h in manifest["wrong_answers"]}
+            config = manifest["config"]
+            entries = LocalEntries.load(directory, embedder.dim, manifest=manifest,
+                                        hnsw_min_entries=config["hnsw_min_entries"])
+            cache = cls(embedder, clock=clock, entries=entries,
+                        threshold=AdaptiveThreshold.from_state(manifest["threshold"]), **config)
             cache._counts.update({k: int(v) for k, v in manifest["counts"].items()})
         except StateError:
             raise
@@ -416,6 +363,15 @@ class SemanticCache:
             raise StateError(f"{directory} holds an incomplete or corrupted cache ({exc!r}); "
                              "restore it from a backup or start from an empty cache.") from exc
         return cache
+
+
+def _record(entry: CacheEntry, similarity: float, correct: bool, *, served: bool = True,
+            ) -> None:
+    """A verdict on `entry`, recorded on a copy that then replaces its verdicts: a store
+    saving meanwhile reads the old verdicts or the new ones, never half of each."""
+    verdicts = replace(entry.verdicts)
+    verdicts.record(similarity, correct, served=served)
+    entry.verdicts = verdicts
 
 
 def _nearest_other_answer(neighbours: Neighbours, k: int) -> float:
