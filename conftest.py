@@ -1,3 +1,7 @@
 """Fixtures for every test folder (engine and integrations)."""
 
-from sls_router.testing import new_database, pg_server  # noqa: F401
+import pytest
+
+pytest.register_assert_rewrite("sls_router.testing")  # the conformance suites' asserts
+
+from sls_router.testing import new_database, pg_server  # noqa: E402, F401

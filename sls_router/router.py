@@ -128,7 +128,6 @@ class SmartRouter:
         self.health = CircuitBreaker(breaker_failures, breaker_cooldown_s)
         self.max_pending = max_pending
         self.store: Store | None = None  # set by `open`: where learned state is published
-        self._cache_in_store = False  # a shared store keeps the cache's entries itself
         self._served: OrderedDict[str, _Served] = OrderedDict()
         self._lock = threading.RLock()
         self._pool_executor = concurrent.futures.ThreadPoolExecutor(
@@ -225,7 +224,6 @@ class SmartRouter:
             cache = (SemanticCache.from_snapshot(part, embedder) if part is not None
                      else saved is None or bool(saved.meta.get("has_cache")))
         router = cls(pool, embedder=embedder, cache=cache, **options)
-        router._cache_in_store = entries is not None
         if saved is not None:
             router.restore(saved)
         return router
@@ -244,8 +242,7 @@ class SmartRouter:
 
     def snapshot(self) -> Snapshot:
         """Everything to restore this router, as plain data (backends excepted)."""
-        cache = (self.cache.snapshot()
-                 if self.cache is not None and not self._cache_in_store else None)
+        cache = None if self.cache is None else self.cache.snapshot()
         return Snapshot.nest(
             {"embedder": self.embedder.name, "options": self.options, "has_cache": self.cache is not None,
              "models": [dataclasses.asdict(s) for s in self.specs.values()]},

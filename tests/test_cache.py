@@ -193,7 +193,7 @@ def test_corrupted_state_is_refused_and_left_alone(tmp_path, topic_embedder):
     cache = SemanticCache(topic_embedder)
     cache.insert("weather:a", "sunny")
     cache.save(tmp_path)
-    next(tmp_path.glob("vectors-*.npy")).write_bytes(b"{not an array")
+    next(tmp_path.glob("entries.vectors-*.npy")).write_bytes(b"{not an array")
     before = _snapshot(tmp_path)
     with pytest.raises(StateError, match="corrupted"):
         SemanticCache.load(tmp_path, topic_embedder)
@@ -217,7 +217,7 @@ def test_mismatched_vectors_are_refused(tmp_path, topic_embedder):
     cache = SemanticCache(topic_embedder)
     cache.insert("weather:a", "sunny")
     cache.save(tmp_path)
-    vec_file = next(tmp_path.glob("vectors-*.npy"))
+    vec_file = next(tmp_path.glob("entries.vectors-*.npy"))
     np.save(vec_file, np.zeros((5, 64), dtype=np.float32))
     with pytest.raises(StateError):
         SemanticCache.load(tmp_path, topic_embedder)
@@ -229,7 +229,7 @@ def test_saving_again_keeps_one_generation(tmp_path, topic_embedder):
     cache.save(tmp_path)
     cache.insert("stocks:a", "up")
     cache.save(tmp_path)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["manifest.json", "vectors-2.npy"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["entries.vectors-2.npy", "manifest.json"]
     assert len(SemanticCache.load(tmp_path, topic_embedder)) == 2
 
 

@@ -94,10 +94,10 @@ def test_saves_leave_one_generation_and_no_debris(tmp_path):
     # what kills can leave: a temp file, and files of a generation a crash kept from sweeping
     (tmp_path / ".manifest.json.abc123").write_text("{")
     (tmp_path / "learner.outcomes.vectors-2.npy").write_bytes(b"")
-    (tmp_path / ".cache.vectors-6.npy.x1y2").write_bytes(b"")
+    (tmp_path / ".cache.entries.vectors-6.npy.x1y2").write_bytes(b"")
     router.save(tmp_path)
     names = sorted(p.name for p in tmp_path.iterdir())
-    assert names == ["cache.vectors-5.npy", "learner.outcomes.features-5.npy",
+    assert names == ["cache.entries.vectors-5.npy", "learner.outcomes.features-5.npy",
                      "learner.outcomes.vectors-5.npy", "manifest.json"]
     assert _figures(SmartRouter.load(tmp_path, _pool())) == _figures(router)
 

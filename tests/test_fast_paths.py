@@ -13,7 +13,7 @@ import math
 import numpy as np
 import pytest
 
-from sls_router.cache._index import VectorIndex
+from sls_router.index import VectorIndex
 from sls_router.errors import InvalidInputError
 from sls_router.routing import (KNNQualityPredictor, LatencyPredictor, LogisticQualityPredictor,
                                 Scheduler, TokenCostPredictor)

@@ -1,70 +1,122 @@
-"""Where a SemanticCache keeps its entries: the cache decides, an entry store holds.
+"""Cache records and where they are kept: the cache decides, an entry store holds.
 
-`LocalEntries` (the embedded default) keeps them in memory with one FAISS index per
-scope; `sls_router.store.postgres.PostgresEntries` keeps them in a shared database.
-Both answer the same few questions, so the cache's rules (thresholds, verdicts,
-wrong answers) are written once and behave the same on either.
+`CacheEntry` is one cached answer; `EntryStore` is what the cache needs from storage,
+and nothing of its rules. `LocalEntries` (the embedded default) keeps entries in memory
+with one `VectorIndex` per scope and saves itself to a directory;
+`sls_router.store.postgres.PostgresEntries` keeps them in a shared database as it goes.
+Both pass the same conformance suite (`sls_router.testing.EntryStoreTests`), so the
+cache's rules are written once and behave the same on either.
 """
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections import OrderedDict
-from typing import TYPE_CHECKING, Protocol
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 
-from ._index import VectorIndex
+from .._persist import Snapshot
+from ..errors import StateError
+from ..index import VectorIndex
+from .lessons import Lessons, LocalLessons
+from .thresholds import EntryVerdicts
 
-if TYPE_CHECKING:
-    from .semantic import CacheEntry
 
-Neighbours = list[tuple["CacheEntry", float]]
+def answer_hash(answer: str) -> str:
+    """What tells two answers apart (an answer marked wrong is known by it)."""
+    return hashlib.sha256(answer.encode("utf-8", "surrogatepass")).hexdigest()[:24]
+
+
+@dataclass
+class CacheEntry:
+    """One cached answer; `payload` carries JSON-able extras (model, usage, ...)."""
+
+    id: int
+    scope: str
+    text: str
+    answer: str
+    answer_hash: str
+    created_at: float
+    expires_at: float | None = None
+    payload: dict[str, Any] | None = None
+    hits: int = 0
+    confirmed: bool = True
+    verdicts: EntryVerdicts = field(default_factory=EntryVerdicts)
+
+    def to_state(self) -> dict:
+        return {"id": self.id, "scope": self.scope, "text": self.text, "answer": self.answer,
+                "created_at": self.created_at, "expires_at": self.expires_at,
+                "payload": self.payload, "hits": self.hits, "confirmed": self.confirmed,
+                "verdicts": self.verdicts.to_state()}
+
+    @classmethod
+    def from_state(cls, s: dict) -> CacheEntry:
+        return cls(id=int(s["id"]), scope=s["scope"], text=s["text"], answer=s["answer"],
+                   answer_hash=answer_hash(s["answer"]), created_at=float(s["created_at"]),
+                   expires_at=s["expires_at"], payload=s["payload"], hits=int(s["hits"]),
+                   confirmed=bool(s["confirmed"]), verdicts=EntryVerdicts.from_state(s["verdicts"]))
+
+
+Neighbours = list[tuple[CacheEntry, float]]  # entries and their cosine similarity, best first
 
 
 class EntryStore(Protocol):
-    """Storage of cache entries and their vectors; every method is thread-safe."""
+    """Storage of cache entries and their unit vectors, by scope; every method is thread-safe.
 
-    shared: bool  # True when other processes write the same entries
+    An entry a store returns may be changed by the cache (hits, confirmation, verdicts);
+    `touch` and `update` write such changes back.
+    """
+
+    @property
+    def lessons(self) -> Lessons:
+        """The cache's lessons, kept, saved and shared alongside the entries."""
 
     def __len__(self) -> int: ...
     def scope_count(self) -> int: ...
+    def ids(self) -> list[int]:
+        """Every entry id held, least recently used first."""
     def new_id(self) -> int: ...
     def add(self, entry: CacheEntry, vector: np.ndarray) -> None: ...
+    def get(self, entry_id: int) -> CacheEntry | None: ...
     def search(self, scope: str, vector: np.ndarray, k: int, now: float,
                ) -> tuple[Neighbours, int] | None:
         """The k nearest live entries of `scope`, best first, and how many expired ones
         were dropped on the way; None when the store cannot be reached."""
-    def get(self, entry_id: int) -> CacheEntry | None: ...
-    def ids(self) -> list[int]: ...
-    def remove(self, entry_id: int) -> bool: ...
     def touch(self, entry: CacheEntry) -> None:
-        """The entry was served: count the hit and keep it from eviction."""
+        """The entry was served: count the hit and make it the most recently used."""
     def update(self, entry: CacheEntry) -> None:
-        """Its verdicts or confirmation changed: persist them."""
+        """Its confirmation or verdicts changed: write them back."""
+    def remove(self, entry_id: int) -> bool:
+        """Drop one entry; False when it was not held."""
     def clear(self, scope: str | None) -> int: ...
     def expire(self, now: float) -> int: ...
     def evict(self, capacity: int) -> int:
         """Drop least recently used entries beyond `capacity`; returns how many."""
-    def mark_wrong(self, scope: str, answer_hash: str) -> None: ...
-    def is_wrong(self, scope: str, answer_hash: str) -> bool: ...
-    def learned(self, similarity: float, ratio: float, correct: bool) -> None:
-        """A verdict for the global thresholds (a shared store publishes it)."""
+    def snapshot(self) -> Snapshot | None:
+        """Every entry and lesson as plain data, to save with the cache; None when the
+        store keeps them itself (a shared database: this waits for queued writes)."""
 
 
 class LocalEntries:
-    """In-memory entries in LRU order, one FAISS `VectorIndex` per scope."""
+    """In-memory entries in LRU order, one FAISS `VectorIndex` per scope.
 
-    shared = False
+    They are saved with the cache, as part of its snapshot.
+    """
 
-    def __init__(self, dim: int, *, hnsw_min_entries: int = 10_000) -> None:
+    def __init__(self, dim: int, *, hnsw_min_entries: int = 10_000,
+                 lessons: LocalLessons | None = None) -> None:
         self.dim = dim
         self.hnsw_min_entries = hnsw_min_entries
+        self.lessons = lessons if lessons is not None else LocalLessons()
         self._lock = threading.RLock()
         self._entries: OrderedDict[int, CacheEntry] = OrderedDict()
         self._indexes: dict[str, VectorIndex] = {}
-        self.wrong_answers: set[tuple[str, str]] = set()
-        self.next_id = 1
+        self._next_id = 1
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -72,15 +124,22 @@ class LocalEntries:
     def scope_count(self) -> int:
         return len(self._indexes)
 
+    def ids(self) -> list[int]:
+        with self._lock:
+            return list(self._entries)
+
     def new_id(self) -> int:
         with self._lock:
-            self.next_id += 1
-            return self.next_id - 1
+            self._next_id += 1
+            return self._next_id - 1
 
     def add(self, entry: CacheEntry, vector: np.ndarray) -> None:
         with self._lock:
             self._index_for(entry.scope).add(np.array([entry.id]), vector.reshape(1, -1))
             self._entries[entry.id] = entry
+
+    def get(self, entry_id: int) -> CacheEntry | None:
+        return self._entries.get(entry_id)
 
     def search(self, scope: str, vector: np.ndarray, k: int, now: float,
                ) -> tuple[Neighbours, int]:
@@ -99,20 +158,6 @@ class LocalEntries:
                     live.append((entry, sim))
             return live, expired
 
-    def get(self, entry_id: int) -> CacheEntry | None:
-        return self._entries.get(entry_id)
-
-    def ids(self) -> list[int]:
-        with self._lock:
-            return list(self._entries)
-
-    def remove(self, entry_id: int) -> bool:
-        with self._lock:
-            if entry_id not in self._entries:
-                return False
-            self._remove(entry_id)
-            return True
-
     def touch(self, entry: CacheEntry) -> None:
         with self._lock:
             entry.hits += 1
@@ -122,20 +167,18 @@ class LocalEntries:
     def update(self, entry: CacheEntry) -> None:
         pass  # entries are the live objects: nothing to write back
 
-    def clear(self, scope: str | None) -> int:
+    def remove(self, entry_id: int) -> bool:
         with self._lock:
-            ids = [i for i, e in self._entries.items() if scope is None or e.scope == scope]
-            for i in ids:
-                self._remove(i)
-            return len(ids)
+            if entry_id not in self._entries:
+                return False
+            self._remove(entry_id)
+            return True
+
+    def clear(self, scope: str | None) -> int:
+        return self._drop(lambda e: scope is None or e.scope == scope)
 
     def expire(self, now: float) -> int:
-        with self._lock:
-            ids = [i for i, e in self._entries.items()
-                   if e.expires_at is not None and now >= e.expires_at]
-            for i in ids:
-                self._remove(i)
-            return len(ids)
+        return self._drop(lambda e: e.expires_at is not None and now >= e.expires_at)
 
     def evict(self, capacity: int) -> int:
         with self._lock:
@@ -145,39 +188,66 @@ class LocalEntries:
                 evicted += 1
             return evicted
 
-    def mark_wrong(self, scope: str, answer_hash: str) -> None:
+    # -- persistence ----------------------------------------------------------------
+    def snapshot(self) -> Snapshot:
         with self._lock:
-            self.wrong_answers.add((scope, answer_hash))
+            entries, vectors = self._snapshot()
+            return Snapshot({"entries": [e.to_state() for e in entries],
+                             "next_id": self._next_id, "wrong_answers": self.lessons.to_state()},
+                            {"vectors": vectors})
 
-    def is_wrong(self, scope: str, answer_hash: str) -> bool:
-        return (scope, answer_hash) in self.wrong_answers
+    @classmethod
+    def from_snapshot(cls, snapshot: Snapshot, dim: int, *,
+                      hnsw_min_entries: int = 10_000) -> LocalEntries:
+        """The entries `snapshot()` gave; refuses anything inconsistent with StateError."""
+        try:
+            vectors = snapshot.arrays["vectors"]
+            entries = [CacheEntry.from_state(s) for s in snapshot.meta["entries"]]
+            if vectors.shape != (len(entries), dim) or vectors.dtype != np.float32:
+                raise StateError(f"cache vectors {vectors.shape} do not match "
+                                 f"{len(entries)} entries; the state is corrupted.")
+            if not np.isfinite(vectors).all():
+                raise StateError("cache vectors hold NaN or infinity; the state is "
+                                 "corrupted. Restore it from a backup.")
+            store = cls(dim, hnsw_min_entries=hnsw_min_entries,
+                        lessons=LocalLessons.from_state(snapshot.meta["wrong_answers"]))
+            store._restore(entries, vectors)
+            store._next_id = int(snapshot.meta["next_id"])
+        except StateError:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError) as exc:
+            raise StateError(f"incomplete or corrupted cache entries ({exc!r}); restore them "
+                             "from a backup or start from an empty cache.") from exc
+        return store
 
-    def learned(self, similarity: float, ratio: float, correct: bool) -> None:
-        pass  # the cache's own threshold already holds it
-
-    # -- snapshots for SemanticCache.save / load ------------------------------------
-    def snapshot(self) -> tuple[list[CacheEntry], np.ndarray]:
+    def _snapshot(self) -> tuple[list[CacheEntry], np.ndarray]:
         """Every entry (LRU order) and its vector, row for row."""
-        with self._lock:
-            ids = list(self._entries)
-            by_scope: dict[str, list[int]] = {}
-            for i in ids:
-                by_scope.setdefault(self._entries[i].scope, []).append(i)
-            vectors = np.zeros((len(ids), self.dim), dtype=np.float32)
-            row = {entry_id: r for r, entry_id in enumerate(ids)}
-            for scope, scope_ids in by_scope.items():
-                vectors[[row[i] for i in scope_ids]] = self._indexes[scope].vectors(scope_ids)
-            return [self._entries[i] for i in ids], vectors
+        ids = list(self._entries)
+        by_scope: dict[str, list[int]] = {}
+        for i in ids:
+            by_scope.setdefault(self._entries[i].scope, []).append(i)
+        vectors = np.zeros((len(ids), self.dim), dtype=np.float32)
+        row = {entry_id: r for r, entry_id in enumerate(ids)}
+        for scope, scope_ids in by_scope.items():
+            vectors[[row[i] for i in scope_ids]] = self._indexes[scope].vectors(scope_ids)
+        return [self._entries[i] for i in ids], vectors
 
-    def restore(self, entries: list[CacheEntry], vectors: np.ndarray) -> None:
+    def _restore(self, entries: list[CacheEntry], vectors: np.ndarray) -> None:
+        by_scope: dict[str, list[int]] = {}
+        for row, entry in enumerate(entries):
+            self._entries[entry.id] = entry
+            by_scope.setdefault(entry.scope, []).append(row)
+        for scope, rows in by_scope.items():
+            ids = np.array([entries[r].id for r in rows], dtype=np.int64)
+            self._index_for(scope).add(ids, vectors[rows])
+
+    # -- internals --------------------------------------------------------------------
+    def _drop(self, doomed: Callable[[CacheEntry], bool]) -> int:
         with self._lock:
-            by_scope: dict[str, list[int]] = {}
-            for row, entry in enumerate(entries):
-                self._entries[entry.id] = entry
-                by_scope.setdefault(entry.scope, []).append(row)
-            for scope, rows in by_scope.items():
-                ids = np.array([entries[r].id for r in rows], dtype=np.int64)
-                self._index_for(scope).add(ids, vectors[rows])
+            ids = [i for i, e in self._entries.items() if doomed(e)]
+            for i in ids:
+                self._remove(i)
+            return len(ids)
 
     def _index_for(self, scope: str) -> VectorIndex:
         index = self._indexes.get(scope)

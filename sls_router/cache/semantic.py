@@ -1,13 +1,16 @@
-"""SemanticCache: scoped FAISS lookup and insert, with thresholds learned from verdicts."""
+"""SemanticCache: when a cached answer may be served, and what each verdict teaches.
+
+The rules live here; the entries and the lessons that outlive them are kept by an
+`EntryStore` (entries.py), in memory or in a shared database, the rules unchanged.
+"""
 
 from __future__ import annotations
 
-import hashlib
 import math
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -16,41 +19,12 @@ import numpy as np
 from .._persist import Snapshot, read_snapshot, write_snapshot
 from ..embeddings import MAX_TEXT_CHARS, Embedder, get_embedder
 from ..errors import ConfigurationError, InvalidInputError, StateError, UnknownEntryError
-from .entries import EntryStore, LocalEntries, Neighbours
-from .thresholds import AdaptiveThreshold, EntryVerdicts, distance_ratio
+from .entries import CacheEntry, EntryStore, LocalEntries, Neighbours, answer_hash
+from .lessons import Lessons
+from .thresholds import AdaptiveThreshold, distance_ratio
 
 FORMAT_VERSION = 2  # 2: the one snapshot format (entries in the manifest)
 _KIND = "SemanticCache"
-
-
-@dataclass
-class CacheEntry:
-    """One cached answer; `payload` carries JSON-able extras (model, usage, ...)."""
-
-    id: int
-    scope: str
-    text: str
-    answer: str
-    answer_hash: str
-    created_at: float
-    expires_at: float | None = None
-    payload: dict[str, Any] | None = None
-    hits: int = 0
-    confirmed: bool = True
-    verdicts: EntryVerdicts = field(default_factory=EntryVerdicts)
-
-    def to_state(self) -> dict:
-        return {"id": self.id, "scope": self.scope, "text": self.text, "answer": self.answer,
-                "created_at": self.created_at, "expires_at": self.expires_at,
-                "payload": self.payload, "hits": self.hits, "confirmed": self.confirmed,
-                "verdicts": self.verdicts.to_state()}
-
-    @classmethod
-    def from_state(cls, s: dict) -> "CacheEntry":
-        return cls(id=int(s["id"]), scope=s["scope"], text=s["text"], answer=s["answer"],
-                   answer_hash=_answer_hash(s["answer"]), created_at=float(s["created_at"]),
-                   expires_at=s["expires_at"], payload=s["payload"], hits=int(s["hits"]),
-                   confirmed=bool(s["confirmed"]), verdicts=EntryVerdicts.from_state(s["verdicts"]))
 
 
 @dataclass(frozen=True)
@@ -90,10 +64,6 @@ class CacheStats:
     ratio_threshold: float
 
 
-def _answer_hash(answer: str) -> str:
-    return hashlib.sha256(answer.encode("utf-8", "surrogatepass")).hexdigest()[:24]
-
-
 class SemanticCache:
     """A semantic cache that serves few wrong answers and learns from verdicts.
 
@@ -112,7 +82,8 @@ class SemanticCache:
     refit_every : refit the global thresholds after this many new verdicts (0: only
         when `refit()` is called, e.g. by the Update Manager).
     threshold : a configured `AdaptiveThreshold` (overrides max_wrong_rate).
-    entries : where entries live (default: in memory with FAISS, see entries.py).
+    entries : where entries and the cache's lessons live (default: `LocalEntries`, in
+        memory with FAISS; see entries.py).
     clock : time source, replaceable for replays and tests.
     """
 
@@ -136,6 +107,7 @@ class SemanticCache:
         self.threshold = threshold or AdaptiveThreshold(max_wrong_rate)
         self.entries: EntryStore = entries if entries is not None else LocalEntries(
             self.dim, hnsw_min_entries=hnsw_min_entries)
+        self.lessons: Lessons = self.entries.lessons
         self.clock = clock
         self._lock = threading.RLock()  # guards the thresholds and the counts
         self._since_refit = 0
@@ -183,8 +155,8 @@ class SemanticCache:
                                     "serialise structured answers to text or JSON first.")
         vec = self._vector(text, vector)
         _check_scope(scope)
-        ahash = _answer_hash(answer)
-        if self.entries.is_wrong(scope, ahash):
+        ahash = answer_hash(answer)
+        if self.lessons.is_wrong(scope, ahash):
             return None
         now = self.clock()
         # keep what was embedded: a 1 MB prompt must not cost 1 MB of cache per entry
@@ -215,11 +187,11 @@ class SemanticCache:
         entry = self.get(entry_id)
         if similarity is None:
             if not correct:
-                self.entries.mark_wrong(entry.scope, entry.answer_hash)
+                self.lessons.mark_wrong(entry.scope, entry.answer_hash)
                 self.entries.remove(entry_id)
             return
         with self._lock:
-            entry.verdicts.record(similarity, correct)
+            _record(entry, similarity, correct)
             self._counts["right_hits" if correct else "wrong_hits"] += 1
             self._learn(similarity, ratio, correct)
         if entry.verdicts.discredited:
@@ -244,7 +216,7 @@ class SemanticCache:
         entry = self.entries.get(lookup.candidate_id)
         with self._lock:
             if entry is not None:
-                entry.verdicts.record(lookup.similarity, correct, served=False)
+                _record(entry, lookup.similarity, correct, served=False)
             self._learn(lookup.similarity, lookup.ratio, correct)
         if entry is not None:
             self.entries.update(entry)
@@ -322,7 +294,7 @@ class SemanticCache:
 
     def _learn(self, similarity: float, ratio: float, correct: bool) -> None:
         self.threshold.observe(similarity, ratio, correct)
-        self.entries.learned(similarity, ratio, correct)
+        self.lessons.learned(similarity, ratio, correct)
         self._since_refit += 1
         if self.refit_every and self._since_refit >= self.refit_every:
             self.threshold.fit()
@@ -352,14 +324,15 @@ class SemanticCache:
     # -- persistence --------------------------------------------------------------
     def save(self, directory: str | Path) -> None:
         """Write the cache atomically (see `_persist.write_snapshot`): a crash leaves the
-        previous state loadable."""
+        previous state loadable. With a shared entry store, only the cache's own state
+        is written (the entries live in the database)."""
         write_snapshot(Path(directory), _KIND, FORMAT_VERSION, self.snapshot())
 
     @classmethod
     def load(cls, directory: str | Path, embedder: str | Embedder | None = None, *,
              clock: Callable[[], float] = time.time) -> "SemanticCache":
-        """Read a saved cache; refuses (with StateError) anything inconsistent and never
-        modifies the files it reads."""
+        """Read a cache saved to a directory; refuses (with StateError) anything
+        inconsistent and never modifies the files it reads."""
         directory = Path(directory)
         snapshot = read_snapshot(directory, _KIND, FORMAT_VERSION)
         try:
@@ -368,46 +341,31 @@ class SemanticCache:
             raise StateError(f"{directory}: {exc}") from exc
 
     def snapshot(self) -> Snapshot:
-        """The cache as plain data; entries kept by a shared store are not in it."""
-        if not isinstance(self.entries, LocalEntries):
-            raise StateError("this cache's entries live in a shared store, which keeps them "
-                             "itself; there is nothing to save to a directory.")
+        """The cache as plain data: its configuration, thresholds and counts, and its
+        entry store's snapshot (none when a shared store keeps the entries itself)."""
         with self._lock:
-            entries, vectors = self.entries.snapshot()
-            return Snapshot({
-                "embedder": self.embedder.name, "dim": self.dim,
-                "config": {"capacity": self.capacity, "ttl_s": self.ttl_s,
-                           "neighbours": self.neighbours, "refit_every": self.refit_every,
-                           "hnsw_min_entries": self.hnsw_min_entries},
-                "threshold": self.threshold.to_state(), "next_id": self.entries.next_id,
-                "counts": dict(self._counts),
-                "wrong_answers": sorted([list(p) for p in self.entries.wrong_answers]),
-                "entries": [e.to_state() for e in entries]}, {"vectors": vectors})
+            meta = {"embedder": self.embedder.name, "dim": self.dim,
+                    "config": {"capacity": self.capacity, "ttl_s": self.ttl_s,
+                               "neighbours": self.neighbours, "refit_every": self.refit_every,
+                               "hnsw_min_entries": self.hnsw_min_entries},
+                    "threshold": self.threshold.to_state(), "counts": dict(self._counts)}
+        return Snapshot.nest(meta, {"entries": self.entries.snapshot()})
 
     @classmethod
     def from_snapshot(cls, snapshot: Snapshot, embedder: str | Embedder | None = None, *,
-                      clock: Callable[[], float] = time.time) -> "SemanticCache":
+                      clock: Callable[[], float] = time.time) -> SemanticCache:
         meta = snapshot.meta
         try:
-            vectors = snapshot.arrays["vectors"]
-            entries = [CacheEntry.from_state(s) for s in meta["entries"]]
-            cache = cls(embedder or meta["embedder"], clock=clock,
-                        threshold=AdaptiveThreshold.from_state(meta["threshold"]),
-                        **meta["config"])
-            if cache.dim != meta["dim"]:
+            embedder = get_embedder(embedder or meta["embedder"])
+            if embedder.dim != meta["dim"]:
                 raise StateError(f"the cache was saved with {meta['dim']}-d embeddings "
                                  f"({meta['embedder']}); load it with that embedder.")
-            if vectors.shape != (len(entries), cache.dim) or vectors.dtype != np.float32:
-                raise StateError(f"cache vectors {vectors.shape} do not match "
-                                 f"{len(entries)} entries; the state is corrupted.")
-            if not np.isfinite(vectors).all():
-                raise StateError("cache vectors hold NaN or infinity; the state is "
-                                 "corrupted. Restore it from a backup.")
-            local = cache.entries
-            assert isinstance(local, LocalEntries)
-            local.restore(entries, vectors)
-            local.next_id = int(meta["next_id"])
-            local.wrong_answers = {(s, h) for s, h in meta["wrong_answers"]}
+            config = meta["config"]
+            saved = snapshot.part("entries")
+            entries = None if saved is None else LocalEntries.from_snapshot(
+                saved, embedder.dim, hnsw_min_entries=config["hnsw_min_entries"])
+            cache = cls(embedder, clock=clock, entries=entries,
+                        threshold=AdaptiveThreshold.from_state(meta["threshold"]), **config)
             cache._counts.update({k: int(v) for k, v in meta["counts"].items()})
         except StateError:
             raise
@@ -415,6 +373,15 @@ class SemanticCache:
             raise StateError(f"an incomplete or corrupted cache ({exc!r}); restore it from a "
                              "backup or start from an empty cache.") from exc
         return cache
+
+
+def _record(entry: CacheEntry, similarity: float, correct: bool, *, served: bool = True,
+            ) -> None:
+    """A verdict on `entry`, recorded on a copy that then replaces its verdicts: a store
+    saving meanwhile reads the old verdicts or the new ones, never half of each."""
+    verdicts = replace(entry.verdicts)
+    verdicts.record(similarity, correct, served=served)
+    entry.verdicts = verdicts
 
 
 def _nearest_other_answer(neighbours: Neighbours, k: int) -> float:

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from ..cache._index import VectorIndex
+from ..index import VectorIndex
 from ..errors import InvalidInputError
 from ..types import ModelSpec
 from ._common import (as_float, check_name, check_nonneg, check_outcomes,

@@ -15,16 +15,16 @@ from __future__ import annotations
 
 import secrets
 import threading
-import uuid
 from collections import OrderedDict
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ...cache.entries import Neighbours
-from ...cache.semantic import CacheEntry
+from ...cache.entries import CacheEntry, Neighbours
 from ...cache.thresholds import EntryVerdicts
 from ._db import Database, pg_text
+from .lessons import PostgresLessons
 
 _COLUMNS = ("id, scope, text, answer, answer_hash, created_at, expires_at, payload, hits, "
             "confirmed, verdicts")
@@ -38,16 +38,14 @@ _EVICT_EVERY = 100
 class PostgresEntries:
     """An `EntryStore` shared by every replica connected to the same database."""
 
-    shared = True
-
     def __init__(self, db: Database, replica: str, *, recent: int = 10_000) -> None:
         self.db = db
         self.replica = replica
+        self.lessons = PostgresLessons(db, replica)
         self._lock = threading.Lock()
         # entries stored here lately: what `get` answers while the database is away
         self._recent: OrderedDict[int, CacheEntry] = OrderedDict()
         self._max_recent = recent
-        self._wrong: set[tuple[str, str]] = set()
         self._adds = 0
 
     def __len__(self) -> int:
@@ -162,23 +160,10 @@ class PostgresEntries:
             "DELETE FROM sls_cache_entries WHERE id IN (SELECT id FROM sls_cache_entries "
             "ORDER BY last_used DESC OFFSET %s)", (capacity,)).rowcount) or 0
 
-    def mark_wrong(self, scope: str, answer_hash: str) -> None:
-        with self._lock:
-            self._wrong.add((scope, answer_hash))
-        self.db.write("INSERT INTO sls_wrong_answers VALUES (%s, %s) ON CONFLICT DO NOTHING",
-                      (pg_text(scope), answer_hash))
-
-    def is_wrong(self, scope: str, answer_hash: str) -> bool:
-        if (scope, answer_hash) in self._wrong:
-            return True
-        return bool(self.db.read(lambda c: c.execute(
-            "SELECT 1 FROM sls_wrong_answers WHERE scope = %s AND answer_hash = %s",
-            (pg_text(scope), answer_hash)).fetchone()))
-
-    def learned(self, similarity: float, ratio: float, correct: bool) -> None:
-        self.db.write("INSERT INTO sls_cache_verdicts (event_id, replica, similarity, ratio, "
-                      "correct) VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-                      (uuid.uuid4(), self.replica, similarity, ratio, correct))
+    def snapshot(self) -> None:
+        """Everything is written as it happens: this waits for queued writes (nothing to
+        save; the cache's thresholds are rebuilt from the shared verdicts)."""
+        self.db.flush()
 
 
 def _entry(row: tuple) -> CacheEntry:

@@ -1,4 +1,6 @@
-"""One FAISS index for one cache scope: exact while small, HNSW once flat search gets slow.
+"""The vector index: FAISS inner-product search, exact while small, HNSW once flat search
+gets slow. The cache keeps one per scope (cache/entries.py); the kNN quality predictor keeps
+one over its outcomes (routing/predictors.py).
 
 Measured here (2 cores, 384-d): exact inner-product search takes ~1 ms at 10,000
 vectors and ~16 ms at 100,000; HNSW (M=32) stays under 1 ms at 100,000. HNSW cannot
@@ -17,6 +19,8 @@ from __future__ import annotations
 
 import faiss
 import numpy as np
+
+__all__ = ["VectorIndex"]
 
 
 class VectorIndex:
