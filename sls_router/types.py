@@ -28,7 +28,6 @@ class ModelSpec:
     tier: float = 1.0
     context_window: int = 8192
     supports_tools: bool = False
-    supports_streaming: bool = True
     timeout_s: float = 60.0
     max_concurrency: int = 8
 

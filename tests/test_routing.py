@@ -12,8 +12,7 @@ import pytest
 from sls_router.errors import ConfigurationError, InvalidInputError, StateError
 from sls_router.routing import (PRESETS, QUERY_FEATURES_DIM, KNNQualityPredictor,
                                 LatencyPredictor, LogisticQualityPredictor, Scheduler,
-                                TokenCostPredictor, combined_features, model_features,
-                                query_features)
+                                TokenCostPredictor, query_features)
 from sls_router.types import ModelSpec
 
 DIM = 32
@@ -56,15 +55,6 @@ def test_query_features_layout_and_stable_task_hash():
     assert query_features("x", None)[2:].sum() == 0
     other = query_features("x", "codegen/humaneval")[2:]
     assert other.sum() == 1.0  # a different tag may share a bucket, but is one-hot too
-    assert combined_features(np.ones(4, np.float32) / 2, "x", None).shape == (4 + 18,)
-
-
-def test_model_features_order_cheap_below_expensive():
-    cheap = model_features(ModelSpec("c", 0.1, 0.2, tier=7, context_window=4096))
-    dear = model_features(ModelSpec("d", 10, 30, tier=70, context_window=128_000,
-                                    supports_tools=True))
-    assert cheap.shape == dear.shape == (5,) and cheap.dtype == np.float32
-    assert np.all(dear[[0, 1, 2, 4]] > cheap[[0, 1, 2, 4]]) and dear[3] == 1 and cheap[3] == 0
 
 
 # ------------------------------------------------------------------- kNN
@@ -121,7 +111,7 @@ def test_knn_keeps_learning_after_switching_to_hnsw():
 
 # ------------------------------------------------------------------- logistic
 def _features(vectors):
-    return np.stack([combined_features(v, "some query text", None) for v in vectors])
+    return np.stack([np.hstack([v, query_features("some query text", None)]) for v in vectors])
 
 
 def test_logistic_fits_per_model_and_leaves_thin_models_unfit():

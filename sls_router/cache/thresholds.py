@@ -88,9 +88,6 @@ class AdaptiveThreshold:
         if self.min_observations < 1 or self.window < self.min_observations:
             raise ConfigurationError("min_observations must be >= 1 and window >= min_observations.")
 
-    def accepts(self, similarity: float, ratio: float) -> bool:
-        return similarity >= self.similarity_ and ratio <= self.ratio_
-
     def observe(self, similarity: float, ratio: float, correct: bool) -> None:
         """Record one verdict: would serving at (similarity, ratio) have been right?"""
         self._obs.append((float(similarity), float(ratio), bool(correct)))

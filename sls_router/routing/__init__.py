@@ -6,13 +6,11 @@ outcomes, or per-model logistic regression), output tokens and cost, and latency
 the predictions are unsure and honouring quality, cost and budget constraints.
 """
 
-from .features import (MODEL_FEATURES_DIM, QUERY_FEATURES_DIM, TASK_BUCKETS, combined_features,
-                       model_features, query_features)
+from .features import QUERY_FEATURES_DIM, TASK_BUCKETS, query_features
 from .predictors import (KNNPrediction, KNNQualityPredictor, LatencyPredictor,
                          LogisticQualityPredictor, TokenCostPredictor)
 from .scheduler import PRESETS, Decision, Scheduler
 
-__all__ = ["MODEL_FEATURES_DIM", "PRESETS", "QUERY_FEATURES_DIM", "TASK_BUCKETS", "Decision",
+__all__ = ["PRESETS", "QUERY_FEATURES_DIM", "TASK_BUCKETS", "Decision",
            "KNNPrediction", "KNNQualityPredictor", "LatencyPredictor", "LogisticQualityPredictor",
-           "Scheduler", "TokenCostPredictor", "combined_features", "model_features",
-           "query_features"]
+           "Scheduler", "TokenCostPredictor", "query_features"]

@@ -219,7 +219,7 @@ class LogisticQualityPredictor:
     """One scikit-learn ``LogisticRegression`` per model: P(score >= 0.5 | features).
 
     Features are the query embedding followed by ``query_features`` (see
-    ``features.combined_features``). Models with fewer than ``min_samples`` outcomes or
+    the embedding followed by ``features.query_features``). Models with fewer than ``min_samples`` outcomes or
     only one class are not fit and predict NaN, so the caller falls back to kNN.
     ``fit`` first fits on the first 80% of each model's outcomes (in the given order,
     i.e. oldest first) and scores the last 20%: ``validation_brier_`` and
@@ -263,7 +263,7 @@ class LogisticQualityPredictor:
         X = np.asarray(X, dtype=np.float32)
         if X.ndim != 2 or not np.all(np.isfinite(X)):
             raise InvalidInputError(f"X shape {X.shape}: pass a finite (n, d) matrix, one row "
-                                    "per outcome (features.combined_features rows).")
+                                    "per outcome (embedding + query_features rows).")
         names, s, w = check_outcomes(len(X), models, scores, weights)
         estimators, coef, brier, logloss = {}, {}, {}, {}
         names_arr = np.array(names)
