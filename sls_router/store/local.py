@@ -94,6 +94,12 @@ class LocalStore:
     def __init__(self, directory: Path) -> None:
         self.directory = Path(directory)
 
+    @property
+    def generation(self) -> int:
+        """The number of the last save committed here (0 before the first): the one `open`
+        loads. Whoever interrupts saves (the lab's kill -9 bench) checks against it."""
+        return current_generation(self.directory)
+
     def open(self, cls: type[SmartRouter], pool: Sequence[tuple[ModelSpec, Backend]],
              **options: Any) -> SmartRouter:
         if has_state(self.directory):
