@@ -23,13 +23,14 @@ import numpy as np
 
 from ._state import StateMixin
 from ._streaming import StreamingMixin
-from .backends import Backend, check_pool, replay_pool
+from .backends import Backend, check_pool
 from .cache import CacheLookup, SemanticCache, request_scope
 from .cache.entries import EntryStore
 from .embeddings import MAX_TEXT_CHARS, Embedder, get_embedder
 from .errors import BackendError, InvalidInputError, UnknownEntryError
 from .health import CircuitBreaker, retry_after_s
 from .outcomes import OutcomeLog
+from .replay import replay_pool
 from .routing import (Decision, KNNQualityPredictor, LatencyPredictor, LogisticQualityPredictor,
                       Scheduler, TokenCostPredictor, query_features)
 from .types import (Completion, Feedback, ModelSpec, Request, Response, Usage,

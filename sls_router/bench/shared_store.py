@@ -30,7 +30,7 @@ from tqdm import tqdm
 from ..cache.entries import LocalEntries
 from ..cache.semantic import CacheEntry
 from ..embeddings import get_embedder
-from ..replay import load_dataset
+from ..replay import load_dataset, replay_pool
 from .overhead import clustered, traffic
 from .trace import judge_hit
 
@@ -106,7 +106,6 @@ def worker(state: str, start: int, n: int, common: int, seed: int) -> dict[str, 
     """One replica: `common` requests every replica shares (same ids, racing inserts),
     then its own `n` from `start`; label feedback on every answer. It says "ready" on
     stdout and waits for a line on stdin, so that every replica starts together."""
-    from ..backends import replay_pool
     from ..router import SmartRouter
     from ..types import Request
 

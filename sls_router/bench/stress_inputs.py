@@ -22,10 +22,10 @@ from typing import Any
 
 import numpy as np
 
-from ..backends import CallableBackend, ReplayBackend
+from ..backends import CallableBackend
 from ..embeddings import MAX_TEXT_CHARS, get_embedder
 from ..errors import SLSRouterError, StateError
-from ..replay import ModelProfile, RecordedResponse, ReplayDataset, ReplayRecord
+from ..replay import ModelProfile, RecordedResponse, ReplayBackend, ReplayDataset, ReplayRecord
 from ..router import SmartRouter
 from ..types import Completion, ModelSpec, Request, Response, Usage
 
