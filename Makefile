@@ -31,7 +31,7 @@ $(STAMP): $(VENV)/bin/python pyproject.toml constraints.txt $(INTEGRATIONS)
 DEMO_STRATEGIES := sls,best_single,cheapest,oracle,cascade,random,static_knn
 
 demo: install
-	$(PY) -m sls_router.cli bench --data sls_router/data/replay/logparsing.jsonl.gz \
+	$(VENV)/bin/sls-router bench --data sls_router/data/replay/logparsing.jsonl.gz \
 		--feedback verifier --strategies $(DEMO_STRATEGIES) \
 		--json out/demo/bench.json --report out/demo
 

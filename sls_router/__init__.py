@@ -4,10 +4,11 @@ Importing this package loads no model and touches no file: embedders, indexes an
 backends are created when you build a `SmartRouter` or `SemanticCache`.
 """
 
-from .backends import Backend, BaseBackend, CallableBackend, ReplayBackend, StreamChunk
+from .backends import Backend, BaseBackend, CallableBackend, StreamChunk
 from .cache import SemanticCache, request_scope, scope_key
 from .errors import (BackendError, ConfigurationError, DependencyError, InvalidInputError,
                      SLSRouterError, StateError, StoreUnavailableError, UnknownEntryError)
+from .replay import ReplayBackend
 from .router import SmartRouter
 from .types import Completion, Feedback, ModelSpec, Request, Response, Usage
 from .sandbox import Sandbox, SandboxLimits

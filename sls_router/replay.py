@@ -1,21 +1,28 @@
-"""Replay datasets: what real LLMs answered on real requests, in the format of DESIGN.md.
+"""Recorded answers as a backend: what real LLMs answered on real requests, replayed
+offline (no API, no key), in the format of DESIGN.md.
 
 One JSON object per line (id, task, prompt, query, reference, group, scorer and
 per-model responses) plus a `<name>.models.json` sidecar with prices and throughput,
 used where a response lacks its cost or latency (such latency is marked modelled).
+`ReplayBackend` answers as one recorded model, `replay_pool` gives every model of a
+file to `SmartRouter` (`SmartRouter.from_replay`); the lab replays the same files.
 """
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import json
 import math
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import InvalidInputError
+from .backends import BaseBackend
+from .errors import InvalidInputError, SLSRouterError
+from .types import Completion, ModelSpec, Request, Usage
 
 SCORERS = ("exact", "group")
 
@@ -191,3 +198,94 @@ def _parse_response(resp: Any, where: str, profile: ModelProfile | None) -> Reco
         raise InvalidInputError(f"{where}: 'latency_s' must be seconds >= 0 or null.")
     return RecordedResponse(output=resp["output"], score=float(score), cost=cost,
                             latency_s=latency, **tokens)
+
+
+# -- the backend ------------------------------------------------------------------------
+class ReplayMissError(SLSRouterError, LookupError):
+    """The replay dataset holds no answer for this prompt and model."""
+
+
+class ReplayBackend(BaseBackend):
+    """Answers one model's requests from recorded outputs, never inventing one.
+
+    The request is matched by its id when it is a record id (replays of repeated
+    prompts stay distinct), else by its prompt (or, for chat requests, its last user
+    turn).
+    Cost and latency are the recorded ones; where latency was not recorded it is
+    modelled as ttft + output_tokens / tokens_per_s from the dataset's sidecar and the
+    completion says so. By default the clock is virtual (no sleeping) so replays run
+    fast; `sleep=True` waits the latency for real.
+    """
+
+    def __init__(self, dataset: ReplayDataset, model: str, *, sleep: bool = False) -> None:
+        if model not in dataset.models:
+            raise InvalidInputError(f"model {model!r} is not in replay dataset {dataset.name}; "
+                                    f"use one of {dataset.model_names}.")
+        self.dataset = dataset
+        self.model = model
+        self.sleep = sleep
+
+    def complete(self, request: Request) -> Completion:
+        completion = self._lookup(request)
+        if self.sleep and completion.latency_s:
+            time.sleep(completion.latency_s)
+        return completion
+
+    async def acomplete(self, request: Request) -> Completion:
+        completion = self._lookup(request)
+        if self.sleep and completion.latency_s:
+            await asyncio.sleep(completion.latency_s)
+        return completion
+
+    def _lookup(self, request: Request) -> Completion:
+        record = self.dataset.get(request.id)
+        for key in _replay_keys(request) if record is None else ():
+            record = self.dataset.find(key)
+            if record is not None:
+                break
+        if record is None:
+            raise ReplayMissError(f"no recorded answer for this prompt in {self.dataset.name} "
+                                  f"(model {self.model}); replay only the dataset's prompts.")
+        return self.completion_for(record)
+
+    def completion_for(self, record: ReplayRecord) -> Completion:
+        """The recorded answer of this model to `record`, with its cost and latency."""
+        resp = record.responses.get(self.model)
+        if resp is None:
+            raise ReplayMissError(f"{self.dataset.name}: model {self.model} has no recorded "
+                                  f"answer for request {record.id}.")
+        profile = self.dataset.models[self.model]
+        cost = resp.cost
+        if cost is None:
+            cost = (resp.input_tokens * profile.input_per_mtok
+                    + resp.output_tokens * profile.output_per_mtok) / 1e6
+        latency, modelled = resp.latency_s, False
+        if latency is None and profile.tokens_per_s:
+            latency = (profile.ttft_s or 0.0) + resp.output_tokens / profile.tokens_per_s
+            modelled = True
+        return Completion(text=resp.output, usage=Usage(resp.input_tokens, resp.output_tokens),
+                          cost_usd=cost, latency_s=latency, latency_modelled=modelled,
+                          raw={"replay_id": record.id, "score": resp.score})
+
+
+def _replay_keys(request: Request) -> list[str]:
+    keys = [request.prompt] if request.prompt is not None else []
+    for message in reversed(request.messages or []):
+        if message["role"] == "user":
+            keys.append(message["content"])
+            break
+    keys.append(request.text)
+    return keys
+
+
+def replay_pool(source: str | Path | ReplayDataset, *, sleep: bool = False,
+                ) -> list[tuple[ModelSpec, ReplayBackend]]:
+    """Every model of a replay dataset as (spec, backend), priced from its sidecar."""
+    dataset = source if isinstance(source, ReplayDataset) else load_dataset(source)
+    pool = []
+    for name, profile in dataset.models.items():
+        spec = ModelSpec(name=name, input_per_mtok=profile.input_per_mtok,
+                         output_per_mtok=profile.output_per_mtok, tier=profile.tier,
+                         supports_tools=profile.supports_tools)
+        pool.append((spec, ReplayBackend(dataset, name, sleep=sleep)))
+    return pool

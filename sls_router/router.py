@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from ._persist import Snapshot
-from .backends import Backend, StreamChunk, check_pool, replay_chunks, replay_pool
+from .backends import Backend, StreamChunk, check_pool, replay_chunks
 from .cache import CacheLookup, SemanticCache, default_cache, request_scope
 from .embeddings import MAX_TEXT_CHARS, Embedder, get_embedder
 from .errors import (BackendError, ConfigurationError, InvalidInputError, StateError,
@@ -31,6 +31,7 @@ from .errors import (BackendError, ConfigurationError, InvalidInputError, StateE
 from .failover import Failover
 from .health import CircuitBreaker
 from .learning import Learner
+from .replay import replay_pool
 from .routing import Decision, Scheduler, query_features
 from .store import LocalStore, Store, open_store
 from .types import Completion, Feedback, ModelSpec, Request, Response, Usage, estimate_tokens

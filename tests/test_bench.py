@@ -6,10 +6,10 @@ import json
 
 import pytest
 
+from sls_router.bench.cli import main
 from sls_router.bench.replay_bench import run_bench
 from sls_router.bench.report import pareto_front
 from sls_router.bench.trace import judge_hit
-from sls_router.cli import main
 from sls_router.errors import ConfigurationError
 from sls_router.replay import ReplayRecord, load_dataset
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from sls_router.cli import main
+from sls_router.bench.cli import main
 
 KEYS = ("answered_fraction", "feedback_lost", "cross_tenant_hits", "kill9_trials",
         "kill9_loaded", "bad_inputs_tried", "bad_inputs_clear_errors", "rss_mb_start",

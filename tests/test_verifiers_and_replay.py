@@ -6,9 +6,8 @@ import json
 
 import pytest
 
-from sls_router.backends import ReplayBackend, ReplayMissError, replay_pool
 from sls_router.errors import InvalidInputError
-from sls_router.replay import load_dataset
+from sls_router.replay import ReplayBackend, ReplayMissError, load_dataset, replay_pool
 from sls_router.types import Request
 from sls_router.verifiers import DoctestVerifier, LogTemplateVerifier, TaskVerifier, template_matches
 

@@ -11,8 +11,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from ..backends import ReplayBackend
-from ..replay import ReplayDataset, ReplayRecord
+from ..replay import ReplayBackend, ReplayDataset, ReplayRecord
 from ..routing import KNNQualityPredictor, Scheduler
 from ..types import Completion, ModelSpec, Request
 from ..verifiers import TaskVerifier

@@ -44,12 +44,14 @@ _CONTEXTS = ("since the update", "every monday", "for user {n}", "in region eu-{
              "after a restart", "on build {n}", "only in chrome", "with ticket #{n}")
 
 
-def _traffic(n: int, rng: np.random.Generator) -> list[str]:
+def traffic(n: int, rng: np.random.Generator) -> list[str]:
+    """`n` short support requests from a few subjects, actions and contexts."""
     return [f"{rng.choice(_SUBJECTS)} {rng.choice(_ACTIONS)} "
             f"{rng.choice(_CONTEXTS).format(n=rng.integers(1, 10_000))}" for _ in range(n)]
 
 
-def _clustered(base: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+def clustered(base: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """`n` unit vectors, each one of `base` plus small noise: clusters like real traffic."""
     noisy = base[rng.integers(0, len(base), n)] + 0.02 * rng.standard_normal(
         (n, base.shape[1])).astype(np.float32)
     return noisy / np.linalg.norm(noisy, axis=1, keepdims=True)
@@ -67,15 +69,15 @@ def measure_overhead(entries: int = 100_000, embedder: str = "static", models: i
              CallableBackend(lambda r: "unused")) for k in range(models)]
     router = SmartRouter(pool, embedder=embedder, random_state=seed, background_updates=False)
     scope = request_scope(Request(prompt="any prompt"))  # every timed request's scope
-    traffic = _traffic(min(entries, 5000), rng)
-    vectors = _clustered(router.embedder.encode(traffic), entries, rng)
+    texts = traffic(min(entries, 5000), rng)
+    vectors = clustered(router.embedder.encode(texts), entries, rng)
     for i in tqdm(range(entries), desc="filling the cache", mininterval=2):
         router.cache.insert(f"synthetic {i}", f"answer {i}", scope, vector=vectors[i])
     names = [s for s in router.specs]
     for i in tqdm(range(history), desc="model history", mininterval=2):
         vector, model, score = vectors[i % entries], names[i % models], float(rng.random() < 0.6)
         if refit:
-            features = query_features(traffic[i % len(traffic)], None)
+            features = query_features(texts[i % len(texts)], None)
             router._record_outcome(vector, features, model, score, "label")
         else:
             router.learner.knn.partial_fit(vector, model, score)

@@ -16,10 +16,9 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from ..backends import replay_pool
 from ..embeddings import Embedder, get_embedder
 from ..errors import ConfigurationError
-from ..replay import ReplayDataset
+from ..replay import ReplayDataset, replay_pool
 from ..router import SmartRouter
 from ..types import Request
 from ..verifiers import TaskVerifier

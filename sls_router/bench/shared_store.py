@@ -30,8 +30,8 @@ from tqdm import tqdm
 from ..cache.entries import LocalEntries
 from ..cache.semantic import CacheEntry
 from ..embeddings import get_embedder
-from ..replay import load_dataset
-from .overhead import _clustered, _traffic
+from ..replay import load_dataset, replay_pool
+from .overhead import clustered, traffic
 from .trace import judge_hit
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "replay" / "logparsing.jsonl.gz"
@@ -47,13 +47,12 @@ def _percentiles(ms: list[float]) -> dict[str, float]:
 def lookup_figures(url: str, entries: int = 100_000, lookups: int = 1000,
                    embedder: str = "static", seed: int = 0) -> dict[str, Any]:
     """Time scoped k=10 lookups at `entries` entries in PostgreSQL and in local FAISS."""
-    from ..store.postgres import PostgresEntries
-    from ..store.postgres._db import Database
+    from ..store.postgres import Database, PostgresEntries
 
     rng = np.random.default_rng(seed)
     emb = get_embedder(embedder)
-    vectors = _clustered(emb.encode(_traffic(min(entries, 5000), rng)), entries, rng)
-    queries = _clustered(vectors[:5000], lookups, rng)
+    vectors = clustered(emb.encode(traffic(min(entries, 5000), rng)), entries, rng)
+    queries = clustered(vectors[:5000], lookups, rng)
     local = LocalEntries(emb.dim)
     for i in tqdm(range(entries), desc="local store", mininterval=2):
         local.add(_entry(i), vectors[i])
@@ -84,9 +83,12 @@ def _entry(i: int) -> CacheEntry:
 
 def _bulk_load(db: Any, vectors: np.ndarray) -> None:
     """COPY without the HNSW index, then build it once (row by row into an indexed
-    table took 3-6 ms per row here; this takes about a minute for 100,000)."""
+    table took 3-6 ms per row here; this takes about a minute for 100,000). The index is
+    rebuilt from its own definition, as the store's schema made it."""
     with db.pool.connection() as conn:
-        conn.execute("DROP INDEX IF EXISTS sls_cache_entries_embedding")
+        index = conn.execute("SELECT pg_get_indexdef('sls_cache_entries_embedding'::regclass)"
+                             ).fetchone()[0]
+        conn.execute("DROP INDEX sls_cache_entries_embedding")
         conn.execute("TRUNCATE sls_cache_entries")
         with conn.cursor().copy("COPY sls_cache_entries (id, scope, text, answer, answer_hash, "
                                 "embedding, created_at, confirmed, verdicts, replica) "
@@ -95,8 +97,7 @@ def _bulk_load(db: Any, vectors: np.ndarray) -> None:
                 copy.write_row((i, _SCOPE, f"synthetic {i}", f"answer {i}", f"h{i}",
                                 vectors[i], 0.0, True, "[0, 0, -1.0, 2.0]", "bench"))
         conn.execute("SET maintenance_work_mem = '512MB'")
-        conn.execute("CREATE INDEX sls_cache_entries_embedding ON sls_cache_entries "
-                     "USING hnsw (embedding vector_ip_ops) WITH (m = 16, ef_construction = 64)")
+        conn.execute(index)
         conn.execute("ANALYZE sls_cache_entries")
 
 
@@ -105,7 +106,6 @@ def worker(state: str, start: int, n: int, common: int, seed: int) -> dict[str, 
     """One replica: `common` requests every replica shares (same ids, racing inserts),
     then its own `n` from `start`; label feedback on every answer. It says "ready" on
     stdout and waits for a line on stdin, so that every replica starts together."""
-    from ..backends import replay_pool
     from ..router import SmartRouter
     from ..types import Request
 

@@ -11,6 +11,7 @@ byte-for-byte untouched). The list is built deterministically: no randomness at 
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import shutil
 import tempfile
@@ -21,11 +22,10 @@ from typing import Any
 
 import numpy as np
 
-from .._persist import atomic_write_json, read_json
-from ..backends import CallableBackend, ReplayBackend
+from ..backends import CallableBackend
 from ..embeddings import MAX_TEXT_CHARS, get_embedder
 from ..errors import SLSRouterError, StateError
-from ..replay import ModelProfile, RecordedResponse, ReplayDataset, ReplayRecord
+from ..replay import ModelProfile, RecordedResponse, ReplayBackend, ReplayDataset, ReplayRecord
 from ..router import SmartRouter
 from ..types import Completion, ModelSpec, Request, Response, Usage
 
@@ -255,7 +255,7 @@ def config_cases() -> list[tuple[str, Callable[[InputEnv], Any], Check | None]]:
 def _edit_json(path: str, change: Callable[[Any], Any]) -> Callable[[Path], None]:
     def apply(directory: Path) -> None:
         target = directory / path
-        atomic_write_json(target, change(read_json(target)))
+        target.write_text(json.dumps(change(json.loads(target.read_text()))))
     return apply
 
 

@@ -24,10 +24,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .._persist import current_generation, snapshot_files
 from ..backends import CallableBackend
 from ..errors import SLSRouterError
 from ..router import SmartRouter
+from ..store import LocalStore
 from ..types import ModelSpec, Request
 
 _WORDS = ("disk", "quota", "login", "timeout", "refund", "cluster", "backup", "invoice")
@@ -51,7 +51,7 @@ def child(directory: Path, log_path: Path, seed: int) -> None:
     """Save forever; the parent kills this process at a random moment."""
     rng = random.Random(seed)
     router = _open(directory, seed)
-    gen = current_generation(directory)
+    gen = LocalStore(directory).generation
 
     served = iter(range(10 ** 9))
 
@@ -139,7 +139,7 @@ def kill9_trial(directory: Path, log_path: Path, seed: int, delay_s: float,
     except SLSRouterError as exc:
         return {"ok": False, "why": f"load failed: {exc}"}
     try:
-        gen = current_generation(directory)
+        gen = LocalStore(directory).generation
         expected = next((line for line in reversed(logged) if line["generation"] == gen), None)
         found = {"generation": gen, "entries": len(router.cache),
                  "outcomes": len(router.learner.outcomes)}
@@ -154,7 +154,7 @@ def kill9_trial(directory: Path, log_path: Path, seed: int, delay_s: float,
 
 def _debris(directory: Path) -> list[str]:
     """Files and folders the current generation does not use (a cut save leaves some)."""
-    live = snapshot_files(directory)
+    live = LocalStore(directory).files()
     return sorted(p.name for p in directory.iterdir() if p.name not in live)
 
 
@@ -174,7 +174,7 @@ def kill9_scenario(trials: int = 20, seed: int = 0, max_delay_s: float = 0.4,
         router.save(directory)  # one clean save must sweep what the kills left
         router.close()
         debris_after_save = _debris(directory)
-        generations = current_generation(directory) - 1
+        generations = LocalStore(directory).generation - 1
     failures = [r["why"] for r in results if not r["ok"]]
     return {"trials": trials, "loaded": sum(r["ok"] for r in results),
             "loaded_new": sum(r.get("state") == "new" for r in results),

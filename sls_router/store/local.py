@@ -13,7 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .._persist import Snapshot, read_snapshot, write_snapshot
+from .._persist import (Snapshot, current_generation, read_snapshot, snapshot_files,
+                        write_snapshot)
 from ..types import Outcome
 
 FORMAT_VERSION = 2  # 2: one snapshot (router, learner, cache) in one manifest
@@ -27,6 +28,17 @@ class LocalStore:
 
     def __init__(self, directory: Path) -> None:
         self.directory = Path(directory)
+
+    @property
+    def generation(self) -> int:
+        """The number of the last save committed here (0 before the first): the one `load`
+        reads. Whoever interrupts saves (the lab's kill -9 bench) checks against it."""
+        return current_generation(self.directory)
+
+    def files(self) -> set[str]:
+        """The files the last committed save uses; anything else here is debris of a cut
+        save, which the next save removes."""
+        return snapshot_files(self.directory)
 
     def load(self) -> Snapshot | None:
         if not (self.directory / "manifest.json").is_file():

@@ -21,8 +21,8 @@ from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import ConfigDict, Field
 from sls_router import ConfigurationError, ModelSpec, Request, Response, SmartRouter
-from sls_router.backends import replay_pool
 from sls_router.pool import router_for
+from sls_router.replay import replay_pool
 
 from .backend import langchain_pool
 from .messages import final_chunk, response_metadata, to_ai_message, to_engine_messages

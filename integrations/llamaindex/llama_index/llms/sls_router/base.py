@@ -22,7 +22,7 @@ from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_ca
 from llama_index.core.llms.function_calling import FunctionCallingLLM
 from llama_index.core.llms.llm import LLM, ToolSelection
 from sls_router import SmartRouter, StreamChunk
-from sls_router.backends import replay_pool
+from sls_router.replay import replay_pool
 from sls_router.errors import ConfigurationError, InvalidInputError
 from sls_router.metadata import REQUEST_ID_KEY, routing_metadata
 from sls_router.pool import router_for

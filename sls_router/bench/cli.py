@@ -1,4 +1,4 @@
-"""The `sls-router` command: thin argument parsing over the library."""
+"""The `sls-router` command: thin argument parsing over the lab's benches and converters."""
 
 from __future__ import annotations
 
@@ -9,15 +9,15 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from .errors import SLSRouterError
+from ..errors import SLSRouterError
 
 
 def _cache_bench(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from .bench.cache_bench import fixed_threshold, load_pairs, run_cache_bench
-    from .embeddings import get_embedder
+    from ..embeddings import get_embedder
+    from .cache_bench import fixed_threshold, load_pairs, run_cache_bench
 
     pairs = load_pairs(args.pairs)
     embedder = get_embedder(args.embedder)
@@ -54,7 +54,7 @@ def _cache_bench(args: argparse.Namespace) -> int:
 
 
 def _overhead(args: argparse.Namespace) -> int:
-    from .bench.overhead import measure_overhead
+    from .overhead import measure_overhead
 
     result = measure_overhead(entries=args.entries, embedder=args.embedder, models=args.models,
                               decisions=args.decisions)
@@ -69,7 +69,7 @@ def _overhead(args: argparse.Namespace) -> int:
 
 
 def _convert(args: argparse.Namespace) -> int:
-    from .bench.convert import convert
+    from .convert import convert
 
     summary = convert(args.kind, args.src, args.out, limit_per_source=args.limit)
     print(json.dumps(summary, indent=1))
@@ -77,8 +77,8 @@ def _convert(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from .bench.replay_bench import run_bench
-    from .replay import load_dataset
+    from ..replay import load_dataset
+    from .replay_bench import run_bench
 
     dataset = load_dataset(args.data, limit=args.limit)
     strategies = args.strategies.split(",") if args.strategies else None
@@ -90,7 +90,7 @@ def _bench(args: argparse.Namespace) -> int:
         Path(args.json).write_text(json.dumps(result, indent=2))
         print(f"wrote {args.json}")
     if args.report:
-        from .bench.report import write_report
+        from .report import write_report
 
         print(f"report: {write_report(result, traces, args.report)}")
     return 0
@@ -116,7 +116,7 @@ def _stress(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from .bench.stress import run_stress, stress_goals
+    from .stress import run_stress, stress_goals
 
     size = "full" if args.full else "quick" if args.quick else "default"
     result = run_stress(size, seed=args.seed,
@@ -206,7 +206,7 @@ def _shared_store(args: argparse.Namespace) -> int:
 
     import psycopg
 
-    from .bench.shared_store import compare_replicas, lookup_figures
+    from .shared_store import compare_replicas, lookup_figures
 
     with tempfile.TemporaryDirectory() as tmp:
         server = None
