@@ -54,10 +54,14 @@ def measure(size: int, queries: int, rng: np.random.Generator) -> dict:
         times.append(time.perf_counter() - t)
         found += result.candidate_id == best
     index = next(iter(cache._indexes.values()))
-    return {"entries": size, "index": index.kind, "insert_s": round(insert_s, 2),
-            "lookup_p50_ms": round(float(np.percentile(times, 50)) * 1e3, 3),
-            "lookup_p99_ms": round(float(np.percentile(times, 99)) * 1e3, 3),
-            "recall_at_1": found / queries}
+    return {
+        "entries": size,
+        "index": index.kind,
+        "insert_s": round(insert_s, 2),
+        "lookup_p50_ms": round(float(np.percentile(times, 50)) * 1e3, 3),
+        "lookup_p99_ms": round(float(np.percentile(times, 99)) * 1e3, 3),
+        "recall_at_1": found / queries,
+    }
 
 
 def main() -> None:
@@ -69,9 +73,12 @@ def main() -> None:
     rng = np.random.default_rng(0)
     rows = [measure(size, args.queries, rng) for size in args.sizes]
     for row in rows:
-        print(f"{row['entries']:>8,} entries ({row['index']}): lookup p50 {row['lookup_p50_ms']:.3f} ms"
-              f", p99 {row['lookup_p99_ms']:.3f} ms, recall@1 {row['recall_at_1']:.3f}"
-              f", insert all {row['insert_s']:.1f} s")
+        print(
+            f"{row['entries']:>8,} entries ({row['index']}): "
+            f"lookup p50 {row['lookup_p50_ms']:.3f} ms"
+            f", p99 {row['lookup_p99_ms']:.3f} ms, recall@1 {row['recall_at_1']:.3f}"
+            f", insert all {row['insert_s']:.1f} s"
+        )
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(rows, fh, indent=2)

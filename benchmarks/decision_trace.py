@@ -26,22 +26,33 @@ from sls_router.embeddings import get_embedder
 from sls_router.replay import load_dataset
 
 # (set, feedback, requests): labels and verifier feedback, cache and recheck paths
-RUNS = [("logparsing", "verifier", 6000), ("logparsing", "labels", 6000),
-        ("overruling", "labels", None), ("humaneval", "labels", None)]
+RUNS = [
+    ("logparsing", "verifier", 6000),
+    ("logparsing", "labels", 6000),
+    ("overruling", "labels", None),
+    ("humaneval", "labels", None),
+]
 
 
 def trace() -> dict[str, dict]:
     out = {}
     for name, feedback, limit in RUNS:
-        dataset = load_dataset(files("sls_router") / "data" / "replay" / f"{name}.jsonl.gz",
-                               limit=limit)
+        dataset = load_dataset(
+            files("sls_router") / "data" / "replay" / f"{name}.jsonl.gz", limit=limit
+        )
         embedder = PrecomputedEmbedder(get_embedder("hashing"), [r.embed_text for r in dataset])
         result = run_sls(dataset, embedder, feedback=feedback, preset="balanced", seed=0)
         out[f"{name}/{feedback}"] = {
-            "ids": [r.id for r in dataset], "served": result.model,
-            "cost": [round(c, 12) for c in result.cost], "correct": result.correct}
-        print(f"{name}/{feedback}: accuracy {sum(result.correct) / len(dataset):.4f}, "
-              f"cost ${sum(result.cost):.4f}, hits {sum(result.hit)}", file=sys.stderr)
+            "ids": [r.id for r in dataset],
+            "served": result.model,
+            "cost": [round(c, 12) for c in result.cost],
+            "correct": result.correct,
+        }
+        print(
+            f"{name}/{feedback}: accuracy {sum(result.correct) / len(dataset):.4f}, "
+            f"cost ${sum(result.cost):.4f}, hits {sum(result.hit)}",
+            file=sys.stderr,
+        )
     return out
 
 

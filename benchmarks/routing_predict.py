@@ -31,7 +31,7 @@ def measure(records: int, n_models: int, queries: int, seed: int = 0) -> dict:
     share = rng.dirichlet(np.ones(n_models))  # some models are used far more than others
     models = [names[i] for i in rng.choice(n_models, records, p=share)]
     scores = rng.integers(0, 2, records).astype(float)
-    specs = [ModelSpec(name, 0.1 * 2 ** i, 0.2 * 2 ** i) for i, name in enumerate(names)]
+    specs = [ModelSpec(name, 0.1 * 2**i, 0.2 * 2**i) for i, name in enumerate(names)]
 
     start = time.perf_counter()
     knn = KNNQualityPredictor().fit(x, models, scores)
@@ -60,10 +60,17 @@ def measure(records: int, n_models: int, queries: int, seed: int = 0) -> dict:
         knn.partial_fit(v, names[0], 1.0)
         add_t.append(time.perf_counter() - t0)
     ms = lambda a, pct: round(float(np.percentile(a, pct)) * 1e3, 3)  # noqa: E731
-    return {"records": records, "models": n_models, "index": knn._index.kind,
-            "fit_s": round(fit_s, 2), "predict_p50_ms": ms(predict_t, 50),
-            "predict_p99_ms": ms(predict_t, 99), "predict_choose_p50_ms": ms(decide_t, 50),
-            "predict_choose_p99_ms": ms(decide_t, 99), "partial_fit_p50_ms": ms(add_t, 50)}
+    return {
+        "records": records,
+        "models": n_models,
+        "index": knn._index.kind,
+        "fit_s": round(fit_s, 2),
+        "predict_p50_ms": ms(predict_t, 50),
+        "predict_p99_ms": ms(predict_t, 99),
+        "predict_choose_p50_ms": ms(decide_t, 50),
+        "predict_choose_p99_ms": ms(decide_t, 99),
+        "partial_fit_p50_ms": ms(add_t, 50),
+    }
 
 
 def main() -> None:

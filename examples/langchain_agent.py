@@ -34,23 +34,39 @@ def celsius_to_fahrenheit(celsius: float) -> float:
 
 def main() -> list[dict]:
     llm = SmartRouterLLM.from_llms(
-        {"small": ScriptedToolChatModel(tag="small"), "large": ScriptedToolChatModel(tag="large"),
-         "chat-only": ScriptedChatModel(tag="chat-only")},
+        {
+            "small": ScriptedToolChatModel(tag="small"),
+            "large": ScriptedToolChatModel(tag="large"),
+            "chat-only": ScriptedChatModel(tag="chat-only"),
+        },
         prices={"small": (0.15, 0.60), "large": (2.50, 10.00), "chat-only": (0.05, 0.10)},
-        embedder="hashing")
+        embedder="hashing",
+    )
     agent = create_agent(llm, tools=[square_root, celsius_to_fahrenheit])
     rows = []
-    for question in ("What is the square_root of 1764?", "Convert 21 celsius to fahrenheit",
-                     "What is the square_root of 1764?"):
+    for question in (
+        "What is the square_root of 1764?",
+        "Convert 21 celsius to fahrenheit",
+        "What is the square_root of 1764?",
+    ):
         messages = agent.invoke({"messages": [HumanMessage(question)]})["messages"]
         turns = [m for m in messages if isinstance(m, AIMessage)]
-        rows.append({"question": question, "answer": messages[-1].text,
-                     "models": [t.response_metadata["sls_model"] for t in turns],
-                     "cost_usd": sum(t.response_metadata["sls_cost_usd"] for t in turns)})
-        print(f"{question!r} -> {messages[-1].text!r}\n    models {rows[-1]['models']}, "
-              f"cost ${rows[-1]['cost_usd']:.7f}")
+        rows.append(
+            {
+                "question": question,
+                "answer": messages[-1].text,
+                "models": [t.response_metadata["sls_model"] for t in turns],
+                "cost_usd": sum(t.response_metadata["sls_cost_usd"] for t in turns),
+            }
+        )
+        print(
+            f"{question!r} -> {messages[-1].text!r}\n    models {rows[-1]['models']}, "
+            f"cost ${rows[-1]['cost_usd']:.7f}"
+        )
     plain = [llm.invoke("Summarise what an agent is."), llm.invoke("Summarise what an agent is.")]
-    print("plain question twice, cache hits:", [m.response_metadata["sls_cache_hit"] for m in plain])
+    print(
+        "plain question twice, cache hits:", [m.response_metadata["sls_cache_hit"] for m in plain]
+    )
     return rows
 
 

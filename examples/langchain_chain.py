@@ -18,13 +18,17 @@ from pathlib import Path
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_sls_router import SLSFeedbackHandler, SmartRouterLLM
+
 from sls_router import LogTemplateVerifier
 from sls_router.bench.trace import normalise
 from sls_router.replay import load_dataset
 
-DATA = Path(__file__).resolve().parents[1] / "sls_router" / "data" / "replay" / "logparsing.jsonl.gz"
-INSTRUCTIONS = ("Abstract the variable parts of this log message with <*> and answer with the "
-                "template only.")
+DATA = (
+    Path(__file__).resolve().parents[1] / "sls_router" / "data" / "replay" / "logparsing.jsonl.gz"
+)
+INSTRUCTIONS = (
+    "Abstract the variable parts of this log message with <*> and answer with the template only."
+)
 
 
 def main(requests: int = 2000) -> dict[str, float]:
@@ -32,17 +36,26 @@ def main(requests: int = 2000) -> dict[str, float]:
     records = dataset.records[:requests]
     llm = SmartRouterLLM.from_replay(DATA, embedder="static", task="logparsing", random_state=0)
     handler = SLSFeedbackHandler(llm, verifier=LogTemplateVerifier())
-    chain = (ChatPromptTemplate.from_messages([("system", INSTRUCTIONS), ("human", "{log}")])
-             | llm | StrOutputParser())
-    answers = chain.batch([{"log": r.query} for r in records],
-                          config={"callbacks": [handler], "max_concurrency": 4})
+    chain = (
+        ChatPromptTemplate.from_messages([("system", INSTRUCTIONS), ("human", "{log}")])
+        | llm
+        | StrOutputParser()
+    )
+    answers = chain.batch(
+        [{"log": r.query} for r in records], config={"callbacks": [handler], "max_concurrency": 4}
+    )
     decisions = list(handler.decisions.values())
     right = sum(normalise(a) == normalise(r.reference or "") for a, r in zip(answers, records))
-    figures = {"requests": len(records), "accuracy": right / len(records),
-               "cost_usd": sum(d["sls_cost_usd"] for d in decisions),
-               "cache_hits": sum(d["sls_cache_hit"] for d in decisions)}
-    print(f"{figures['requests']} log lines: accuracy {figures['accuracy']:.3f}, "
-          f"cost ${figures['cost_usd']:.4f}, {figures['cache_hits']} served from the cache")
+    figures = {
+        "requests": len(records),
+        "accuracy": right / len(records),
+        "cost_usd": sum(d["sls_cost_usd"] for d in decisions),
+        "cache_hits": sum(d["sls_cache_hit"] for d in decisions),
+    }
+    print(
+        f"{figures['requests']} log lines: accuracy {figures['accuracy']:.3f}, "
+        f"cost ${figures['cost_usd']:.4f}, {figures['cache_hits']} served from the cache"
+    )
     share = Counter(d["sls_model"] for d in decisions if not d["sls_cache_hit"])
     print("model calls:", ", ".join(f"{m} {n}" for m, n in share.most_common()))
     return figures

@@ -73,8 +73,9 @@ class ExtractiveLLM(CustomLLM):
         return CompletionResponse(text=self._answer(prompt))
 
     @llm_completion_callback()
-    def stream_complete(self, prompt: str, formatted: bool = False,
-                        **kwargs: Any) -> CompletionResponseGen:
+    def stream_complete(
+        self, prompt: str, formatted: bool = False, **kwargs: Any
+    ) -> CompletionResponseGen:
         text = self._answer(prompt)
 
         def gen() -> CompletionResponseGen:
@@ -107,7 +108,9 @@ def build_llm(embed: SLSEmbedding) -> SmartRouterLLM:
     return SmartRouterLLM.from_llms(
         {"small": ExtractiveLLM(label="small"), "large": ExtractiveLLM(label="large")},
         prices={"small": (0.15, 0.60), "large": (2.50, 10.00)},
-        embedder=embed.embedder, random_state=0)
+        embedder=embed.embedder,
+        random_state=0,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
@@ -128,10 +131,19 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
         for query in QUERIES:
             answer = str(engine.query(query))
             route = log.routes[-1]
-            rows.append({"query": query, "answer": answer, "model": route.model,
-                         "cache_hit": route.cache_hit, "cost_usd": route.cost_usd})
-            print(f"{query}\n  -> {answer}\n  model={route.model} cache_hit={route.cache_hit} "
-                  f"cost=${route.cost_usd:.8f}")
+            rows.append(
+                {
+                    "query": query,
+                    "answer": answer,
+                    "model": route.model,
+                    "cache_hit": route.cache_hit,
+                    "cost_usd": route.cost_usd,
+                }
+            )
+            print(
+                f"{query}\n  -> {answer}\n  model={route.model} cache_hit={route.cache_hit} "
+                f"cost=${route.cost_usd:.8f}"
+            )
     finally:
         root.event_handlers = [h for h in root.event_handlers if h is not log]
         Settings.llm.close()

@@ -46,37 +46,50 @@ def read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text())
     except FileNotFoundError as exc:
-        raise StateError(f"{path} is missing: the state directory is incomplete; "
-                         "restore it from a backup or start from an empty state.") from exc
+        raise StateError(
+            f"{path} is missing: the state directory is incomplete; "
+            "restore it from a backup or start from an empty state."
+        ) from exc
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # nesting too deep
-        raise StateError(f"{path} is not valid JSON ({exc}): the state is corrupted; "
-                         "restore it from a backup or start from an empty state.") from exc
+        raise StateError(
+            f"{path} is not valid JSON ({exc}): the state is corrupted; "
+            "restore it from a backup or start from an empty state."
+        ) from exc
 
 
 def read_npy(path: Path) -> np.ndarray:
     try:
         return np.load(path, allow_pickle=False)
     except FileNotFoundError as exc:
-        raise StateError(f"{path} is missing: the state directory is incomplete; "
-                         "restore it from a backup or start from an empty state.") from exc
+        raise StateError(
+            f"{path} is missing: the state directory is incomplete; "
+            "restore it from a backup or start from an empty state."
+        ) from exc
     except Exception as exc:  # a garbled header fails inside numpy's parser in many ways
-        raise StateError(f"{path} is not a readable .npy array ({exc}): the state is corrupted; "
-                         "restore it from a backup or start from an empty state.") from exc
+        raise StateError(
+            f"{path} is not a readable .npy array ({exc}): the state is corrupted; "
+            "restore it from a backup or start from an empty state."
+        ) from exc
 
 
 def check_manifest(manifest: Any, kind: str, version: int, where: Path) -> dict:
     """Refuse state written by another component or another format version."""
     if not isinstance(manifest, dict) or manifest.get("kind") != kind:
-        raise StateError(f"{where} does not hold a saved {kind}; point to a directory written by "
-                         f"{kind}.save().")
+        raise StateError(
+            f"{where} does not hold a saved {kind}; point to a directory written by {kind}.save()."
+        )
     found = manifest.get("format_version")
     if isinstance(found, int) and not isinstance(found, bool) and found < version:
-        raise StateError(f"{where} has {kind} format version {found}, written by an older "
-                         f"sls-router; this one reads version {version}. Start from an empty "
-                         "state, or keep using the release that wrote it.")
+        raise StateError(
+            f"{where} has {kind} format version {found}, written by an older "
+            f"sls-router; this one reads version {version}. Start from an empty "
+            "state, or keep using the release that wrote it."
+        )
     if found != version:
-        raise StateError(f"{where} has {kind} format version {found!r}, this sls-router reads "
-                         f"version {version}; upgrade sls-router (or save again with this one).")
+        raise StateError(
+            f"{where} has {kind} format version {found!r}, this sls-router reads "
+            f"version {version}; upgrade sls-router (or save again with this one)."
+        )
     return manifest
 
 
@@ -99,10 +112,16 @@ class Snapshot:
     @classmethod
     def nest(cls, meta: dict[str, Any], parts: dict[str, Snapshot | None]) -> Snapshot:
         """One snapshot of several components' (`meta` holds what is not a component)."""
-        arrays = {f"{name}.{key}": array for name, part in parts.items() if part is not None
-                  for key, array in part.arrays.items()}
-        return cls({**meta, **{name: None if part is None else part.meta
-                               for name, part in parts.items()}}, arrays)
+        arrays = {
+            f"{name}.{key}": array
+            for name, part in parts.items()
+            if part is not None
+            for key, array in part.arrays.items()
+        }
+        return cls(
+            {**meta, **{name: None if part is None else part.meta for name, part in parts.items()}},
+            arrays,
+        )
 
     def part(self, name: str) -> Snapshot | None:
         """The snapshot of component `name` (None when it was saved without one)."""
@@ -110,11 +129,19 @@ class Snapshot:
         if meta is None:
             return None
         if not isinstance(meta, dict):
-            raise StateError(f"the saved {name} is {type(meta).__name__}, not an object; the "
-                             "state is corrupted. Restore it from a backup.")
+            raise StateError(
+                f"the saved {name} is {type(meta).__name__}, not an object; the "
+                "state is corrupted. Restore it from a backup."
+            )
         prefix = f"{name}."
-        return Snapshot(meta, {key[len(prefix):]: array for key, array in self.arrays.items()
-                               if key.startswith(prefix)})
+        return Snapshot(
+            meta,
+            {
+                key[len(prefix) :]: array
+                for key, array in self.arrays.items()
+                if key.startswith(prefix)
+            },
+        )
 
 
 _ARRAY_NAME = re.compile(r"[A-Za-z0-9_.]+")
@@ -132,15 +159,23 @@ def write_snapshot(directory: Path, kind: str, version: int, snapshot: Snapshot)
         if not _ARRAY_NAME.fullmatch(name):
             raise ValueError(f"array name {name!r} is not a plain file name")
         atomic_write_npy(directory / f"{name}-{generation}.npy", array)
-    atomic_write_json(directory / "manifest.json", {
-        "kind": kind, "format_version": version, "generation": generation,
-        "arrays": sorted(snapshot.arrays), "meta": snapshot.meta})
+    atomic_write_json(
+        directory / "manifest.json",
+        {
+            "kind": kind,
+            "format_version": version,
+            "generation": generation,
+            "arrays": sorted(snapshot.arrays),
+            "meta": snapshot.meta,
+        },
+    )
     # every other generation, not only the previous one: a crash between the commit and
     # this sweep, or in the middle of a write, leaves files nothing else would remove
     for path in directory.iterdir():
         match = _ARRAY_FILE.fullmatch(path.name)
-        if (match is not None and int(match.group(2)) != generation) or \
-                _TEMP_FILE.fullmatch(path.name):
+        if (match is not None and int(match.group(2)) != generation) or _TEMP_FILE.fullmatch(
+            path.name
+        ):
             path.unlink(missing_ok=True)
 
 
@@ -165,6 +200,8 @@ def read_snapshot(directory: Path, kind: str, version: int) -> Snapshot:
         if not isinstance(meta, dict) or not all(_ARRAY_NAME.fullmatch(n) for n in names):
             raise ValueError("manifest fields have the wrong shape")
     except (KeyError, TypeError, ValueError) as exc:
-        raise StateError(f"{directory}/manifest.json is incomplete or corrupted ({exc!r}); "
-                         "restore it from a backup or start from an empty state.") from exc
+        raise StateError(
+            f"{directory}/manifest.json is incomplete or corrupted ({exc!r}); "
+            "restore it from a backup or start from an empty state."
+        ) from exc
     return Snapshot(meta, {n: read_npy(directory / f"{n}-{generation}.npy") for n in names})

@@ -53,8 +53,11 @@ class BaseBackend:
 class CallableBackend(BaseBackend):
     """Wraps `fn(request) -> str | Completion` (and optionally an async twin)."""
 
-    def __init__(self, fn: Callable[[Request], str | Completion],
-                 afn: Callable[[Request], object] | None = None) -> None:
+    def __init__(
+        self,
+        fn: Callable[[Request], str | Completion],
+        afn: Callable[[Request], object] | None = None,
+    ) -> None:
         if not callable(fn):
             raise InvalidInputError("CallableBackend needs a function request -> str | Completion.")
         self.fn = fn
@@ -74,8 +77,9 @@ def _as_completion(result: str | Completion) -> Completion:
         return result
     if isinstance(result, str):
         return Completion(text=result)
-    raise SLSRouterError(f"a backend function returned {type(result).__name__}; return a str "
-                         "or a Completion.")
+    raise SLSRouterError(
+        f"a backend function returned {type(result).__name__}; return a str or a Completion."
+    )
 
 
 def replay_chunks(text: str) -> Iterator[StreamChunk]:
@@ -89,8 +93,9 @@ def replay_chunks(text: str) -> Iterator[StreamChunk]:
         yield StreamChunk(text[start:])
 
 
-def check_pool(pool: Sequence[tuple[ModelSpec, Backend]]
-                ) -> tuple[dict[str, ModelSpec], dict[str, Backend]]:
+def check_pool(
+    pool: Sequence[tuple[ModelSpec, Backend]],
+) -> tuple[dict[str, ModelSpec], dict[str, Backend]]:
     if isinstance(pool, Mapping) or not pool:
         raise ConfigurationError("pool must be a non-empty list of (ModelSpec, backend) pairs.")
     specs: dict[str, ModelSpec] = {}
@@ -100,12 +105,15 @@ def check_pool(pool: Sequence[tuple[ModelSpec, Backend]]
             raise ConfigurationError(f"pool item {item!r} is not a (ModelSpec, backend) pair.")
         spec, backend = item
         if spec.name in specs:
-            raise ConfigurationError(f"model name {spec.name!r} appears twice in the pool; "
-                                     "give every model a unique name.")
+            raise ConfigurationError(
+                f"model name {spec.name!r} appears twice in the pool; "
+                "give every model a unique name."
+            )
         if not callable(getattr(backend, "complete", None)):
-            raise ConfigurationError(f"backend of {spec.name!r} has no complete(request); wrap "
-                                     "a function with CallableBackend.")
+            raise ConfigurationError(
+                f"backend of {spec.name!r} has no complete(request); wrap "
+                "a function with CallableBackend."
+            )
         specs[spec.name] = spec
         backends[spec.name] = backend
     return specs, backends
-

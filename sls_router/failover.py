@@ -44,8 +44,14 @@ class Failover:
     for and counts as a failure. Every answered call is paid for.
     """
 
-    def __init__(self, ranking: list[str], *, health: CircuitBreaker,
-                 specs: dict[str, ModelSpec], recheck: bool) -> None:
+    def __init__(
+        self,
+        ranking: list[str],
+        *,
+        health: CircuitBreaker,
+        specs: dict[str, ModelSpec],
+        recheck: bool,
+    ) -> None:
         self.ranking = ranking
         self.health = health
         self.specs = specs
@@ -74,8 +80,9 @@ class Failover:
             why = f"{type(exc).__name__}: {exc}{pause}"
         self.attempts.append((name, why))
 
-    def answered(self, name: str, completion: Completion, verdict: float | None, *,
-                 streamed: bool = False) -> bool:
+    def answered(
+        self, name: str, completion: Completion, verdict: float | None, *, streamed: bool = False
+    ) -> bool:
         """Record one answered (and paid) call; True when no other model is to be tried.
         `streamed`: its text already reached the caller, so a real answer is final."""
         wall_s = time.perf_counter() - self._started
@@ -104,15 +111,22 @@ class Failover:
         chosen = self.chosen
         if chosen is None:
             detail = "; ".join(f"{m}: {why}" for m, why in self.attempts)
-            raise BackendError(f"every model failed for request {request_id} ({detail}). "
-                               "Check the providers' status and credentials, or add models.",
-                               self.attempts)
+            raise BackendError(
+                f"every model failed for request {request_id} ({detail}). "
+                "Check the providers' status and credentials, or add models.",
+                self.attempts,
+            )
         return Response(
-            text=chosen.completion.text, model=chosen.model, cache_hit=False,
+            text=chosen.completion.text,
+            model=chosen.model,
+            cache_hit=False,
             usage=chosen.completion.usage,
             cost_usd=sum(self.specs[c.model].charge(c.completion) for c in self.calls),
             latency_s=sum(c.latency_s for c in self.calls),
-            predicted_quality=predicted_quality, request_id=request_id,
+            predicted_quality=predicted_quality,
+            request_id=request_id,
             tried=tuple(m for m, _ in self.attempts),
             latency_modelled=any(c.completion.latency_modelled for c in self.calls),
-            tool_calls=chosen.completion.tool_calls, raw=chosen.completion.raw)
+            tool_calls=chosen.completion.tool_calls,
+            raw=chosen.completion.raw,
+        )

@@ -30,11 +30,17 @@ class CircuitBreaker:
     """Per-model breaker: `failures_to_open` consecutive failures (or a rate limit) open
     it for `cooldown_s` seconds (or the retry-after the provider asked for)."""
 
-    def __init__(self, failures_to_open: int = 3, cooldown_s: float = 30.0, *,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        failures_to_open: int = 3,
+        cooldown_s: float = 30.0,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         if failures_to_open < 1 or not (cooldown_s >= 0 and math.isfinite(cooldown_s)):
-            raise ConfigurationError("failures_to_open must be >= 1 and cooldown_s a finite "
-                                     "number of seconds >= 0.")
+            raise ConfigurationError(
+                "failures_to_open must be >= 1 and cooldown_s a finite number of seconds >= 0."
+            )
         self.failures_to_open = failures_to_open
         self.cooldown_s = cooldown_s
         self.clock = clock
@@ -75,9 +81,14 @@ class CircuitBreaker:
         """Per model: consecutive failures, seconds until it is tried again, times opened."""
         now = self.clock()
         with self._lock:
-            return {name: {"failures": h.failures, "opened": h.opened,
-                           "retry_in_s": max(0.0, h.open_until - now)}
-                    for name, h in self._health.items()}
+            return {
+                name: {
+                    "failures": h.failures,
+                    "opened": h.opened,
+                    "retry_in_s": max(0.0, h.open_until - now),
+                }
+                for name, h in self._health.items()
+            }
 
 
 def retry_after_s(exc: BaseException) -> float | None:

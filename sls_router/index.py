@@ -26,8 +26,9 @@ __all__ = ["VectorIndex"]
 class VectorIndex:
     """Inner-product search over unit vectors with int64 ids and removal."""
 
-    def __init__(self, dim: int, *, hnsw_min_entries: int = 10_000, hnsw_m: int = 32,
-                 ef_search: int = 128) -> None:
+    def __init__(
+        self, dim: int, *, hnsw_min_entries: int = 10_000, hnsw_m: int = 32, ef_search: int = 128
+    ) -> None:
         self.dim = dim
         self.hnsw_min_entries = hnsw_min_entries
         self.hnsw_m = hnsw_m
@@ -41,8 +42,11 @@ class VectorIndex:
         n = index.ntotal
         # position -> id (the inner index returns positions), id -> position once removals
         # start, and a bit per position (1 = live) that searches pass to FAISS as a selector
-        self._ids = faiss.vector_to_array(index.id_map).astype(np.int64) if n else \
-            np.zeros(0, dtype=np.int64)
+        self._ids = (
+            faiss.vector_to_array(index.id_map).astype(np.int64)
+            if n
+            else np.zeros(0, dtype=np.int64)
+        )
         self._pos: dict[int, int] | None = None
         self._live = np.zeros(0, dtype=np.uint8)
         self._params: faiss.SearchParameters | None = None
@@ -60,7 +64,7 @@ class VectorIndex:
         start = self._index.ntotal
         self._index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), ids)
         self._ids = _grow(self._ids, start + len(ids))
-        self._ids[start:start + len(ids)] = ids
+        self._ids[start : start + len(ids)] = ids
         if self._pos is not None:
             self._pos.update(zip(ids.tolist(), range(start, start + len(ids))))
         if self._dead:
@@ -91,7 +95,7 @@ class VectorIndex:
         nbytes = (stop + 7) >> 3
         if len(self._live) < nbytes:
             grown = np.zeros(max(nbytes, 2 * len(self._live), 64), dtype=np.uint8)
-            grown[:len(self._live)] = self._live
+            grown[: len(self._live)] = self._live
             self._live, self._params = grown, None  # the selector points at the old buffer
         for pos in range(start, min(stop, (start + 7) & ~7)):  # the partial first byte
             self._live[pos >> 3] |= np.uint8(1 << (pos & 7))
@@ -146,7 +150,7 @@ class VectorIndex:
         return self._index.reconstruct_batch(np.asarray(ids, dtype=np.int64))
 
     def _live_ids(self) -> np.ndarray:
-        all_ids = self._ids[:self._index.ntotal]
+        all_ids = self._ids[: self._index.ntotal]
         if not self._dead:
             return all_ids.copy()
         return all_ids[~np.isin(all_ids, np.fromiter(self._dead, dtype=np.int64))]

@@ -21,8 +21,15 @@ from ._persist import Snapshot
 from .cache import SemanticCache
 from .errors import StateError
 from .outcomes import OutcomeLog
-from .routing import (Decision, KNNQualityPredictor, LatencyPredictor, LogisticQualityPredictor,
-                      Scheduler, TokenCostPredictor, query_features)
+from .routing import (
+    Decision,
+    KNNQualityPredictor,
+    LatencyPredictor,
+    LogisticQualityPredictor,
+    Scheduler,
+    TokenCostPredictor,
+    query_features,
+)
 from .types import ModelSpec, Outcome
 from .updates import UpdateManager
 
@@ -44,9 +51,16 @@ class Learner:
     update_every_n, update_every_s, background_updates : the UpdateManager's triggers.
     """
 
-    def __init__(self, dim: int, scheduler: Scheduler, cache: SemanticCache | None = None, *,
-                 update_every_n: int = 200, update_every_s: float = 300.0,
-                 background_updates: bool = True) -> None:
+    def __init__(
+        self,
+        dim: int,
+        scheduler: Scheduler,
+        cache: SemanticCache | None = None,
+        *,
+        update_every_n: int = 200,
+        update_every_s: float = 300.0,
+        background_updates: bool = True,
+    ) -> None:
         self.scheduler = scheduler
         self.cache = cache
         self.outcomes = OutcomeLog(dim, N_FEATURES)
@@ -54,14 +68,24 @@ class Learner:
         self.logistic = LogisticQualityPredictor()
         self.tokens = TokenCostPredictor()
         self.latency = LatencyPredictor()
-        self.updates = UpdateManager(self.refit, every_n=update_every_n,
-                                     every_s=update_every_s, background=background_updates)
+        self.updates = UpdateManager(
+            self.refit,
+            every_n=update_every_n,
+            every_s=update_every_s,
+            background=background_updates,
+        )
         self._lock = threading.RLock()  # predictors are not thread-safe: reads and updates
         # take turns; the logistic predictors are replaced whole by a refit
 
     # -- deciding -------------------------------------------------------------------
-    def decide(self, candidates: Sequence[ModelSpec], vector: np.ndarray, features: np.ndarray,
-               input_tokens: int, task: str | None) -> tuple[Decision, dict[str, float]]:
+    def decide(
+        self,
+        candidates: Sequence[ModelSpec],
+        vector: np.ndarray,
+        features: np.ndarray,
+        input_tokens: int,
+        task: str | None,
+    ) -> tuple[Decision, dict[str, float]]:
         """The scheduler's choice among `candidates` and each one's predicted quality."""
         names = [s.name for s in candidates]
         priors = self.outcomes.success_rates()
@@ -76,8 +100,9 @@ class Learner:
         return decision, dict(zip(names, mean.tolist()))
 
     # -- learning from what happened ----------------------------------------------------
-    def observe_calls(self, task: str | None, calls: Sequence[tuple[str, int, float]],
-                      cost_usd: float) -> None:
+    def observe_calls(
+        self, task: str | None, calls: Sequence[tuple[str, int, float]], cost_usd: float
+    ) -> None:
         """Every (model, output tokens, latency) call made for one request, and its cost."""
         with self._lock:
             for model, output_tokens, latency_s in calls:
@@ -85,25 +110,27 @@ class Learner:
                 self.latency.partial_fit(model, output_tokens, latency_s)
             self.scheduler.record_spend(cost_usd, time.time())
 
-    def outcome(self, vector: np.ndarray, features: np.ndarray, model: str, score: float,
-                source: str) -> Outcome:
+    def outcome(
+        self, vector: np.ndarray, features: np.ndarray, model: str, score: float, source: str
+    ) -> Outcome:
         """Learn one judged answer; returns the row (for a store to publish)."""
-        row = Outcome(vector, features, model, float(score), SOURCE_WEIGHTS.get(source, 1.0),
-                      source)
+        row = Outcome(
+            vector, features, model, float(score), SOURCE_WEIGHTS.get(source, 1.0), source
+        )
         self.add(row)
         return row
 
     def add(self, row: Outcome, *, fit_knn: bool = True) -> None:
         """One training row; the kNN learns it at once, the logistic predictors at the
         next refit (`fit_knn=False`: a bulk load refits the kNN once after)."""
-        self.outcomes.add(row.vector, row.features, row.model, row.score, row.weight,
-                          row.source)
+        self.outcomes.add(row.vector, row.features, row.model, row.score, row.weight, row.source)
         if fit_knn:
             with self._lock:
                 self.knn.partial_fit(row.vector, row.model, row.score, row.weight)
 
-    def absorb(self, rows: Sequence[Outcome],
-               verdicts: Sequence[tuple[float, float, bool]] = ()) -> int:
+    def absorb(
+        self, rows: Sequence[Outcome], verdicts: Sequence[tuple[float, float, bool]] = ()
+    ) -> int:
         """Take in what other replicas learned: training rows and cache verdicts; counts
         them as feedback for the Update Manager. Returns how many were taken."""
         bulk = self.knn.n_records_ == 0 and len(rows) > 1
@@ -128,12 +155,17 @@ class Learner:
         if len(models):
             recent = slice(-LOGISTIC_WINDOW, None)
             logistic = LogisticQualityPredictor(min_samples=self.logistic.min_samples)
-            logistic.fit(np.hstack([vectors[recent], features[recent]]), models[recent],
-                         scores[recent], weights[recent])
+            logistic.fit(
+                np.hstack([vectors[recent], features[recent]]),
+                models[recent],
+                scores[recent],
+                weights[recent],
+            )
             with self._lock:
                 self.logistic = logistic
-            figures["logistic_brier"] = {m: round(float(b), 4)
-                                         for m, b in logistic.validation_brier_.items()}
+            figures["logistic_brier"] = {
+                m: round(float(b), 4) for m, b in logistic.validation_brier_.items()
+            }
         if self.cache is not None:
             self.cache.refit()
             figures["cache_similarity"] = self.cache.threshold.similarity_
@@ -155,9 +187,12 @@ class Learner:
         refit from the rows on restore: nothing is pickled)."""
         self.updates.wait()
         with self._lock:
-            meta = {"tokens": self.tokens.to_state(), "latency": self.latency.to_state(),
-                    "spend": self.scheduler.spend(),
-                    "updates": self.updates.to_state()}
+            meta = {
+                "tokens": self.tokens.to_state(),
+                "latency": self.latency.to_state(),
+                "spend": self.scheduler.spend(),
+                "updates": self.updates.to_state(),
+            }
         return Snapshot.nest(meta, {"outcomes": self.outcomes.snapshot()})
 
     def restore(self, snapshot: Snapshot) -> None:
@@ -175,10 +210,11 @@ class Learner:
                 self.updates.update_now()
         except StateError:
             raise
-        except (KeyError, TypeError, ValueError, AttributeError, IndexError,
-                OverflowError) as exc:
-            raise StateError(f"the saved learning state is incomplete or corrupted ({exc!r}); "
-                             "restore it from a backup or start afresh.") from exc
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError) as exc:
+            raise StateError(
+                f"the saved learning state is incomplete or corrupted ({exc!r}); "
+                "restore it from a backup or start afresh."
+            ) from exc
 
     def close(self) -> None:
         self.updates.wait()

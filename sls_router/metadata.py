@@ -36,18 +36,31 @@ from .types import Response
 
 REQUEST_ID_KEY = "sls_request_id"
 
-KEYS = ("sls_model", "sls_cache_hit", "sls_cost_usd", "sls_latency_s", "sls_latency_modelled",
-        "sls_predicted_quality", REQUEST_ID_KEY, "sls_tried")
+KEYS = (
+    "sls_model",
+    "sls_cache_hit",
+    "sls_cost_usd",
+    "sls_latency_s",
+    "sls_latency_modelled",
+    "sls_predicted_quality",
+    REQUEST_ID_KEY,
+    "sls_tried",
+)
 """Every key `routing_metadata` writes, in its order."""
 
 
 def routing_metadata(response: Response) -> dict[str, Any]:
     """What the router decided and paid for `response`, under the keys above (JSON-safe)."""
-    return {"sls_model": response.model, "sls_cache_hit": response.cache_hit,
-            "sls_cost_usd": response.cost_usd, "sls_latency_s": response.latency_s,
-            "sls_latency_modelled": response.latency_modelled,
-            "sls_predicted_quality": response.predicted_quality,
-            REQUEST_ID_KEY: response.request_id, "sls_tried": list(response.tried)}
+    return {
+        "sls_model": response.model,
+        "sls_cache_hit": response.cache_hit,
+        "sls_cost_usd": response.cost_usd,
+        "sls_latency_s": response.latency_s,
+        "sls_latency_modelled": response.latency_modelled,
+        "sls_predicted_quality": response.predicted_quality,
+        REQUEST_ID_KEY: response.request_id,
+        "sls_tried": list(response.tried),
+    }
 
 
 def request_id_of(metadata: Mapping[str, Any] | None) -> str | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+
 import numpy as np
 
 from ._persist import Snapshot
@@ -29,8 +30,15 @@ class OutcomeLog:
     def __len__(self) -> int:
         return len(self.models)
 
-    def add(self, vector: np.ndarray, features: np.ndarray, model: str, score: float,
-            weight: float, source: str) -> None:
+    def add(
+        self,
+        vector: np.ndarray,
+        features: np.ndarray,
+        model: str,
+        score: float,
+        weight: float,
+        source: str,
+    ) -> None:
         with self._lock:
             self._vectors.append(np.asarray(vector, dtype=np.float32))
             self._features.append(np.asarray(features, dtype=np.float32))
@@ -46,10 +54,16 @@ class OutcomeLog:
         with self._lock:
             n = len(self.models)
             vectors = np.vstack(self._vectors) if n else np.zeros((0, self.dim), np.float32)
-            features = (np.vstack(self._features) if n
-                        else np.zeros((0, self.n_features), np.float32))
-            return (vectors, features, list(self.models), np.array(self.scores),
-                    np.array(self.weights))
+            features = (
+                np.vstack(self._features) if n else np.zeros((0, self.n_features), np.float32)
+            )
+            return (
+                vectors,
+                features,
+                list(self.models),
+                np.array(self.scores),
+                np.array(self.weights),
+            )
 
     def success_rates(self) -> dict[str, float]:
         """Weighted mean score per model: a better prior than 0.5 once known."""
@@ -59,22 +73,34 @@ class OutcomeLog:
     def snapshot(self) -> Snapshot:
         vectors, features, models, scores, weights = self.arrays()
         with self._lock:
-            sources = list(self.sources[:len(models)])
-        return Snapshot({"models": models, "scores": scores.tolist(),
-                         "weights": weights.tolist(), "sources": sources},
-                        {"vectors": vectors, "features": features})
+            sources = list(self.sources[: len(models)])
+        return Snapshot(
+            {
+                "models": models,
+                "scores": scores.tolist(),
+                "weights": weights.tolist(),
+                "sources": sources,
+            },
+            {"vectors": vectors, "features": features},
+        )
 
     @classmethod
     def from_snapshot(cls, snapshot: Snapshot, dim: int, n_features: int) -> OutcomeLog:
         meta = snapshot.meta
         vectors, features = snapshot.arrays["vectors"], snapshot.arrays["features"]
         n = len(meta["models"])
-        if vectors.shape != (n, dim) or features.shape != (n, n_features) or not (
-                len(meta["scores"]) == len(meta["weights"]) == len(meta["sources"]) == n):
-            raise StateError("the saved outcomes disagree in length; the state is corrupted. "
-                             "Restore it from a backup.")
+        if (
+            vectors.shape != (n, dim)
+            or features.shape != (n, n_features)
+            or not (len(meta["scores"]) == len(meta["weights"]) == len(meta["sources"]) == n)
+        ):
+            raise StateError(
+                "the saved outcomes disagree in length; the state is corrupted. "
+                "Restore it from a backup."
+            )
         log = cls(dim, n_features)
-        for row in zip(vectors, features, meta["models"], meta["scores"], meta["weights"],
-                       meta["sources"]):
+        for row in zip(
+            vectors, features, meta["models"], meta["scores"], meta["weights"], meta["sources"]
+        ):
             log.add(*row)
         return log

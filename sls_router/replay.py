@@ -103,8 +103,11 @@ class ReplayDataset:
 
 
 def _open_text(path: Path):
-    return gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else path.open(
-        encoding="utf-8")
+    return (
+        gzip.open(path, "rt", encoding="utf-8")
+        if path.suffix == ".gz"
+        else path.open(encoding="utf-8")
+    )
 
 
 def sidecar_path(path: Path) -> Path:
@@ -118,8 +121,10 @@ def load_dataset(path: str | Path, limit: int | None = None) -> ReplayDataset:
     """Read and validate a replay file; errors name the file and line to fix."""
     path = Path(path)
     if not path.exists():
-        raise InvalidInputError(f"replay file {path} does not exist; create one with "
-                                "`sls-router convert` or pass the right path.")
+        raise InvalidInputError(
+            f"replay file {path} does not exist; create one with "
+            "`sls-router convert` or pass the right path."
+        )
     models = _load_models(sidecar_path(path))
     records = []
     with _open_text(path) as fh:
@@ -141,8 +146,10 @@ def _load_models(path: Path) -> dict[str, ModelProfile]:
         raw = json.loads(path.read_text())
         return {name: ModelProfile(**spec) for name, spec in raw.items()}
     except (ValueError, TypeError) as exc:
-        raise InvalidInputError(f"{path}: invalid model sidecar ({exc}); expected "
-                                '{"model": {"input_per_mtok": ..., "output_per_mtok": ...}}.') from exc
+        raise InvalidInputError(
+            f"{path}: invalid model sidecar ({exc}); expected "
+            '{"model": {"input_per_mtok": ..., "output_per_mtok": ...}}.'
+        ) from exc
 
 
 def _parse_record(line: str, where: str, models: dict[str, ModelProfile]) -> ReplayRecord:
@@ -154,8 +161,9 @@ def _parse_record(line: str, where: str, models: dict[str, ModelProfile]) -> Rep
         raise InvalidInputError(f"{where}: each line must be a JSON object.")
     for key in ("id", "prompt", "responses"):
         if key not in obj:
-            raise InvalidInputError(f"{where}: missing field {key!r}; every request needs id, "
-                                    "prompt and responses.")
+            raise InvalidInputError(
+                f"{where}: missing field {key!r}; every request needs id, prompt and responses."
+            )
     if not isinstance(obj["prompt"], str) or not isinstance(obj["responses"], dict):
         raise InvalidInputError(f"{where}: prompt must be a string and responses an object.")
     reference = obj.get("reference")
@@ -167,9 +175,16 @@ def _parse_record(line: str, where: str, models: dict[str, ModelProfile]) -> Rep
         responses[model] = _parse_response(resp, f"{where} model {model!r}", models.get(model))
         if model not in models:
             models[model] = ModelProfile()
-    return ReplayRecord(id=str(obj["id"]), task=obj.get("task"), prompt=obj["prompt"],
-                        query=obj.get("query"), reference=reference, group=obj.get("group"),
-                        scorer=scorer, responses=responses)
+    return ReplayRecord(
+        id=str(obj["id"]),
+        task=obj.get("task"),
+        prompt=obj["prompt"],
+        query=obj.get("query"),
+        reference=reference,
+        group=obj.get("group"),
+        scorer=scorer,
+        responses=responses,
+    )
 
 
 def _parse_response(resp: Any, where: str, profile: ModelProfile | None) -> RecordedResponse:
@@ -185,19 +200,25 @@ def _parse_response(resp: Any, where: str, profile: ModelProfile | None) -> Reco
             raise InvalidInputError(f"{where}: {key!r} must be a count >= 0, got {value!r}.")
         tokens[key] = int(value)
     cost = resp.get("cost")
-    if cost is None and (profile is None or (profile.input_per_mtok == 0
-                                             and profile.output_per_mtok == 0)):
-        raise InvalidInputError(f"{where}: no 'cost' and no price for this model in the "
-                                ".models.json sidecar; add one of them.")
-    if cost is not None and (not isinstance(cost, (int, float)) or cost < 0
-                             or not math.isfinite(cost)):
+    if cost is None and (
+        profile is None or (profile.input_per_mtok == 0 and profile.output_per_mtok == 0)
+    ):
+        raise InvalidInputError(
+            f"{where}: no 'cost' and no price for this model in the "
+            ".models.json sidecar; add one of them."
+        )
+    if cost is not None and (
+        not isinstance(cost, (int, float)) or cost < 0 or not math.isfinite(cost)
+    ):
         raise InvalidInputError(f"{where}: 'cost' must be USD >= 0, got {cost!r}.")
     latency = resp.get("latency_s")
-    if latency is not None and (not isinstance(latency, (int, float)) or latency < 0
-                                or not math.isfinite(latency)):
+    if latency is not None and (
+        not isinstance(latency, (int, float)) or latency < 0 or not math.isfinite(latency)
+    ):
         raise InvalidInputError(f"{where}: 'latency_s' must be seconds >= 0 or null.")
-    return RecordedResponse(output=resp["output"], score=float(score), cost=cost,
-                            latency_s=latency, **tokens)
+    return RecordedResponse(
+        output=resp["output"], score=float(score), cost=cost, latency_s=latency, **tokens
+    )
 
 
 # -- the backend ------------------------------------------------------------------------
@@ -219,8 +240,10 @@ class ReplayBackend(BaseBackend):
 
     def __init__(self, dataset: ReplayDataset, model: str, *, sleep: bool = False) -> None:
         if model not in dataset.models:
-            raise InvalidInputError(f"model {model!r} is not in replay dataset {dataset.name}; "
-                                    f"use one of {dataset.model_names}.")
+            raise InvalidInputError(
+                f"model {model!r} is not in replay dataset {dataset.name}; "
+                f"use one of {dataset.model_names}."
+            )
         self.dataset = dataset
         self.model = model
         self.sleep = sleep
@@ -244,28 +267,39 @@ class ReplayBackend(BaseBackend):
             if record is not None:
                 break
         if record is None:
-            raise ReplayMissError(f"no recorded answer for this prompt in {self.dataset.name} "
-                                  f"(model {self.model}); replay only the dataset's prompts.")
+            raise ReplayMissError(
+                f"no recorded answer for this prompt in {self.dataset.name} "
+                f"(model {self.model}); replay only the dataset's prompts."
+            )
         return self.completion_for(record)
 
     def completion_for(self, record: ReplayRecord) -> Completion:
         """The recorded answer of this model to `record`, with its cost and latency."""
         resp = record.responses.get(self.model)
         if resp is None:
-            raise ReplayMissError(f"{self.dataset.name}: model {self.model} has no recorded "
-                                  f"answer for request {record.id}.")
+            raise ReplayMissError(
+                f"{self.dataset.name}: model {self.model} has no recorded "
+                f"answer for request {record.id}."
+            )
         profile = self.dataset.models[self.model]
         cost = resp.cost
         if cost is None:
-            cost = (resp.input_tokens * profile.input_per_mtok
-                    + resp.output_tokens * profile.output_per_mtok) / 1e6
+            cost = (
+                resp.input_tokens * profile.input_per_mtok
+                + resp.output_tokens * profile.output_per_mtok
+            ) / 1e6
         latency, modelled = resp.latency_s, False
         if latency is None and profile.tokens_per_s:
             latency = (profile.ttft_s or 0.0) + resp.output_tokens / profile.tokens_per_s
             modelled = True
-        return Completion(text=resp.output, usage=Usage(resp.input_tokens, resp.output_tokens),
-                          cost_usd=cost, latency_s=latency, latency_modelled=modelled,
-                          raw={"replay_id": record.id, "score": resp.score})
+        return Completion(
+            text=resp.output,
+            usage=Usage(resp.input_tokens, resp.output_tokens),
+            cost_usd=cost,
+            latency_s=latency,
+            latency_modelled=modelled,
+            raw={"replay_id": record.id, "score": resp.score},
+        )
 
 
 def _replay_keys(request: Request) -> list[str]:
@@ -278,14 +312,21 @@ def _replay_keys(request: Request) -> list[str]:
     return keys
 
 
-def replay_pool(source: str | Path | ReplayDataset, *, sleep: bool = False,
-                ) -> list[tuple[ModelSpec, ReplayBackend]]:
+def replay_pool(
+    source: str | Path | ReplayDataset,
+    *,
+    sleep: bool = False,
+) -> list[tuple[ModelSpec, ReplayBackend]]:
     """Every model of a replay dataset as (spec, backend), priced from its sidecar."""
     dataset = source if isinstance(source, ReplayDataset) else load_dataset(source)
     pool = []
     for name, profile in dataset.models.items():
-        spec = ModelSpec(name=name, input_per_mtok=profile.input_per_mtok,
-                         output_per_mtok=profile.output_per_mtok, tier=profile.tier,
-                         supports_tools=profile.supports_tools)
+        spec = ModelSpec(
+            name=name,
+            input_per_mtok=profile.input_per_mtok,
+            output_per_mtok=profile.output_per_mtok,
+            tier=profile.tier,
+            supports_tools=profile.supports_tools,
+        )
         pool.append((spec, ReplayBackend(dataset, name, sleep=sleep)))
     return pool

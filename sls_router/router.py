@@ -26,8 +26,13 @@ from ._persist import Snapshot
 from .backends import Backend, StreamChunk, check_pool, replay_chunks
 from .cache import CacheLookup, SemanticCache, default_cache, request_scope
 from .embeddings import MAX_TEXT_CHARS, Embedder, get_embedder
-from .errors import (BackendError, ConfigurationError, InvalidInputError, StateError,
-                     UnknownEntryError)
+from .errors import (
+    BackendError,
+    ConfigurationError,
+    InvalidInputError,
+    StateError,
+    UnknownEntryError,
+)
 from .failover import Failover
 from .health import CircuitBreaker
 from .learning import Learner
@@ -91,40 +96,77 @@ class SmartRouter:
     update_every_n, update_every_s, background_updates : Update Manager triggers.
     """
 
-    def __init__(self, pool: Sequence[tuple[ModelSpec, Backend]], *,
-                 embedder: str | Embedder | None = "minilm", preset: str = "balanced",
-                 lam: float | None = None, mu: float | None = None,
-                 min_quality: float | None = None, max_cost_usd: float | None = None,
-                 budget_usd: float | None = None, exploration: float = 1.0,
-                 cache: bool | SemanticCache = True, max_wrong_rate: float = 0.02,
-                 verifier: Verifier | None = None, verifier_timeout_s: float = 10.0,
-                 recheck: bool = True,
-                 breaker_failures: int = 3, breaker_cooldown_s: float = 30.0,
-                 update_every_n: int = 200, update_every_s: float = 300.0,
-                 background_updates: bool = True, max_pending: int = 100_000,
-                 random_state: int | None = None) -> None:
+    def __init__(
+        self,
+        pool: Sequence[tuple[ModelSpec, Backend]],
+        *,
+        embedder: str | Embedder | None = "minilm",
+        preset: str = "balanced",
+        lam: float | None = None,
+        mu: float | None = None,
+        min_quality: float | None = None,
+        max_cost_usd: float | None = None,
+        budget_usd: float | None = None,
+        exploration: float = 1.0,
+        cache: bool | SemanticCache = True,
+        max_wrong_rate: float = 0.02,
+        verifier: Verifier | None = None,
+        verifier_timeout_s: float = 10.0,
+        recheck: bool = True,
+        breaker_failures: int = 3,
+        breaker_cooldown_s: float = 30.0,
+        update_every_n: int = 200,
+        update_every_s: float = 300.0,
+        background_updates: bool = True,
+        max_pending: int = 100_000,
+        random_state: int | None = None,
+    ) -> None:
         self.specs, self.backends = check_pool(pool)
-        self.options = dict(preset=preset, lam=lam, mu=mu, min_quality=min_quality,
-                            max_cost_usd=max_cost_usd, budget_usd=budget_usd,
-                            exploration=exploration, max_wrong_rate=max_wrong_rate,
-                            verifier_timeout_s=verifier_timeout_s, recheck=recheck,
-                            breaker_failures=breaker_failures,
-                            breaker_cooldown_s=breaker_cooldown_s, update_every_n=update_every_n,
-                            update_every_s=update_every_s, background_updates=background_updates,
-                            max_pending=max_pending, random_state=random_state)
+        self.options = dict(
+            preset=preset,
+            lam=lam,
+            mu=mu,
+            min_quality=min_quality,
+            max_cost_usd=max_cost_usd,
+            budget_usd=budget_usd,
+            exploration=exploration,
+            max_wrong_rate=max_wrong_rate,
+            verifier_timeout_s=verifier_timeout_s,
+            recheck=recheck,
+            breaker_failures=breaker_failures,
+            breaker_cooldown_s=breaker_cooldown_s,
+            update_every_n=update_every_n,
+            update_every_s=update_every_s,
+            background_updates=background_updates,
+            max_pending=max_pending,
+            random_state=random_state,
+        )
         self.embedder = get_embedder(embedder)
         if isinstance(cache, SemanticCache):
             self.cache: SemanticCache | None = cache
         else:
             self.cache = default_cache(self.embedder, max_wrong_rate) if cache else None
-        scheduler = Scheduler(preset=preset, lam=lam, mu=mu, min_quality=min_quality,
-                              max_cost_usd=max_cost_usd, budget_usd=budget_usd,
-                              exploration=exploration, random_state=random_state)
-        self.learner = Learner(self.embedder.dim, scheduler, self.cache,
-                               update_every_n=update_every_n, update_every_s=update_every_s,
-                               background_updates=background_updates)
-        self.verifier = (None if verifier is None
-                         else BoundedVerifier(verifier, timeout_s=verifier_timeout_s))
+        scheduler = Scheduler(
+            preset=preset,
+            lam=lam,
+            mu=mu,
+            min_quality=min_quality,
+            max_cost_usd=max_cost_usd,
+            budget_usd=budget_usd,
+            exploration=exploration,
+            random_state=random_state,
+        )
+        self.learner = Learner(
+            self.embedder.dim,
+            scheduler,
+            self.cache,
+            update_every_n=update_every_n,
+            update_every_s=update_every_s,
+            background_updates=background_updates,
+        )
+        self.verifier = (
+            None if verifier is None else BoundedVerifier(verifier, timeout_s=verifier_timeout_s)
+        )
         self.recheck = recheck
         self.health = CircuitBreaker(breaker_failures, breaker_cooldown_s)
         self.max_pending = max_pending
@@ -133,7 +175,8 @@ class SmartRouter:
         self._lock = threading.RLock()
         self._pool_executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=max(4, sum(s.max_concurrency for s in self.specs.values())),
-            thread_name_prefix="sls-router-call")
+            thread_name_prefix="sls-router-call",
+        )
         self._sync_cursor = "0"
         self._sync_stop = threading.Event()
         self._sync_thread: threading.Thread | None = None
@@ -145,8 +188,12 @@ class SmartRouter:
 
     # -- where the state lives --------------------------------------------------------
     @classmethod
-    def open(cls, state: str | Path | Store | None, pool: Sequence[tuple[ModelSpec, Backend]],
-             **options: Any) -> SmartRouter:
+    def open(
+        cls,
+        state: str | Path | Store | None,
+        pool: Sequence[tuple[ModelSpec, Backend]],
+        **options: Any,
+    ) -> SmartRouter:
         """The router kept in `state`, or a new one there: a directory (the state saved in
         it, if any; `save()` checkpoints it), a postgresql:// URL (a cache and feedback
         shared with every replica opened on it), a Store, or None for the URL in
@@ -161,21 +208,29 @@ class SmartRouter:
         return router
 
     @classmethod
-    def load(cls, directory: str | Path, pool: Sequence[tuple[ModelSpec, Backend]],
-             embedder: str | Embedder | None = None, **overrides: Any) -> SmartRouter:
+    def load(
+        cls,
+        directory: str | Path,
+        pool: Sequence[tuple[ModelSpec, Backend]],
+        embedder: str | Embedder | None = None,
+        **overrides: Any,
+    ) -> SmartRouter:
         """Restore a router saved in `directory` around `pool` (backends are not saved;
         pass them again)."""
         saved = LocalStore(Path(directory)).load()
         if saved is None:
-            raise StateError(f"{directory} holds no saved router (no manifest.json); pass the "
-                             "directory a router was saved to, or use SmartRouter.open.")
+            raise StateError(
+                f"{directory} holds no saved router (no manifest.json); pass the "
+                "directory a router was saved to, or use SmartRouter.open."
+            )
         if embedder is not None:
             overrides["embedder"] = embedder
         return cls._build(saved, None, list(pool), overrides)
 
     @classmethod
-    def _compose(cls, store: Store, pool: list[tuple[ModelSpec, Backend]],
-                 options: dict[str, Any]) -> SmartRouter:
+    def _compose(
+        cls, store: Store, pool: list[tuple[ModelSpec, Backend]], options: dict[str, Any]
+    ) -> SmartRouter:
         """A router attached to `store`: its saved state, then what other replicas
         published since."""
         router = cls._build(store.load(), store, pool, options)
@@ -185,8 +240,13 @@ class SmartRouter:
         return router
 
     @classmethod
-    def _build(cls, saved: Snapshot | None, store: Store | None,
-               pool: list[tuple[ModelSpec, Backend]], options: dict[str, Any]) -> SmartRouter:
+    def _build(
+        cls,
+        saved: Snapshot | None,
+        store: Store | None,
+        pool: list[tuple[ModelSpec, Backend]],
+        options: dict[str, Any],
+    ) -> SmartRouter:
         """A router from a saved snapshot (options given here win) with its cache entries
         where the store keeps them itself."""
         if saved is None:
@@ -196,16 +256,30 @@ class SmartRouter:
         except StateError:
             raise
         except ConfigurationError as exc:
-            raise StateError(f"the saved router state, or an option given to open it, is "
-                             f"invalid: {exc}") from exc
-        except (KeyError, TypeError, ValueError, AttributeError, IndexError,
-                OverflowError) as exc:  # what a garbled saved field makes the parts raise
-            raise StateError(f"the saved router state is incomplete or corrupted ({exc!r}); "
-                             "restore it from a backup or start afresh.") from exc
+            raise StateError(
+                f"the saved router state, or an option given to open it, is invalid: {exc}"
+            ) from exc
+        except (
+            KeyError,
+            TypeError,
+            ValueError,
+            AttributeError,
+            IndexError,
+            OverflowError,
+        ) as exc:  # what a garbled saved field makes the parts raise
+            raise StateError(
+                f"the saved router state is incomplete or corrupted ({exc!r}); "
+                "restore it from a backup or start afresh."
+            ) from exc
 
     @classmethod
-    def _assemble(cls, saved: Snapshot | None, store: Store | None,
-                  pool: list[tuple[ModelSpec, Backend]], options: dict[str, Any]) -> SmartRouter:
+    def _assemble(
+        cls,
+        saved: Snapshot | None,
+        store: Store | None,
+        pool: list[tuple[ModelSpec, Backend]],
+        options: dict[str, Any],
+    ) -> SmartRouter:
         options = dict(options)
         embedder = options.pop("embedder", None)
         if saved is not None:
@@ -216,14 +290,20 @@ class SmartRouter:
         cache = options.pop("cache", None)
         if entries is not None:
             if cache is not None and not isinstance(cache, bool):
-                raise ConfigurationError("with a shared store the cache lives in the database: "
-                                         "pass cache=True or False, not a SemanticCache.")
+                raise ConfigurationError(
+                    "with a shared store the cache lives in the database: "
+                    "pass cache=True or False, not a SemanticCache."
+                )
             cache = (cache is not False) and default_cache(
-                embedder, options.get("max_wrong_rate", 0.02), entries)
+                embedder, options.get("max_wrong_rate", 0.02), entries
+            )
         elif cache is None:  # the saved cache, if the router had one
             part = None if saved is None else saved.part("cache")
-            cache = (SemanticCache.from_snapshot(part, embedder) if part is not None
-                     else saved is None or bool(saved.meta.get("has_cache")))
+            cache = (
+                SemanticCache.from_snapshot(part, embedder)
+                if part is not None
+                else saved is None or bool(saved.meta.get("has_cache"))
+            )
         router = cls(pool, embedder=embedder, cache=cache, **options)
         if saved is not None:
             router.restore(saved)
@@ -238,22 +318,31 @@ class SmartRouter:
         elif self.store is not None:
             self.store.save(self.snapshot())
         else:
-            raise ConfigurationError("this router was not opened from a store; pass a "
-                                     "directory to save(), or use SmartRouter.open(state, pool).")
+            raise ConfigurationError(
+                "this router was not opened from a store; pass a "
+                "directory to save(), or use SmartRouter.open(state, pool)."
+            )
 
     def snapshot(self) -> Snapshot:
         """Everything to restore this router, as plain data (backends excepted)."""
         cache = None if self.cache is None else self.cache.snapshot()
         return Snapshot.nest(
-            {"embedder": self.embedder.name, "options": self.options, "has_cache": self.cache is not None,
-             "models": [dataclasses.asdict(s) for s in self.specs.values()]},
-            {"learner": self.learner.snapshot(), "cache": cache})
+            {
+                "embedder": self.embedder.name,
+                "options": self.options,
+                "has_cache": self.cache is not None,
+                "models": [dataclasses.asdict(s) for s in self.specs.values()],
+            },
+            {"learner": self.learner.snapshot(), "cache": cache},
+        )
 
     def restore(self, snapshot: Snapshot) -> None:
         learner = snapshot.part("learner")
         if learner is None:
-            raise StateError("the saved router holds no learning state; the state is "
-                             "corrupted. Restore it from a backup or start afresh.")
+            raise StateError(
+                "the saved router holds no learning state; the state is "
+                "corrupted. Restore it from a backup or start afresh."
+            )
         self.learner.restore(learner)
 
     def sync(self) -> int:
@@ -267,8 +356,9 @@ class SmartRouter:
     def _start_sync(self) -> None:
         period = getattr(self.store, "sync_every_s", None)
         if period:
-            self._sync_thread = threading.Thread(target=self._sync_loop, args=(period,),
-                                                 daemon=True, name="sls-router-sync")
+            self._sync_thread = threading.Thread(
+                target=self._sync_loop, args=(period,), daemon=True, name="sls-router-sync"
+            )
             self._sync_thread.start()
 
     def _sync_loop(self, period: float) -> None:
@@ -301,8 +391,9 @@ class SmartRouter:
         failover = self._failover(plan)
         for name in failover.candidates():
             try:
-                completion = await asyncio.wait_for(self.backends[name].acomplete(plan.request),
-                                                    timeout=self.specs[name].timeout_s)
+                completion = await asyncio.wait_for(
+                    self.backends[name].acomplete(plan.request), timeout=self.specs[name].timeout_s
+                )
             except Exception as exc:  # a failing provider must not fail the request
                 failover.failed(name, exc)
                 continue
@@ -333,8 +424,9 @@ class SmartRouter:
                 if attempt.emitted:  # text already reached the caller
                     raise
                 continue
-            failover.answered(name, completion, self._verify(plan.request, completion),
-                              streamed=True)
+            failover.answered(
+                name, completion, self._verify(plan.request, completion), streamed=True
+            )
         yield self._settle(plan, failover)
 
     async def astream(self, request: Request | str) -> AsyncIterator[StreamChunk | Response]:
@@ -366,8 +458,9 @@ class SmartRouter:
         with concurrent.futures.ThreadPoolExecutor(max_workers=max_concurrency) as pool:
             return list(pool.map(self.complete, requests))
 
-    async def abatch(self, requests: Sequence[Request | str],
-                     max_concurrency: int = 32) -> list[Response]:
+    async def abatch(
+        self, requests: Sequence[Request | str], max_concurrency: int = 32
+    ) -> list[Response]:
         gate = asyncio.Semaphore(max_concurrency)
 
         async def one(request: Request | str) -> Response:
@@ -377,8 +470,9 @@ class SmartRouter:
         return list(await asyncio.gather(*(one(r) for r in requests)))
 
     # -- feedback -----------------------------------------------------------------
-    def feedback(self, request_id: str, score: float, source: str = "user", *,
-                 namespace: str | None = None) -> None:
+    def feedback(
+        self, request_id: str, score: float, source: str = "user", *, namespace: str | None = None
+    ) -> None:
         """Judge the answer served to `request_id` (score in [0, 1]). With `namespace`,
         only a request of that tenant is accepted (others look unknown)."""
         fb = Feedback(request_id, score, source)
@@ -387,11 +481,14 @@ class SmartRouter:
         if served is not None and namespace is not None and served.namespace != namespace:
             served = None
         if served is None:
-            raise UnknownEntryError(f"request {request_id!r} is unknown (never served here, "
-                                    "or too old); pass the request_id of a Response.")
+            raise UnknownEntryError(
+                f"request {request_id!r} is unknown (never served here, "
+                "or too old); pass the request_id of a Response."
+            )
         if self.store is not None:
-            self.store.append_feedback(request_id, served.namespace, served.model,
-                                       served.cache_hit, fb.score, source)
+            self.store.append_feedback(
+                request_id, served.namespace, served.model, served.cache_hit, fb.score, source
+            )
         if self.cache is not None:
             self._judge_cache(served, fb.score >= 0.5, weak=source == "verifier")
         if not served.cache_hit:
@@ -441,9 +538,12 @@ class SmartRouter:
         scope = request_scope(request)
         # an all-zero embedding (e.g. emoji-only text for "static") compares to nothing:
         # such a request skips the cache instead of failing
-        cacheable = (self.cache is not None and not request.tools
-                     and (request.temperature == 0 or request.cache_sampled)
-                     and bool(np.any(vector)))
+        cacheable = (
+            self.cache is not None
+            and not request.tools
+            and (request.temperature == 0 or request.cache_sampled)
+            and bool(np.any(vector))
+        )
         lookup = None
         if cacheable:
             lookup = self.cache.lookup(request.embed_text, scope, vector=vector)
@@ -454,16 +554,21 @@ class SmartRouter:
                 return RoutePlan(request, vector, features, scope, cacheable, lookup, None, started)
         candidates = [s for s in self.specs.values() if s.supports_tools or not request.tools]
         if not candidates:
-            raise InvalidInputError("the request binds tools but no model of the pool supports "
-                                    "tools; add one with supports_tools=True or drop the tools.")
-        decision, quality = self.learner.decide(candidates, vector, features,
-                                                estimate_tokens(request.text), request.task)
-        return RoutePlan(request, vector, features, scope, cacheable, lookup, decision, started,
-                         quality)
+            raise InvalidInputError(
+                "the request binds tools but no model of the pool supports "
+                "tools; add one with supports_tools=True or drop the tools."
+            )
+        decision, quality = self.learner.decide(
+            candidates, vector, features, estimate_tokens(request.text), request.task
+        )
+        return RoutePlan(
+            request, vector, features, scope, cacheable, lookup, decision, started, quality
+        )
 
     def _failover(self, plan: RoutePlan) -> Failover:
-        return Failover(plan.decision.ranking, health=self.health, specs=self.specs,
-                        recheck=self.recheck)
+        return Failover(
+            plan.decision.ranking, health=self.health, specs=self.specs, recheck=self.recheck
+        )
 
     def _verify(self, request: Request, completion: Completion) -> float | None:
         return None if completion.tool_calls else self._verify_text(request, completion.text)
@@ -475,31 +580,43 @@ class SmartRouter:
         """Serve the failover's answer: learn from every call made, cache the answer,
         and send the verifier's verdicts as feedback."""
         chosen = failover.chosen
-        response = failover.finish(plan.request.id,
-                                   plan.quality[chosen.model] if chosen is not None else 0.0)
+        response = failover.finish(
+            plan.request.id, plan.quality[chosen.model] if chosen is not None else 0.0
+        )
         self.learner.observe_calls(
-            plan.request.task, [(c.model, c.completion.usage.output_tokens, c.latency_s)
-                                for c in failover.calls], response.cost_usd)
+            plan.request.task,
+            [(c.model, c.completion.usage.output_tokens, c.latency_s) for c in failover.calls],
+            response.cost_usd,
+        )
         completion, verdict = chosen.completion, chosen.verdict
         entry_id = None
         if plan.cacheable and verdict != 0.0 and not completion.tool_calls and completion.text:
             entry_id = self.cache.insert(  # only a verifier's pass: wait for confirmation
-                plan.request.embed_text, completion.text, plan.scope, vector=plan.vector,
+                plan.request.embed_text,
+                completion.text,
+                plan.scope,
+                vector=plan.vector,
                 confirmed=verdict is None,
-                payload={"model": chosen.model, "request_id": plan.request.id,
-                         "input_tokens": completion.usage.input_tokens,
-                         "output_tokens": completion.usage.output_tokens})
+                payload={
+                    "model": chosen.model,
+                    "request_id": plan.request.id,
+                    "input_tokens": completion.usage.input_tokens,
+                    "output_tokens": completion.usage.output_tokens,
+                },
+            )
         self._remember(plan, response, entry_id)
         for call in failover.calls:
             if call.verdict is not None and call.model != chosen.model:
-                self._record_outcome(plan.vector, plan.features, call.model, call.verdict,
-                                     "verifier")
+                self._record_outcome(
+                    plan.vector, plan.features, call.model, call.verdict, "verifier"
+                )
         if verdict is not None:
             self.feedback(plan.request.id, verdict, source="verifier")
         return response
 
-    def _record_outcome(self, vector: np.ndarray, features: np.ndarray, model: str,
-                        score: float, source: str) -> None:
+    def _record_outcome(
+        self, vector: np.ndarray, features: np.ndarray, model: str, score: float, source: str
+    ) -> None:
         row = self.learner.outcome(vector, features, model, score, source)
         if self.store is not None:
             self.store.append_outcome(row)
@@ -508,10 +625,16 @@ class SmartRouter:
         lookup = plan.lookup
         payload = lookup.payload or {}
         response = Response(
-            text=lookup.answer, model=str(payload.get("model", "cache")), cache_hit=True,
-            usage=Usage(0, 0), cost_usd=0.0, latency_s=time.perf_counter() - plan.started,
+            text=lookup.answer,
+            model=str(payload.get("model", "cache")),
+            cache_hit=True,
+            usage=Usage(0, 0),
+            cost_usd=0.0,
+            latency_s=time.perf_counter() - plan.started,
             predicted_quality=1.0 - self.cache.threshold.max_wrong_rate,
-            request_id=plan.request.id, raw={"cache_entry": lookup.entry_id, **payload})
+            request_id=plan.request.id,
+            raw={"cache_entry": lookup.entry_id, **payload},
+        )
         self._remember(plan, response, lookup.entry_id)
         return response
 
@@ -525,9 +648,16 @@ class SmartRouter:
         lookup = plan.lookup
         if lookup is not None and (lookup.answer is not None or lookup.payload is not None):
             lookup = dataclasses.replace(lookup, answer=None, payload=None)  # feedback needs ids
-        served = _Served(model=response.model, cache_hit=response.cache_hit, vector=plan.vector,
-                         features=plan.features, answer_digest=_digest(response.text),
-                         lookup=lookup, entry_id=entry_id, namespace=plan.request.namespace)
+        served = _Served(
+            model=response.model,
+            cache_hit=response.cache_hit,
+            vector=plan.vector,
+            features=plan.features,
+            answer_digest=_digest(response.text),
+            lookup=lookup,
+            entry_id=entry_id,
+            namespace=plan.request.namespace,
+        )
         with self._lock:
             self._served[plan.request.id] = served
             while len(self._served) > self.max_pending:
@@ -536,8 +666,10 @@ class SmartRouter:
     def stats(self) -> dict[str, Any]:
         """Counters for operators: the verifier's checks (timed out, failed, skipped) and
         the cache's hits, misses and wrong answers."""
-        return {"verifier": None if self.verifier is None else self.verifier.stats(),
-                "cache": None if self.cache is None else dataclasses.asdict(self.cache.stats())}
+        return {
+            "verifier": None if self.verifier is None else self.verifier.stats(),
+            "cache": None if self.cache is None else dataclasses.asdict(self.cache.stats()),
+        }
 
     # -- lifecycle ------------------------------------------------------------------
     def close(self) -> None:
@@ -575,8 +707,10 @@ def _saved_options(saved: Snapshot) -> dict[str, Any]:
     """The options a saved router was built with (checked: they come from a file)."""
     options = saved.meta.get("options")
     if not isinstance(options, dict):
-        raise StateError("the saved router's options are missing or corrupted; restore the "
-                         "state from a backup or start afresh.")
+        raise StateError(
+            "the saved router's options are missing or corrupted; restore the "
+            "state from a backup or start afresh."
+        )
     return options
 
 
@@ -589,5 +723,4 @@ def _as_request(request: Request | str) -> Request:
         return request
     if isinstance(request, str):
         return Request(prompt=request)
-    raise InvalidInputError(f"expected a Request or a prompt string, got "
-                            f"{type(request).__name__}.")
+    raise InvalidInputError(f"expected a Request or a prompt string, got {type(request).__name__}.")

@@ -22,6 +22,7 @@ isolation: only for code the user trusts, behind a parameter that says it is uns
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import resource
@@ -70,8 +71,13 @@ class Sandbox:
     checked once, by starting a sandbox, and remembered.
     """
 
-    def __init__(self, limits: SandboxLimits | None = None, *, bwrap: str = "bwrap",
-                 sandbox_uid: int = _NOBODY) -> None:
+    def __init__(
+        self,
+        limits: SandboxLimits | None = None,
+        *,
+        bwrap: str = "bwrap",
+        sandbox_uid: int = _NOBODY,
+    ) -> None:
         self.limits = limits or SandboxLimits()
         self.bwrap = bwrap
         self.sandbox_uid = sandbox_uid
@@ -88,14 +94,19 @@ class Sandbox:
 
     def _find_problem(self) -> str | None:
         if shutil.which(self.bwrap) is None:
-            return (f"bubblewrap ({self.bwrap}) is not installed: install it (Debian/Ubuntu: "
-                    "`apt-get install bubblewrap`, Fedora: `dnf install bubblewrap`)")
+            return (
+                f"bubblewrap ({self.bwrap}) is not installed: install it (Debian/Ubuntu: "
+                "`apt-get install bubblewrap`, Fedora: `dnf install bubblewrap`)"
+            )
         if self._python() is None:
-            return ("no Python interpreter is readable by the sandbox user "
-                    f"{self.run_as() or os.getuid()}: install one under /usr or make this "
-                    "one's directories world-readable")
-        result, error = _run(self.command(["-c", "print('ready')"]), "", 10.0, self.limits,
-                             self.run_as())
+            return (
+                "no Python interpreter is readable by the sandbox user "
+                f"{self.run_as() or os.getuid()}: install one under /usr or make this "
+                "one's directories world-readable"
+            )
+        result, error = _run(
+            self.command(["-c", "print('ready')"]), "", 10.0, self.limits, self.run_as()
+        )
         if result.last_line != "ready":
             return f"bubblewrap could not start a sandbox: {error.strip()[:300] or 'no output'}"
         return None
@@ -112,7 +123,8 @@ class Sandbox:
             candidates.append((os.path.realpath(system), "/usr"))
         for exe, prefix in candidates:
             if exe.startswith(prefix + os.sep) and (
-                    self.run_as() is None or _world_readable(Path(exe))):
+                self.run_as() is None or _world_readable(Path(exe))
+            ):
                 return exe, prefix
         return None
 
@@ -121,10 +133,26 @@ class Sandbox:
         if python is None:
             raise RuntimeError("no interpreter for the sandbox; call problem() first")
         exe, prefix = python
-        args = [self.bwrap, "--unshare-all", "--unshare-user", "--disable-userns",
-                "--die-with-parent", "--new-session", "--cap-drop", "ALL", "--clearenv",
-                "--setenv", "HOME", "/tmp", "--setenv", "PATH", "/usr/bin:/bin",
-                "--ro-bind", "/usr", "/usr"]
+        args = [
+            self.bwrap,
+            "--unshare-all",
+            "--unshare-user",
+            "--disable-userns",
+            "--die-with-parent",
+            "--new-session",
+            "--cap-drop",
+            "ALL",
+            "--clearenv",
+            "--setenv",
+            "HOME",
+            "/tmp",
+            "--setenv",
+            "PATH",
+            "/usr/bin:/bin",
+            "--ro-bind",
+            "/usr",
+            "/usr",
+        ]
         for top in ("/bin", "/sbin", "/lib", "/lib32", "/lib64"):
             if os.path.islink(top):
                 args += ["--symlink", os.readlink(top), top]
@@ -132,34 +160,67 @@ class Sandbox:
                 args += ["--ro-bind", top, top]
         if not prefix.startswith("/usr/") and prefix != "/usr":
             args += ["--ro-bind", prefix, prefix]
-        args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--chdir", "/tmp",
-                 exe, "-I", "-X", "utf8", *python_args]
+        args += [
+            "--proc",
+            "/proc",
+            "--dev",
+            "/dev",
+            "--tmpfs",
+            "/tmp",
+            "--chdir",
+            "/tmp",
+            exe,
+            "-I",
+            "-X",
+            "utf8",
+            *python_args,
+        ]
         return args
 
 
-def run_python(script: str, stdin: str, timeout_s: float, *, sandbox: Sandbox | None,
-               limits: SandboxLimits | None = None) -> RunResult:
+def run_python(
+    script: str,
+    stdin: str,
+    timeout_s: float,
+    *,
+    sandbox: Sandbox | None,
+    limits: SandboxLimits | None = None,
+) -> RunResult:
     """Run `script` with `stdin`; `sandbox=None` runs it unconfined (trusted code only)."""
     if sandbox is None:
         with tempfile.TemporaryDirectory() as workdir:
             command = [sys.executable, "-I", "-X", "utf8", "-c", script]
-            return _run(command, stdin, timeout_s, limits or SandboxLimits(), None,
-                        cwd=workdir)[0]
-    return _run(sandbox.command(["-c", script]), stdin, timeout_s, sandbox.limits,
-                sandbox.run_as())[0]
+            return _run(command, stdin, timeout_s, limits or SandboxLimits(), None, cwd=workdir)[0]
+    return _run(
+        sandbox.command(["-c", script]), stdin, timeout_s, sandbox.limits, sandbox.run_as()
+    )[0]
 
 
-def _run(command: list[str], stdin: str, timeout_s: float, limits: SandboxLimits,
-         run_as: int | None, cwd: str | None = None) -> tuple[RunResult, str]:
+def _run(
+    command: list[str],
+    stdin: str,
+    timeout_s: float,
+    limits: SandboxLimits,
+    run_as: int | None,
+    cwd: str | None = None,
+) -> tuple[RunResult, str]:
     """Start `command` in its own session with `limits`, kill the whole session at
     `timeout_s`; output goes to files (bounded by the file-size limit), not pipes."""
     processes = _processes_of(run_as if run_as is not None else os.getuid())
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         proc = subprocess.Popen(
-            command, stdin=subprocess.PIPE, stdout=out, stderr=err, cwd=cwd,
-            env={"PATH": os.defpath}, start_new_session=True,
-            user=run_as, group=run_as, extra_groups=[] if run_as is not None else None,
-            preexec_fn=lambda: _apply_limits(limits, processes))
+            command,
+            stdin=subprocess.PIPE,
+            stdout=out,
+            stderr=err,
+            cwd=cwd,
+            env={"PATH": os.defpath},
+            start_new_session=True,
+            user=run_as,
+            group=run_as,
+            extra_groups=[] if run_as is not None else None,
+            preexec_fn=lambda: _apply_limits(limits, processes),
+        )
         returncode: int | None
         try:
             proc.communicate(stdin.encode("utf-8", "surrogatepass"), timeout=timeout_s)
@@ -172,19 +233,19 @@ def _run(command: list[str], stdin: str, timeout_s: float, limits: SandboxLimits
 
 
 def _apply_limits(limits: SandboxLimits, processes: int) -> None:
-    for which, value in ((resource.RLIMIT_CPU, limits.cpu_s),
-                         (resource.RLIMIT_AS, limits.address_space_bytes),
-                         (resource.RLIMIT_NPROC, processes + limits.processes),
-                         (resource.RLIMIT_FSIZE, limits.file_bytes),
-                         (resource.RLIMIT_NOFILE, limits.open_files)):
+    for which, value in (
+        (resource.RLIMIT_CPU, limits.cpu_s),
+        (resource.RLIMIT_AS, limits.address_space_bytes),
+        (resource.RLIMIT_NPROC, processes + limits.processes),
+        (resource.RLIMIT_FSIZE, limits.file_bytes),
+        (resource.RLIMIT_NOFILE, limits.open_files),
+    ):
         resource.setrlimit(which, (value, value))
 
 
 def _kill_session(proc: subprocess.Popen) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
     proc.wait()
 
 
@@ -199,10 +260,8 @@ def _processes_of(uid: int) -> int:
     count = 0
     for entry in os.scandir("/proc"):
         if entry.name.isdigit():
-            try:
+            with contextlib.suppress(OSError):
                 count += entry.stat().st_uid == uid
-            except OSError:
-                pass
     return count
 
 

@@ -90,8 +90,14 @@ class StoreTests:
 
         rng = np.random.default_rng(i)
         vector = rng.standard_normal(self._embedder().dim).astype(np.float32)
-        return Outcome(vector / np.linalg.norm(vector), rng.random(4).astype(np.float32),
-                       f"model-{i % 3}", float(i % 2), 0.5 + 0.5 * (i % 2), "label")
+        return Outcome(
+            vector / np.linalg.norm(vector),
+            rng.random(4).astype(np.float32),
+            f"model-{i % 3}",
+            float(i % 2),
+            0.5 + 0.5 * (i % 2),
+            "label",
+        )
 
     def _open(self, make_store):
         store = make_store()
@@ -112,10 +118,17 @@ class StoreTests:
 
         from ._persist import Snapshot
 
-        snapshot = Snapshot({"options": {"preset": "cost"}, "text": "naïve \u2603 \"q\"",
-                             "nested": {"a": [1, 2.5, None, True]}},
-                            {"part.vectors": np.arange(12, dtype=np.float32).reshape(3, 4),
-                             "part.ids": np.arange(3, dtype=np.int64)})
+        snapshot = Snapshot(
+            {
+                "options": {"preset": "cost"},
+                "text": 'naïve \u2603 "q"',
+                "nested": {"a": [1, 2.5, None, True]},
+            },
+            {
+                "part.vectors": np.arange(12, dtype=np.float32).reshape(3, 4),
+                "part.ids": np.arange(3, dtype=np.int64),
+            },
+        )
         store = self._open(make_store)
         store.save(snapshot)
         store.close()
@@ -150,7 +163,8 @@ class StoreTests:
                 assert list(rows) == []
                 return
             assert [(r.model, r.score, r.weight, r.source) for r in rows] == [
-                (r.model, r.score, r.weight, r.source) for r in sent]
+                (r.model, r.score, r.weight, r.source) for r in sent
+            ]
             for got, row in zip(rows, sent):
                 assert np.allclose(got.vector, row.vector, atol=1e-6)
                 assert np.allclose(got.features, row.features, atol=1e-6)
@@ -216,16 +230,22 @@ class EntryStoreTests:
 
     @pytest.fixture
     def make_entries(self) -> Callable[[Path], EntryStore]:
-        raise NotImplementedError(f"{type(self).__name__} subclasses EntryStoreTests: define "
-                                  "its make_entries fixture (see EntryStoreTests).")
+        raise NotImplementedError(
+            f"{type(self).__name__} subclasses EntryStoreTests: define "
+            "its make_entries fixture (see EntryStoreTests)."
+        )
 
     @pytest.fixture
     def entries(self, make_entries: Callable[[Path], EntryStore], tmp_path: Path) -> EntryStore:
         return make_entries(tmp_path)
 
     # -- helpers ------------------------------------------------------------------------
-    def vector(self, seed: int, near: np.ndarray | None = None, spread: float = 0.0,
-               ) -> np.ndarray:
+    def vector(
+        self,
+        seed: int,
+        near: np.ndarray | None = None,
+        spread: float = 0.0,
+    ) -> np.ndarray:
         """A unit vector (with `near`: that one moved by `spread` in a random direction)."""
         v = np.random.default_rng(seed).standard_normal(self.dim)
         v /= np.linalg.norm(v)
@@ -234,25 +254,34 @@ class EntryStoreTests:
             v /= np.linalg.norm(v)
         return v.astype(np.float32)
 
-    def put(self, entries: EntryStore, vector: np.ndarray, scope: str = "s",
-            **fields: Any) -> CacheEntry:
+    def put(
+        self, entries: EntryStore, vector: np.ndarray, scope: str = "s", **fields: Any
+    ) -> CacheEntry:
         """Add one entry (its text and answer made from its id unless given)."""
         entry_id = entries.new_id()
         answer = fields.pop("answer", f"answer {entry_id}")
-        entry = CacheEntry(id=entry_id, scope=scope, text=f"question {entry_id}",
-                           answer=answer, answer_hash=answer_hash(answer),
-                           created_at=1000.0, **fields)
+        entry = CacheEntry(
+            id=entry_id,
+            scope=scope,
+            text=f"question {entry_id}",
+            answer=answer,
+            answer_hash=answer_hash(answer),
+            created_at=1000.0,
+            **fields,
+        )
         entries.add(entry, vector)
         return entry
 
-    def search(self, entries: EntryStore, scope: str, vector: np.ndarray, k: int = 10,
-               now: float = 1000.0) -> tuple[Neighbours, int]:
+    def search(
+        self, entries: EntryStore, scope: str, vector: np.ndarray, k: int = 10, now: float = 1000.0
+    ) -> tuple[Neighbours, int]:
         result = entries.search(scope, vector, k, now)
         assert result is not None, "search found the store unreachable"
         return result
 
-    def found(self, entries: EntryStore, scope: str, vector: np.ndarray, k: int = 10,
-              now: float = 1000.0) -> list[int]:
+    def found(
+        self, entries: EntryStore, scope: str, vector: np.ndarray, k: int = 10, now: float = 1000.0
+    ) -> list[int]:
         """The ids a search finds, best first."""
         return [entry.id for entry, _ in self.search(entries, scope, vector, k, now)[0]]
 
@@ -267,19 +296,28 @@ class EntryStoreTests:
         assert len(set(ids)) == 200 and all(0 < i < 2**63 for i in ids)
 
     def test_an_entry_comes_back_as_it_was_added(self, entries: EntryStore) -> None:
-        entry = self.put(entries, self.vector(0), "tenant:x", expires_at=5000.0,
-                         payload={"model": "m", "usage": [1, 2]}, hits=2, confirmed=False,
-                         verdicts=EntryVerdicts(right=1, right_min=0.93))
+        entry = self.put(
+            entries,
+            self.vector(0),
+            "tenant:x",
+            expires_at=5000.0,
+            payload={"model": "m", "usage": [1, 2]},
+            hits=2,
+            confirmed=False,
+            verdicts=EntryVerdicts(right=1, right_min=0.93),
+        )
         assert entries.get(entry.id) == entry
         assert len(entries) == 1 and entries.scope_count() == 1 and entries.ids() == [entry.id]
-        (got, similarity), = self.search(entries, "tenant:x", self.vector(0))[0]
+        ((got, similarity),) = self.search(entries, "tenant:x", self.vector(0))[0]
         assert got == entry and similarity == pytest.approx(1.0, abs=1e-5)
 
     def test_search_ranks_by_cosine_similarity_and_returns_at_most_k(
-            self, entries: EntryStore) -> None:
+        self, entries: EntryStore
+    ) -> None:
         query = self.vector(0)
-        vectors = [self.vector(i, query, spread)
-                   for i, spread in enumerate((0.4, 0.1, 0.8, 0.2), start=1)]
+        vectors = [
+            self.vector(i, query, spread) for i, spread in enumerate((0.4, 0.1, 0.8, 0.2), start=1)
+        ]
         added = [self.put(entries, v) for v in vectors]
         neighbours, expired = self.search(entries, "s", query)
         assert expired == 0
@@ -314,8 +352,10 @@ class EntryStoreTests:
         assert sorted(entries.ids()) == sorted(e.id for e in kept)
         assert entries.clear("a") == 0 and entries.clear(None) == 2 and len(entries) == 0
 
-    def test_search_drops_expired_neighbours_as_it_meets_them(self, entries: EntryStore,
-                                                                ) -> None:
+    def test_search_drops_expired_neighbours_as_it_meets_them(
+        self,
+        entries: EntryStore,
+    ) -> None:
         v = self.vector(0)
         mortal = self.put(entries, v, expires_at=1100.0)
         lasting = self.put(entries, self.vector(1, v, 0.1))
@@ -341,8 +381,10 @@ class EntryStoreTests:
         again = entries.get(added.id)
         assert again is not None and again.confirmed and again.verdicts == entry.verdicts
 
-    def test_touch_counts_a_hit_and_saves_the_entry_from_eviction(self, entries: EntryStore,
-                                                                  ) -> None:
+    def test_touch_counts_a_hit_and_saves_the_entry_from_eviction(
+        self,
+        entries: EntryStore,
+    ) -> None:
         a, b, c = (self.put(entries, self.vector(i)) for i in range(3))
         served = entries.get(a.id)
         assert served is not None
@@ -366,12 +408,20 @@ class EntryStoreTests:
         assert not lessons.is_wrong("b", "hash-1") and not lessons.is_wrong("a", "hash-2")
         lessons.learned(0.91, 0.3, False)  # published or kept; never an error
 
-    def test_a_new_handle_finds_what_was_saved(self, entries: EntryStore,
-                                               make_entries: Callable[[Path], EntryStore],
-                                               tmp_path: Path) -> None:
+    def test_a_new_handle_finds_what_was_saved(
+        self, entries: EntryStore, make_entries: Callable[[Path], EntryStore], tmp_path: Path
+    ) -> None:
         vectors = [self.vector(i) for i in range(5)]
-        added = [self.put(entries, v, "a" if i < 3 else "b", expires_at=9000.0 if i else None,
-                          payload={"i": i}) for i, v in enumerate(vectors)]
+        added = [
+            self.put(
+                entries,
+                v,
+                "a" if i < 3 else "b",
+                expires_at=9000.0 if i else None,
+                payload={"i": i},
+            )
+            for i, v in enumerate(vectors)
+        ]
         first = entries.get(added[0].id)
         assert first is not None
         entries.touch(first)
@@ -401,5 +451,7 @@ class EntryStoreTests:
         for thread in threads:
             thread.join()
         assert len(entries) == 100 == len(set(entries.ids())) and entries.scope_count() == 4
-        assert all(len(self.found(entries, f"thread-{t}", self.vector(100 * t), k=30)) == 25
-                   for t in range(4))
+        assert all(
+            len(self.found(entries, f"thread-{t}", self.vector(100 * t), k=30)) == 25
+            for t in range(4)
+        )

@@ -37,11 +37,15 @@ class ModelSpec:
         for attr in ("input_per_mtok", "output_per_mtok", "tier", "timeout_s"):
             value = getattr(self, attr)
             if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-                raise ConfigurationError(f"ModelSpec {self.name!r}: {attr}={value!r}; pass a "
-                                         "finite number >= 0 (prices are USD per million tokens).")
+                raise ConfigurationError(
+                    f"ModelSpec {self.name!r}: {attr}={value!r}; pass a "
+                    "finite number >= 0 (prices are USD per million tokens)."
+                )
         if self.timeout_s <= 0 or self.context_window < 1 or self.max_concurrency < 1:
-            raise ConfigurationError(f"ModelSpec {self.name!r}: timeout_s, context_window and "
-                                     "max_concurrency must be positive.")
+            raise ConfigurationError(
+                f"ModelSpec {self.name!r}: timeout_s, context_window and "
+                "max_concurrency must be positive."
+            )
 
     def cost(self, input_tokens: int, output_tokens: int) -> float:
         return (input_tokens * self.input_per_mtok + output_tokens * self.output_per_mtok) / 1e6
@@ -80,8 +84,10 @@ class Request:
 
     def __post_init__(self) -> None:
         if self.messages is None and self.prompt is None:
-            raise InvalidInputError("a Request needs messages or a prompt; pass "
-                                    "Request(prompt='...') or Request(messages=[...]).")
+            raise InvalidInputError(
+                "a Request needs messages or a prompt; pass "
+                "Request(prompt='...') or Request(messages=[...])."
+            )
         if self.messages is not None:
             self.messages = _check_messages(self.messages)
         if self.prompt is not None and not isinstance(self.prompt, str):
@@ -132,7 +138,7 @@ class Request:
         """Non-system turns before the last user turn. Not the cache scope, which also
         covers the turns after it (tool results): scope with `request_scope`."""
         turns = [m for m in self.messages or [] if m["role"] != "system"]
-        return turns[:_last_user(turns)]
+        return turns[: _last_user(turns)]
 
     @property
     def context(self) -> list[Any]:
@@ -142,10 +148,13 @@ class Request:
         share a cached answer only when their contexts are equal."""
         turns = [m for m in self.messages or [] if m["role"] != "system"]
         i = _last_user(turns)
-        context: list[Any] = turns[:i] + ["<embedded turn>"] + turns[i + 1:]
+        context: list[Any] = turns[:i] + ["<embedded turn>"] + turns[i + 1 :]
         if self.query is not None and self.query.strip():
-            text = self.prompt if self.prompt is not None else (
-                turns[i]["content"] if i < len(turns) else "")
+            text = (
+                self.prompt
+                if self.prompt is not None
+                else (turns[i]["content"] if i < len(turns) else "")
+            )
             context.append(text.replace(self.query, "<query>", 1))
         return context
 
@@ -208,17 +217,25 @@ class Completion:
         # checked where a backend builds it, so a garbled answer counts as that model's
         # failure (the router fails over) instead of breaking the bookkeeping after the call
         if not isinstance(self.text, str):
-            raise InvalidInputError(f"Completion.text is a {type(self.text).__name__}; a backend "
-                                    "must return the answer as a str ('' for none).")
+            raise InvalidInputError(
+                f"Completion.text is a {type(self.text).__name__}; a backend "
+                "must return the answer as a str ('' for none)."
+            )
         if not isinstance(self.usage, Usage):
-            raise InvalidInputError("Completion.usage must be a Usage(input_tokens, "
-                                    "output_tokens).")
+            raise InvalidInputError(
+                "Completion.usage must be a Usage(input_tokens, output_tokens)."
+            )
         for attr in ("cost_usd", "latency_s"):
             value = getattr(self, attr)
-            if value is not None and (not isinstance(value, numbers.Real) or isinstance(value, bool)
-                                      or not math.isfinite(value) or value < 0):
-                raise InvalidInputError(f"Completion.{attr}={value!r}: pass a finite number >= 0, "
-                                        "or None when unknown.")
+            if value is not None and (
+                not isinstance(value, numbers.Real)
+                or isinstance(value, bool)
+                or not math.isfinite(value)
+                or value < 0
+            ):
+                raise InvalidInputError(
+                    f"Completion.{attr}={value!r}: pass a finite number >= 0, or None when unknown."
+                )
 
 
 @dataclass(frozen=True)
@@ -252,12 +269,16 @@ class Feedback:
         if isinstance(score, bool):
             score = float(score)
         if not isinstance(score, (int, float)) or not math.isfinite(score) or not 0 <= score <= 1:
-            raise InvalidInputError(f"feedback score {self.score!r} for request {self.request_id!r}"
-                                    ": pass a number in [0, 1] (1 = right, 0 = wrong).")
+            raise InvalidInputError(
+                f"feedback score {self.score!r} for request {self.request_id!r}"
+                ": pass a number in [0, 1] (1 = right, 0 = wrong)."
+            )
         object.__setattr__(self, "score", float(score))
         if not isinstance(self.source, str) or not self.source:  # it is saved as JSON
-            raise InvalidInputError(f"feedback source {self.source!r}: pass a non-empty string "
-                                    "such as 'user', 'label' or 'verifier'.")
+            raise InvalidInputError(
+                f"feedback source {self.source!r}: pass a non-empty string "
+                "such as 'user', 'label' or 'verifier'."
+            )
 
 
 @dataclass(frozen=True)
@@ -288,16 +309,20 @@ def _check_messages(messages: Sequence[Any]) -> list[dict[str, Any]]:
     out = []
     for i, message in enumerate(messages):
         if not isinstance(message, Mapping):
-            raise InvalidInputError(f"message {i} is a {type(message).__name__}; pass "
-                                    "{'role': 'user', 'content': '...'} dicts.")
+            raise InvalidInputError(
+                f"message {i} is a {type(message).__name__}; pass "
+                "{'role': 'user', 'content': '...'} dicts."
+            )
         role, content = message.get("role"), message.get("content", "")
         if role not in ROLES:
             raise InvalidInputError(f"message {i} has role {role!r}; use one of {ROLES}.")
         if content is None:
             content = ""
         if not isinstance(content, str):
-            raise InvalidInputError(f"message {i} content is a {type(content).__name__}; only "
-                                    "text content is supported: pass a string.")
+            raise InvalidInputError(
+                f"message {i} content is a {type(content).__name__}; only "
+                "text content is supported: pass a string."
+            )
         _check_unicode(content, f"message {i} content")
         checked = {**message, "role": role, "content": content}
         if message.get("tool_calls"):
@@ -305,8 +330,10 @@ def _check_messages(messages: Sequence[Any]) -> list[dict[str, Any]]:
                 raise InvalidInputError(f"message {i}: only assistant turns carry tool_calls.")
             checked["tool_calls"] = check_tool_calls(message["tool_calls"])
         if role == "tool" and not isinstance(message.get("tool_call_id"), str):
-            raise InvalidInputError(f"message {i} is a tool result without a tool_call_id; pass "
-                                    "the id of the assistant's tool call it answers.")
+            raise InvalidInputError(
+                f"message {i} is a tool result without a tool_call_id; pass "
+                "the id of the assistant's tool call it answers."
+            )
         out.append(checked)
     return out
 
@@ -319,9 +346,11 @@ def _check_unicode(text: str | None, what: str) -> None:
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as exc:
-        raise InvalidInputError(f"{what} is not valid unicode (a lone surrogate "
-                                f"{text[exc.start]!r} at position {exc.start}); decode the "
-                                "source bytes with errors='replace' first.") from None
+        raise InvalidInputError(
+            f"{what} is not valid unicode (a lone surrogate "
+            f"{text[exc.start]!r} at position {exc.start}); decode the "
+            "source bytes with errors='replace' first."
+        ) from None
 
 
 def _check_temperature(value: Any) -> None:
@@ -332,8 +361,9 @@ def _check_temperature(value: Any) -> None:
     except (TypeError, ValueError, OverflowError):
         number = math.nan
     if isinstance(value, bool) or not math.isfinite(number) or number < 0:
-        raise InvalidInputError(f"params['temperature']={value!r}: pass a finite number >= 0 "
-                                "(or leave it out).")
+        raise InvalidInputError(
+            f"params['temperature']={value!r}: pass a finite number >= 0 (or leave it out)."
+        )
 
 
 def check_tool_calls(tool_calls: Any) -> list[dict[str, Any]]:
@@ -342,9 +372,13 @@ def check_tool_calls(tool_calls: Any) -> list[dict[str, Any]]:
         raise InvalidInputError("tool_calls must be a list of {'id', 'name', 'args'} dicts.")
     out = []
     for call in tool_calls:
-        if (not isinstance(call, Mapping) or not isinstance(call.get("name"), str)
-                or not isinstance(call.get("args", {}), Mapping)):
-            raise InvalidInputError(f"tool call {call!r}: pass {{'id': str, 'name': str, "
-                                    "'args': dict}.")
+        if (
+            not isinstance(call, Mapping)
+            or not isinstance(call.get("name"), str)
+            or not isinstance(call.get("args", {}), Mapping)
+        ):
+            raise InvalidInputError(
+                f"tool call {call!r}: pass {{'id': str, 'name': str, 'args': dict}}."
+            )
         out.append({"id": call.get("id"), "name": call["name"], "args": dict(call.get("args", {}))})
     return out

@@ -30,9 +30,16 @@ class UpdateManager:
     clock : time source.
     """
 
-    def __init__(self, refit: RefitFn, *, every_n: int = 200, every_s: float = 300.0,
-                 background: bool = True, max_log: int = 1000,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        refit: RefitFn,
+        *,
+        every_n: int = 200,
+        every_s: float = 300.0,
+        background: bool = True,
+        max_log: int = 1000,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         if every_n < 0 or every_s < 0:
             raise ConfigurationError("every_n and every_s must be >= 0 (0 disables a trigger).")
         self._refit = refit
@@ -58,8 +65,9 @@ class UpdateManager:
             if trigger is None or (self._running is not None and self._running.is_alive()):
                 return
             if self.background:
-                self._running = threading.Thread(target=self._run, args=(trigger,),
-                                                 daemon=True, name="sls-router-update")
+                self._running = threading.Thread(
+                    target=self._run, args=(trigger,), daemon=True, name="sls-router-update"
+                )
                 self._running.start()
                 return
         self._run(trigger)
@@ -87,11 +95,16 @@ class UpdateManager:
             self._last = self.clock()
         started = time.perf_counter()
         figures = self._refit()
-        entry = {"at": self._last, "trigger": trigger, "feedback_events": events,
-                 "duration_s": round(time.perf_counter() - started, 4), **figures}
+        entry = {
+            "at": self._last,
+            "trigger": trigger,
+            "feedback_events": events,
+            "duration_s": round(time.perf_counter() - started, 4),
+            **figures,
+        }
         with self._lock:
             self.log.append(entry)
-            del self.log[:-self.max_log]
+            del self.log[: -self.max_log]
         if self.on_entry is not None:
             self.on_entry(entry)
         return entry

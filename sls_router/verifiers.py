@@ -44,8 +44,7 @@ def template_matches(template: str, line: str) -> bool:
     if len(parts) == 1:
         return template == line
     first, *middle, last = parts
-    if len(first) + len(last) > len(line) or not line.startswith(first) \
-            or not line.endswith(last):
+    if len(first) + len(last) > len(line) or not line.startswith(first) or not line.endswith(last):
         return False
     position, end = len(first), len(line) - len(last)
     for part in middle:
@@ -67,11 +66,11 @@ class BoundedVerifier:
     skipped (None) until one finishes, so a hanging verifier cannot pile up threads.
     """
 
-    def __init__(self, verifier: Verifier, timeout_s: float = 10.0, *, max_stuck: int = 8
-                 ) -> None:
+    def __init__(self, verifier: Verifier, timeout_s: float = 10.0, *, max_stuck: int = 8) -> None:
         if not callable(verifier):
-            raise ConfigurationError("verifier must be a function (request, answer_text) -> "
-                                     "score in [0, 1] or None.")
+            raise ConfigurationError(
+                "verifier must be a function (request, answer_text) -> score in [0, 1] or None."
+            )
         if not timeout_s > 0:
             raise ConfigurationError(f"verifier_timeout_s must be > 0 seconds, got {timeout_s!r}.")
         self.verifier = verifier
@@ -94,21 +93,30 @@ class BoundedVerifier:
                 self._counts["timed_out"] += 1
                 if check.abandon(on_end=self._unstick):
                     self._stuck += 1
-            self._warn("timeout", f"verifier {self.verifier!r} took longer than "
-                       f"{self.timeout_s:g} s: its answers are served unjudged (counted in "
-                       "the router's stats()); raise verifier_timeout_s or fix the verifier")
+            self._warn(
+                "timeout",
+                f"verifier {self.verifier!r} took longer than "
+                f"{self.timeout_s:g} s: its answers are served unjudged (counted in "
+                "the router's stats()); raise verifier_timeout_s or fix the verifier",
+            )
             return None
         if isinstance(check.outcome, BaseException):
-            self._fail("raised", f"verifier {self.verifier!r} raised "
-                       f"{type(check.outcome).__name__}: {check.outcome}")
+            self._fail(
+                "raised",
+                f"verifier {self.verifier!r} raised "
+                f"{type(check.outcome).__name__}: {check.outcome}",
+            )
             return None
         verdict = check.outcome
         if verdict is None:
             return None
         if isinstance(verdict, (bool, int, float)) and 0.0 <= float(verdict) <= 1.0:
             return float(verdict)
-        self._fail("verdict", f"verifier {self.verifier!r} returned {verdict!r}; a verifier "
-                   "returns a score in [0, 1] or None")
+        self._fail(
+            "verdict",
+            f"verifier {self.verifier!r} returned {verdict!r}; a verifier "
+            "returns a score in [0, 1] or None",
+        )
         return None
 
     def stats(self) -> dict[str, int]:
@@ -202,8 +210,13 @@ class DoctestVerifier:
     same process as the check, so hostile code can fake a pass: a verdict is evidence.
     """
 
-    def __init__(self, timeout_s: float = 5.0, *, sandbox: Sandbox | None = None,
-                 unsafe_run_without_sandbox: bool = False) -> None:
+    def __init__(
+        self,
+        timeout_s: float = 5.0,
+        *,
+        sandbox: Sandbox | None = None,
+        unsafe_run_without_sandbox: bool = False,
+    ) -> None:
         self.timeout_s = timeout_s
         self.sandbox = sandbox or Sandbox()
         self.unsafe_run_without_sandbox = unsafe_run_without_sandbox
@@ -217,11 +230,14 @@ class DoctestVerifier:
         if self.unsafe_run_without_sandbox:
             sandbox = None
         elif (problem := self.sandbox.problem()) is not None:
-            _log_once(f"generated code is not run, so codegen answers cannot be judged: "
-                      f"{problem}; or pass unsafe_run_without_sandbox=True for trusted code")
+            _log_once(
+                f"generated code is not run, so codegen answers cannot be judged: "
+                f"{problem}; or pass unsafe_run_without_sandbox=True for trusted code"
+            )
             return None
-        doctests = "".join(f">>> {ex.source.rstrip()}\n{_until_docstring_end(ex.want)}"
-                           for ex in examples)
+        doctests = "".join(
+            f">>> {ex.source.rstrip()}\n{_until_docstring_end(ex.want)}" for ex in examples
+        )
         code = answer if "def " in answer else prompt + answer
         payload = json.dumps({"code": code, "doctests": doctests})
         result = run_python(_RUNNER, payload, self.timeout_s, sandbox=sandbox)

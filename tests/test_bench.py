@@ -13,25 +13,53 @@ from sls_router.bench.trace import judge_hit
 from sls_router.errors import ConfigurationError
 from sls_router.replay import ReplayRecord, load_dataset
 
-KEYS = {"accuracy", "cost_usd", "llm_time_s", "wall_s", "cache_hit_rate",
-        "cache_wrong_hit_rate", "calls_per_model"}
+KEYS = {
+    "accuracy",
+    "cost_usd",
+    "llm_time_s",
+    "wall_s",
+    "cache_hit_rate",
+    "cache_wrong_hit_rate",
+    "calls_per_model",
+}
 
 
 def _resp(output, score, cost, latency=1.0):
-    return {"output": output, "score": score, "input_tokens": 10, "output_tokens": 5,
-            "cost": cost, "latency_s": latency}
+    return {
+        "output": output,
+        "score": score,
+        "input_tokens": 10,
+        "output_tokens": 5,
+        "cost": cost,
+        "latency_s": latency,
+    }
 
 
 @pytest.fixture
 def tiny(tmp_path):
     """Three requests, two models: 'cheap' is right once, 'dear' twice."""
     rows = [
-        {"id": "a", "task": "classification/t", "prompt": "alpha question", "reference": "A",
-         "responses": {"cheap": _resp("A", 1, 0.001), "dear": _resp("A", 1, 0.01)}},
-        {"id": "b", "task": "classification/t", "prompt": "bravo question", "reference": "B",
-         "responses": {"cheap": _resp("x", 0, 0.001), "dear": _resp("B", 1, 0.01)}},
-        {"id": "c", "task": "classification/t", "prompt": "charlie question", "reference": "C",
-         "responses": {"cheap": _resp("y", 0, 0.001), "dear": _resp("z", 0, 0.01)}},
+        {
+            "id": "a",
+            "task": "classification/t",
+            "prompt": "alpha question",
+            "reference": "A",
+            "responses": {"cheap": _resp("A", 1, 0.001), "dear": _resp("A", 1, 0.01)},
+        },
+        {
+            "id": "b",
+            "task": "classification/t",
+            "prompt": "bravo question",
+            "reference": "B",
+            "responses": {"cheap": _resp("x", 0, 0.001), "dear": _resp("B", 1, 0.01)},
+        },
+        {
+            "id": "c",
+            "task": "classification/t",
+            "prompt": "charlie question",
+            "reference": "C",
+            "responses": {"cheap": _resp("y", 0, 0.001), "dear": _resp("z", 0, 0.01)},
+        },
     ]
     path = tmp_path / "tiny.jsonl"
     path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
@@ -39,9 +67,11 @@ def tiny(tmp_path):
 
 
 def test_metric_arithmetic_on_a_tiny_dataset(tiny):
-    result, _ = run_bench(load_dataset(tiny), embedder="hashing",
-                          strategies=["single:cheap", "single:dear", "oracle", "cascade",
-                                      "best_single", "cheapest"])
+    result, _ = run_bench(
+        load_dataset(tiny),
+        embedder="hashing",
+        strategies=["single:cheap", "single:dear", "oracle", "cascade", "best_single", "cheapest"],
+    )
     s = result["strategies"]
     assert s["single:cheap"]["accuracy"] == pytest.approx(1 / 3)
     assert s["single:cheap"]["cost_usd"] == pytest.approx(0.003)
@@ -60,8 +90,16 @@ def test_metric_arithmetic_on_a_tiny_dataset(tiny):
 
 
 def _record(scorer, reference=None, group=None):
-    return ReplayRecord(id="r", task=None, prompt="p", query=None, reference=reference,
-                        group=group, scorer=scorer, responses={})
+    return ReplayRecord(
+        id="r",
+        task=None,
+        prompt="p",
+        query=None,
+        reference=reference,
+        group=group,
+        scorer=scorer,
+        responses={},
+    )
 
 
 def test_scorer_rules_count_unjudgeable_hits_as_wrong():
@@ -88,8 +126,16 @@ def test_sls_runs_deterministically_under_a_seed(tiny):
 
 def test_repeated_request_is_served_from_cache_and_judged(tmp_path):
     # the same prompt five times (the rest of a prompt beyond its query scopes the cache)
-    rows = [{"id": str(i), "prompt": "Answer briefly: same question", "query": "same question",
-             "reference": "A", "responses": {"m": _resp("A", 1, 0.5)}} for i in range(5)]
+    rows = [
+        {
+            "id": str(i),
+            "prompt": "Answer briefly: same question",
+            "query": "same question",
+            "reference": "A",
+            "responses": {"m": _resp("A", 1, 0.5)},
+        }
+        for i in range(5)
+    ]
     path = tmp_path / "rep.jsonl"
     path.write_text("\n".join(json.dumps(r) for r in rows))
     result, traces = run_bench(load_dataset(path), embedder="hashing", strategies=["sls"])
@@ -100,12 +146,33 @@ def test_repeated_request_is_served_from_cache_and_judged(tmp_path):
 
 def test_cli_writes_json_and_report(tiny, tmp_path):
     out, report = tmp_path / "out.json", tmp_path / "report"
-    assert main(["bench", "--data", str(tiny), "--embedder", "hashing", "--json", str(out),
-                 "--report", str(report)]) == 0
+    assert (
+        main(
+            [
+                "bench",
+                "--data",
+                str(tiny),
+                "--embedder",
+                "hashing",
+                "--json",
+                str(out),
+                "--report",
+                str(report),
+            ]
+        )
+        == 0
+    )
     result = json.loads(out.read_text())
     assert {"dataset", "n", "feedback", "strategies"} <= set(result) and result["n"] == 3
-    assert {"sls", "oracle", "cascade", "static_knn", "sls_no_updates", "random",
-            "single:cheap"} <= set(result["strategies"])
+    assert {
+        "sls",
+        "oracle",
+        "cascade",
+        "static_knn",
+        "sls_no_updates",
+        "random",
+        "single:cheap",
+    } <= set(result["strategies"])
     for name in ("report.md", "cost_accuracy.png", "learning_curve.png", "model_share.png"):
         assert (report / name).stat().st_size > 1000 or name == "report.md"
     assert "| sls" in (report / "report.md").read_text()
@@ -127,9 +194,10 @@ def test_bad_options_are_refused(tiny):
 def test_overhead_bench_times_real_misses_and_real_hits():
     from sls_router.bench.overhead import measure_overhead
 
-    figures = measure_overhead(entries=2000, embedder="hashing", models=3, decisions=40,
-                               history=300)
+    figures = measure_overhead(
+        entries=2000, embedder="hashing", models=3, decisions=40, history=300
+    )
     assert figures["cache_hits_on_hit_path"] == 40  # the hit path really hits...
     assert figures["cache_hits_on_miss_path"] == 0  # ...and the miss path really misses
-    assert 0 < figures["hit_p50_ms"] and 0 < figures["miss_p50_ms"]
+    assert figures["hit_p50_ms"] > 0 and figures["miss_p50_ms"] > 0
     assert figures["refit"] and figures["logistic_models"] == 3  # timed with every predictor

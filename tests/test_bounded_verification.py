@@ -16,8 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sls_router import (BoundedVerifier, CallableBackend, ConfigurationError, ModelSpec,
-                        SmartRouter)
+from sls_router import BoundedVerifier, CallableBackend, ConfigurationError, ModelSpec, SmartRouter
 from sls_router.types import Completion, Request, Usage
 from sls_router.verifiers import LogTemplateVerifier, template_matches
 
@@ -31,8 +30,9 @@ def regex_reference(template: str, line: str) -> bool:
     return re.fullmatch(pattern, line, flags=re.DOTALL) is not None
 
 
-pieces = st.lists(st.sampled_from(["a", "b", "ab", " ", "  ", "\t", "<*>", "<", "*>", "x"]),
-                  max_size=9).map("".join)
+pieces = st.lists(
+    st.sampled_from(["a", "b", "ab", " ", "  ", "\t", "<*>", "<", "*>", "x"]), max_size=9
+).map("".join)
 
 
 @settings(max_examples=3000, deadline=None)
@@ -42,8 +42,9 @@ def test_template_matcher_has_the_regex_meaning(template, line):
 
 
 @settings(max_examples=500, deadline=None)
-@given(words=st.lists(st.sampled_from(["a", "b", "ab", "ba"]), min_size=1, max_size=8),
-       data=st.data())
+@given(
+    words=st.lists(st.sampled_from(["a", "b", "ab", "ba"]), min_size=1, max_size=8), data=st.data()
+)
 def test_a_template_made_from_its_line_matches(words, data):
     line = " ".join(words)
     kept = [w if data.draw(st.booleans()) else "<*>" for w in words]
@@ -54,9 +55,9 @@ def test_many_wildcards_that_do_not_match_return_at_once():
     # exponential for a backtracking regex: n=24 took seconds, n=30 minutes
     for n in (24, 30, 1000):
         line = "Warning: we failed to resolve data source name " + " ".join(
-            f"dn{i}" for i in range(n))
-        template = "Warning: we failed to resolve data source name " + " ".join(
-            ["<*>"] * n) + " x"
+            f"dn{i}" for i in range(n)
+        )
+        template = "Warning: we failed to resolve data source name " + " ".join(["<*>"] * n) + " x"
         started = time.perf_counter()
         assert not template_matches(template, line)
         assert template_matches(template[:-2], line)
@@ -69,8 +70,9 @@ def test_every_pair_of_the_bundled_log_replay_is_checked_fast():
     with gzip.open(str(path), "rt") as fh:
         for raw in fh:
             record = json.loads(raw)
-            request = Request(prompt=record["prompt"], query=record.get("query"),
-                              task=record["task"])
+            request = Request(
+                prompt=record["prompt"], query=record.get("query"), task=record["task"]
+            )
             for response in record["responses"].values():
                 started = time.perf_counter()
                 passed += verifier(request, response["output"]) == 1.0
@@ -87,8 +89,14 @@ def _hang_forever(request, answer):
 def _router(verifier, timeout_s=0.2):
     spec = ModelSpec("m", input_per_mtok=1.0, output_per_mtok=1.0)
     backend = CallableBackend(lambda request: Completion("answer", Usage(5, 1)))
-    return SmartRouter([(spec, backend)], embedder="hashing", cache=False, verifier=verifier,
-                       verifier_timeout_s=timeout_s, background_updates=False)
+    return SmartRouter(
+        [(spec, backend)],
+        embedder="hashing",
+        cache=False,
+        verifier=verifier,
+        verifier_timeout_s=timeout_s,
+        background_updates=False,
+    )
 
 
 def test_a_hanging_verifier_cannot_hold_a_request(caplog):
@@ -138,8 +146,9 @@ def test_a_raising_or_nonsense_verifier_is_cannot_judge(caplog):
 
 def test_stuck_checks_are_capped_then_released():
     release = threading.Event()
-    guard = BoundedVerifier(lambda request, answer: release.wait() and 1.0, timeout_s=0.05,
-                            max_stuck=2)
+    guard = BoundedVerifier(
+        lambda request, answer: release.wait() and 1.0, timeout_s=0.05, max_stuck=2
+    )
     request = Request(prompt="q")
     assert [guard(request, "a") for _ in range(3)] == [None, None, None]
     assert guard.stats()["stuck"] == 2 and guard.stats()["skipped"] == 1

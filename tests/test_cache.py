@@ -28,12 +28,15 @@ def test_paraphrase_hits_and_unrelated_misses(cache):
     assert not miss.hit and miss.reason in {"below_threshold", "ambiguous"}
 
 
-@pytest.mark.parametrize("other", [
-    dict(namespace="tenant-b"),
-    dict(system="You are a pirate."),
-    dict(history=[{"role": "user", "content": "earlier turn"}]),
-    dict(params={"temperature": 0.7}),
-])
+@pytest.mark.parametrize(
+    "other",
+    [
+        dict(namespace="tenant-b"),
+        dict(system="You are a pirate."),
+        dict(history=[{"role": "user", "content": "earlier turn"}]),
+        dict(params={"temperature": 0.7}),
+    ],
+)
 def test_scope_isolation(cache, other):
     cache.insert("weather:a", "sunny", scope_key("tenant-a"))
     assert cache.lookup("weather:a", scope_key("tenant-a")).hit
@@ -44,18 +47,30 @@ def test_scope_isolation(cache, other):
 
 
 _QUESTION = {"role": "user", "content": "weather:paris"}
-_TOOL_TURNS = [{"role": "assistant", "content": "", "tool_calls": [
-                   {"id": "1", "name": "get_weather", "args": {"city": "Paris"}}]},
-               {"role": "tool", "content": "18C and sunny", "tool_call_id": "1"}]
+_TOOL_TURNS = [
+    {
+        "role": "assistant",
+        "content": "",
+        "tool_calls": [{"id": "1", "name": "get_weather", "args": {"city": "Paris"}}],
+    },
+    {"role": "tool", "content": "18C and sunny", "tool_call_id": "1"},
+]
 
 
-@pytest.mark.parametrize("other", [
-    [_QUESTION],  # the bare question: the answer written after the tool must not reach it
-    [{"role": "system", "content": "Answer in French."}, _QUESTION, *_TOOL_TURNS],
-    [{"role": "user", "content": "weather:oslo"}, {"role": "assistant", "content": "Snow."},
-     _QUESTION, *_TOOL_TURNS],
-    [_QUESTION, _TOOL_TURNS[0], {**_TOOL_TURNS[1], "content": "25C and cloudy"}],
-])
+@pytest.mark.parametrize(
+    "other",
+    [
+        [_QUESTION],  # the bare question: the answer written after the tool must not reach it
+        [{"role": "system", "content": "Answer in French."}, _QUESTION, *_TOOL_TURNS],
+        [
+            {"role": "user", "content": "weather:oslo"},
+            {"role": "assistant", "content": "Snow."},
+            _QUESTION,
+            *_TOOL_TURNS,
+        ],
+        [_QUESTION, _TOOL_TURNS[0], {**_TOOL_TURNS[1], "content": "25C and cloudy"}],
+    ],
+)
 def test_request_scope_keeps_an_answer_in_its_own_context(cache, other):
     after_tools = Request(messages=[_QUESTION, *_TOOL_TURNS])
     cache.insert(after_tools.embed_text, "It is 18C and sunny.", request_scope(after_tools))
@@ -254,20 +269,23 @@ def test_eight_threads_lose_nothing(topic_embedder, new_cache):
     assert stats.hits == sum(hits) == 8 * per_thread
 
 
-@pytest.mark.parametrize("call", [
-    lambda c: c.lookup(""),
-    lambda c: c.lookup(None),
-    lambda c: c.lookup(42),
-    lambda c: c.insert("q:a", 3),
-    lambda c: c.lookup("q:a", vector=np.full(64, np.nan)),
-    lambda c: c.lookup("q:a", vector=np.ones(10)),
-    lambda c: c.lookup("q:a", vector=np.zeros(64)),
-    lambda c: c.lookup("q:a", scope=""),
-    lambda c: c.feedback(12345, True),
-    lambda c: c.invalidate(12345),
-    lambda c: c.feedback(1, "yes"),
-    lambda c: c.feedback(1, True, similarity=float("nan")),
-])
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda c: c.lookup(""),
+        lambda c: c.lookup(None),
+        lambda c: c.lookup(42),
+        lambda c: c.insert("q:a", 3),
+        lambda c: c.lookup("q:a", vector=np.full(64, np.nan)),
+        lambda c: c.lookup("q:a", vector=np.ones(10)),
+        lambda c: c.lookup("q:a", vector=np.zeros(64)),
+        lambda c: c.lookup("q:a", scope=""),
+        lambda c: c.feedback(12345, True),
+        lambda c: c.invalidate(12345),
+        lambda c: c.feedback(1, "yes"),
+        lambda c: c.feedback(1, True, similarity=float("nan")),
+    ],
+)
 def test_bad_input_gets_clear_error_and_keeps_state(cache, call):
     cache.insert("keep:a", "kept")
     with pytest.raises(SLSRouterError) as info:
@@ -277,8 +295,13 @@ def test_bad_input_gets_clear_error_and_keeps_state(cache, call):
 
 
 def test_bad_configuration_is_refused(topic_embedder):
-    for kwargs in (dict(capacity=0), dict(ttl_s=-1), dict(max_wrong_rate=1.5),
-                   dict(max_wrong_rate=float("nan")), dict(neighbours=1)):
+    for kwargs in (
+        dict(capacity=0),
+        dict(ttl_s=-1),
+        dict(max_wrong_rate=1.5),
+        dict(max_wrong_rate=float("nan")),
+        dict(neighbours=1),
+    ):
         with pytest.raises(SLSRouterError):
             SemanticCache(topic_embedder, **kwargs)
     with pytest.raises(InvalidInputError):

@@ -12,8 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from sls_router.bench.convert import (convert, convert_humaneval, convert_logparsing,
-                                      convert_overruling)
+from sls_router.bench.convert import (
+    convert,
+    convert_humaneval,
+    convert_logparsing,
+    convert_overruling,
+)
 from sls_router.errors import InvalidInputError
 from sls_router.replay import load_dataset, sidecar_path
 
@@ -30,6 +34,7 @@ def _accuracy(ds, model: str) -> float:
 
 
 # ------------------------------------------------------------------ shipped replay files
+
 
 @pytest.fixture(scope="module")
 def logparsing():
@@ -93,9 +98,16 @@ def test_shipped_humaneval_matches_the_recorded_runs(humaneval):
 # per-model accuracy computed directly from the raw OptLLM CSV columns (12 systems,
 # whitespace-normalised <m>_template == EventTemplate); SOURCES.md's figures are means
 # over 16 systems, hence different.
-RAW_LOG_ACCURACY = {"mixtral-8x7b": 0.6916, "llama-2-7b": 0.4415, "llama-2-13b": 0.5630,
-                    "llama-2-70b": 0.5428, "yi-34b": 0.6070, "yi-6b": 0.3532,
-                    "j2-mid": 0.1660, "j2-ultra": 0.2668}
+RAW_LOG_ACCURACY = {
+    "mixtral-8x7b": 0.6916,
+    "llama-2-7b": 0.4415,
+    "llama-2-13b": 0.5630,
+    "llama-2-70b": 0.5428,
+    "yi-34b": 0.6070,
+    "yi-6b": 0.3532,
+    "j2-mid": 0.1660,
+    "j2-ultra": 0.2668,
+}
 
 
 def test_shipped_logparsing(logparsing):
@@ -119,9 +131,11 @@ def test_shipped_logparsing(logparsing):
 
 T_HEADER = ["LineId", "Content", "EventId", "EventTemplate"]
 T_MODELS = ["Nous_Mixtral", "Nous_llama7b", "Nous_llama13b", "Nous_llama70b", "Yi_34B", "Yi_6B"]
-LINES = [("1", "Deleting block blk_1 file /a", "E1", "Deleting block <*> file <*>"),
-         ("2", "Deleting block blk_2 file /b", "E1", "Deleting block <*> file <*>"),
-         ("3", "Served block blk_3 to /10.0.0.1", "E2", "Served block <*> to <*>")]
+LINES = [
+    ("1", "Deleting block blk_1 file /a", "E1", "Deleting block <*> file <*>"),
+    ("2", "Deleting block blk_2 file /b", "E1", "Deleting block <*> file <*>"),
+    ("3", "Served block blk_3 to /10.0.0.1", "E2", "Served block <*> to <*>"),
+]
 
 
 def _write_csv(path: Path, header: list[str], rows: list[list]) -> None:
@@ -136,8 +150,11 @@ def _write_csv(path: Path, header: list[str], rows: list[list]) -> None:
 def _log_folder(tmp_path: Path, *, drop_column: str | None = None) -> Path:
     folder = tmp_path / "logs"
     folder.mkdir()
-    t_header = T_HEADER + [f"{m}_{s}" for m in T_MODELS
-                           for s in ("output", "prompt_token_num", "completion_tokens_num")]
+    t_header = T_HEADER + [
+        f"{m}_{s}"
+        for m in T_MODELS
+        for s in ("output", "prompt_token_num", "completion_tokens_num")
+    ]
     t_header += [f"{m}_template" for m in T_MODELS]
     t_rows = []
     for line_id, content, event, template in LINES:
@@ -148,8 +165,13 @@ def _log_folder(tmp_path: Path, *, drop_column: str | None = None) -> Path:
             right = template if (k % 2 == 0 or line_id != "1") else "Deleting block <*>"
             row.append("  " + right.replace(" ", "   ") + "\n")  # extra whitespace is fine
         t_rows.append(row)
-    a_header = T_HEADER + ["token_num", "j2_mid_output", "j2_ultra_output", "j2_mid_template",
-                           "j2_ultra_template"]
+    a_header = T_HEADER + [
+        "token_num",
+        "j2_mid_output",
+        "j2_ultra_output",
+        "j2_mid_template",
+        "j2_ultra_template",
+    ]
     a_rows = [[i, c, e, t, 90, "x" * 9, "\n" + t, "wrong", t] for i, c, e, t in LINES]
     if drop_column:
         keep = [i for i, h in enumerate(a_header) if h != drop_column]
@@ -231,23 +253,42 @@ def test_bad_row_is_named(tmp_path):
         convert("logparsing", folder, tmp_path / "x.jsonl.gz")
 
 
-OV_MODELS = ["gptneox_20B", "gptj_6B", "fairseq_gpt_13B", "text-davinci-002", "text-curie-001",
-             "gpt-3.5-turbo", "gpt-4", "j1-jumbo", "j1-grande", "j1-large", "xlarge", "medium"]
-SHOTS = ("Context: we overrule smith.\nQuestion: Is it overruling?\nAnswer: Yes\n\n"
-         "Context: the court agreed.\nQuestion: Is it overruling?\nAnswer: No\n\n")
+OV_MODELS = [
+    "gptneox_20B",
+    "gptj_6B",
+    "fairseq_gpt_13B",
+    "text-davinci-002",
+    "text-curie-001",
+    "gpt-3.5-turbo",
+    "gpt-4",
+    "j1-jumbo",
+    "j1-grande",
+    "j1-large",
+    "xlarge",
+    "medium",
+]
+SHOTS = (
+    "Context: we overrule smith.\nQuestion: Is it overruling?\nAnswer: Yes\n\n"
+    "Context: the court agreed.\nQuestion: Is it overruling?\nAnswer: No\n\n"
+)
 
 
 def test_overruling_converter_on_tiny_csv(tmp_path):
     header = ["", "query", "ref_answer"] + [f"{m}_answer" for m in OV_MODELS]
     header += [f"{m}_cost" for m in OV_MODELS] + OV_MODELS
-    cases = [("Context: contrary holdings are disapproved.", "Yes"),
-             ("Context: contrary, the jury found for him.", "No")]
+    cases = [
+        ("Context: contrary holdings are disapproved.", "Yes"),
+        ("Context: contrary, the jury found for him.", "No"),
+    ]
     rows = []
     for i, (context, ref) in enumerate(cases):
         answers = [" Yes\n"] * len(OV_MODELS)
-        rows.append([i, SHOTS + context + "\nQuestion: Is it overruling?\nAnswer:", ref]
-                    + answers + [0.001 * (k + 1) for k in range(len(OV_MODELS))]
-                    + [int(ref == "Yes")] * len(OV_MODELS))
+        rows.append(
+            [i, SHOTS + context + "\nQuestion: Is it overruling?\nAnswer:", ref]
+            + answers
+            + [0.001 * (k + 1) for k in range(len(OV_MODELS))]
+            + [int(ref == "Yes")] * len(OV_MODELS)
+        )
     src = tmp_path / "overruling.csv.gz"
     _write_csv(src, header, rows)
     summary = convert_overruling(tmp_path, tmp_path / "ov.jsonl.gz")
@@ -266,15 +307,20 @@ def test_overruling_converter_on_tiny_csv(tmp_path):
 
 
 def _run_md(title: str, runs: list[tuple[bool, float, int | None, str]], tokens: bool) -> str:
-    text = (f"# Results of {title} on HumanEval/0\nDate: 18 July, 2023<br />\n"
-            "Total runs: 10<br />\n## Prompt\n" + ("Tokens: 42\n" if tokens else "")
-            + "```python\ndef inc(x):\n```\nThe above is ...\n## Correct solution\n```python\n"
-            "def inc(x): return x + 1\n```\n## Runs\n")
+    text = (
+        f"# Results of {title} on HumanEval/0\nDate: 18 July, 2023<br />\n"
+        "Total runs: 10<br />\n## Prompt\n"
+        + ("Tokens: 42\n" if tokens else "")
+        + "```python\ndef inc(x):\n```\nThe above is ...\n## Correct solution\n```python\n"
+        "def inc(x): return x + 1\n```\n## Runs\n"
+    )
     for k, (ok, dur, comp, code) in enumerate(runs, 1):
-        text += (f"### {'✅' if ok else '❌'} Run {k}\nStart time: 2023-07-18 18:58:53<br />\n"
-                 f"Duration: {dur}s<br />\n"
-                 + (f"Completion tokens: {comp}<br />\n" if comp is not None else "")
-                 + f"Result: {'Pass' if ok else 'Fail'}\n```python\n{code}\n```\n")
+        text += (
+            f"### {'✅' if ok else '❌'} Run {k}\nStart time: 2023-07-18 18:58:53<br />\n"
+            f"Duration: {dur}s<br />\n"
+            + (f"Completion tokens: {comp}<br />\n" if comp is not None else "")
+            + f"Result: {'Pass' if ok else 'Fail'}\n```python\n{code}\n```\n"
+        )
     return text
 
 
@@ -283,13 +329,20 @@ def test_humaneval_converter_on_tiny_tar(tmp_path):
     with gzip.open(tmp_path / "HumanEval.jsonl.gz", "wt") as fh:
         fh.write(json.dumps({"task_id": "HumanEval/0", "prompt": prompt}) + "\n")
     files = {
-        "gpt-4/0.md": _run_md("GPT-4", [(True, 2.0, 20, "def inc(x):\n    return x + 1"),
-                                        (False, 4.0, 40, "```python\ndef inc(x): pass```")],
-                              tokens=True),
-        "gpt-3.5-turbo/0.md": _run_md("GPT-3.5", [(True, 1.0, 10, "def inc(x): return x+1")],
-                                      tokens=True),
-        "codellama-34b-instruct/0.md": _run_md("Code LLama 34B", [(False, 3.0, None, "x" * 10)],
-                                               tokens=False),
+        "gpt-4/0.md": _run_md(
+            "GPT-4",
+            [
+                (True, 2.0, 20, "def inc(x):\n    return x + 1"),
+                (False, 4.0, 40, "```python\ndef inc(x): pass```"),
+            ],
+            tokens=True,
+        ),
+        "gpt-3.5-turbo/0.md": _run_md(
+            "GPT-3.5", [(True, 1.0, 10, "def inc(x): return x+1")], tokens=True
+        ),
+        "codellama-34b-instruct/0.md": _run_md(
+            "Code LLama 34B", [(False, 3.0, None, "x" * 10)], tokens=False
+        ),
     }
     with tarfile.open(tmp_path / "humaneval_runs.tar.gz", "w:gz") as tar:
         for name, text in files.items():
@@ -299,11 +352,15 @@ def test_humaneval_converter_on_tiny_tar(tmp_path):
             tar.addfile(info, io.BytesIO(data))
     summary = convert_humaneval(tmp_path, tmp_path / "he.jsonl.gz")
     assert summary["requests"] == 2
-    assert summary["per_model_accuracy"] == {"gpt-4": 0.5, "gpt-3.5-turbo": 1.0,
-                                             "codellama-34b-instruct": 0.0}
+    assert summary["per_model_accuracy"] == {
+        "gpt-4": 0.5,
+        "gpt-3.5-turbo": 1.0,
+        "codellama-34b-instruct": 0.0,
+    }
     assert summary["per_model_median_latency_s"]["gpt-4"] == 3.0
-    assert any("gpt-3.5-turbo 1" in n and "codellama-34b-instruct 1" in n
-               for n in summary["notes"])  # missing run 2 of both, noted
+    assert any(
+        "gpt-3.5-turbo 1" in n and "codellama-34b-instruct 1" in n for n in summary["notes"]
+    )  # missing run 2 of both, noted
     ds = load_dataset(tmp_path / "he.jsonl.gz")
     run1, run2 = ds.records
     assert run1.id == "HumanEval/0#run1" and run2.id == "HumanEval/0#run2"

@@ -18,8 +18,10 @@ class Crash(Exception):
 
 
 def _pool():
-    return [(ModelSpec("a", 1, 1), CallableBackend(lambda r: f"a: {r.embed_text}")),
-            (ModelSpec("b", 2, 2), CallableBackend(lambda r: f"b: {r.embed_text}"))]
+    return [
+        (ModelSpec("a", 1, 1), CallableBackend(lambda r: f"a: {r.embed_text}")),
+        (ModelSpec("b", 2, 2), CallableBackend(lambda r: f"b: {r.embed_text}")),
+    ]
 
 
 def _router() -> SmartRouter:
@@ -97,8 +99,12 @@ def test_saves_leave_one_generation_and_no_debris(tmp_path):
     (tmp_path / ".cache.entries.vectors-6.npy.x1y2").write_bytes(b"")
     router.save(tmp_path)
     names = sorted(p.name for p in tmp_path.iterdir())
-    assert names == ["cache.entries.vectors-5.npy", "learner.outcomes.features-5.npy",
-                     "learner.outcomes.vectors-5.npy", "manifest.json"]
+    assert names == [
+        "cache.entries.vectors-5.npy",
+        "learner.outcomes.features-5.npy",
+        "learner.outcomes.vectors-5.npy",
+        "manifest.json",
+    ]
     assert _figures(SmartRouter.load(tmp_path, _pool())) == _figures(router)
 
 

@@ -1,4 +1,5 @@
-"""Behaviour of the embedders: geometry, input checks, registry, and the static-model cache folder."""
+"""Behaviour of the embedders: geometry, input checks, registry, and the static-model
+cache folder."""
 
 from __future__ import annotations
 
@@ -95,7 +96,9 @@ def test_hashing_is_deterministic_across_instances(hashing: HashingEmbedder) -> 
     np.testing.assert_array_equal(hashing.encode(texts), HashingEmbedder().encode(texts))
 
 
-def test_hashing_puts_near_identical_log_lines_closer_than_different_ones(hashing: HashingEmbedder) -> None:
+def test_hashing_puts_near_identical_log_lines_closer_than_different_ones(
+    hashing: HashingEmbedder,
+) -> None:
     base = "ERROR 2024-05-01T10:00:01Z db-01 connection refused on port 5432 (retry 3/5)"
     near = "ERROR 2024-05-01T10:00:07Z db-02 connection refused on port 5432 (retry 4/5)"
     other = "INFO user alice logged in from 10.0.0.7 using browser Firefox"
@@ -138,7 +141,9 @@ def test_one_megabyte_text_is_cheap_and_only_its_start_matters(hashing: HashingE
         ([b"bytes item"], "texts[0] is bytes"),
     ],
 )
-def test_bad_input_raises_invalid_input_with_a_hint(hashing: HashingEmbedder, texts: object, hint: str) -> None:
+def test_bad_input_raises_invalid_input_with_a_hint(
+    hashing: HashingEmbedder, texts: object, hint: str
+) -> None:
     with pytest.raises(InvalidInputError, match=re.escape(hint)):
         hashing.encode(texts)  # type: ignore[arg-type]
 
@@ -183,7 +188,7 @@ def test_non_embedders_are_rejected(bad: object) -> None:
         get_embedder(bad)  # type: ignore[arg-type]
 
 
-# --------------------------------------------------------------------------- static-model folder handling
+# ----------------------------------------------------------------- static-model folder handling
 
 
 def test_default_cache_dir_resolution(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -260,7 +265,7 @@ def test_minilm_rejects_a_bare_string(minilm: MiniLMEmbedder) -> None:
         minilm.encode(RESET)  # type: ignore[arg-type]
 
 
-# --------------------------------------------------------------------------- static model (distilled once per session)
+# ------------------------------------------------ static model (distilled once per session)
 
 
 @pytest.mark.slow
@@ -295,9 +300,13 @@ def test_static_embeds_one_megabyte_quickly(static: StaticEmbedder) -> None:
 
 
 @pytest.mark.slow
-def test_static_build_leaves_one_complete_folder(static: StaticEmbedder, static_cache_dir: Path) -> None:
+def test_static_build_leaves_one_complete_folder(
+    static: StaticEmbedder, static_cache_dir: Path
+) -> None:
     assert [p.name for p in static_cache_dir.iterdir()] == [static.model_dir.name]
-    assert {"model.safetensors", "tokenizer.json", "config.json"} <= {p.name for p in static.model_dir.iterdir()}
+    assert {"model.safetensors", "tokenizer.json", "config.json"} <= {
+        p.name for p in static.model_dir.iterdir()
+    }
 
 
 @pytest.mark.slow
@@ -326,11 +335,18 @@ def test_static_loads_an_existing_folder_in_a_fresh_process_without_network(
         np.save(sys.stdout.buffer, vector)
         """
     )
-    env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
-    env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).resolve().parents[1]), env.get("PYTHONPATH", "")])
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+    }
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(Path(__file__).resolve().parents[1]), env.get("PYTHONPATH", "")]
+    )
     done = subprocess.run(
         [sys.executable, "-c", script, str(static_cache_dir), RESET],
-        capture_output=True, env=env, timeout=60, check=False,
+        capture_output=True,
+        env=env,
+        timeout=60,
+        check=False,
     )
     assert done.returncode == 0, done.stderr.decode()[-2000:]
     np.testing.assert_allclose(np.load(io.BytesIO(done.stdout)), static.encode([RESET]), atol=1e-6)

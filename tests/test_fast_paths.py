@@ -13,10 +13,15 @@ import math
 import numpy as np
 import pytest
 
-from sls_router.index import VectorIndex
 from sls_router.errors import InvalidInputError
-from sls_router.routing import (KNNQualityPredictor, LatencyPredictor, LogisticQualityPredictor,
-                                Scheduler, TokenCostPredictor)
+from sls_router.index import VectorIndex
+from sls_router.routing import (
+    KNNQualityPredictor,
+    LatencyPredictor,
+    LogisticQualityPredictor,
+    Scheduler,
+    TokenCostPredictor,
+)
 from sls_router.types import ModelSpec
 
 DIM = 24
@@ -73,8 +78,9 @@ def test_logistic_blend_trusts_each_model_as_far_as_it_beat_a_coin(logistic):
 def test_batch_cost_and_latency_equal_one_model_at_a_time():
     rng = np.random.default_rng(3)
     tokens, latency = TokenCostPredictor(), LatencyPredictor()
-    specs = [ModelSpec(f"m{i}", input_per_mtok=0.3 * i + 0.1, output_per_mtok=i + 0.2)
-             for i in range(5)]
+    specs = [
+        ModelSpec(f"m{i}", input_per_mtok=0.3 * i + 0.1, output_per_mtok=i + 0.2) for i in range(5)
+    ]
     for _ in range(300):
         name, task = f"m{rng.integers(4)}", ["a", "b", None][rng.integers(3)]
         out = float(rng.integers(0, 400))
@@ -84,8 +90,10 @@ def test_batch_cost_and_latency_equal_one_model_at_a_time():
         cost, out = tokens.costs(specs, 1234, task)
         assert np.array_equal(cost, [tokens.cost(s, 1234, task) for s in specs])
         assert out == [tokens.predict(s.name, task) for s in specs]
-        assert np.array_equal(latency.predict_many([s.name for s in specs], out),
-                              [latency.predict(s.name, t) for s, t in zip(specs, out)])
+        assert np.array_equal(
+            latency.predict_many([s.name for s in specs], out),
+            [latency.predict(s.name, t) for s, t in zip(specs, out)],
+        )
     with pytest.raises(InvalidInputError):
         tokens.costs(specs, -1)
 
@@ -140,8 +148,9 @@ def test_index_search_skips_removed_ids_as_post_filtering_did(hnsw_min_entries):
         got, sims = index.search_arrays(q, 10)
         # what the index answered before: k + tombstones results, removed ones dropped
         sims_all, pos = index._inner.search(q[None, :], 10 + len(removed))
-        old = [int(index._ids[p]) for p in pos[0]
-               if p >= 0 and int(index._ids[p]) not in removed][:10]
+        old = [int(index._ids[p]) for p in pos[0] if p >= 0 and int(index._ids[p]) not in removed][
+            :10
+        ]
         assert got.tolist() == old and not removed & set(got.tolist())
         assert np.allclose(sims, vectors[got - 5] @ q, atol=1e-5)
         if index.kind == "flat":  # exact: the true top 10 among live entries
@@ -170,8 +179,13 @@ def test_static_one_text_path_equals_model2vec_encode():
     model = StaticModel(table, tokenizer, normalize=True, max_length=8)
     one = _one_text_path(model)
     assert one is not None
-    texts = ["", "disk quota", "the login page is exceeded for user user user user user",
-             "unknown words only", "disk " * 50]
+    texts = [
+        "",
+        "disk quota",
+        "the login page is exceeded for user user user user user",
+        "unknown words only",
+        "disk " * 50,
+    ]
     for text in texts:
         assert np.array_equal(one(text), model.encode([text], use_multiprocessing=False))
     weighted = StaticModel(table, tokenizer, normalize=True, weights=np.ones(len(words)))

@@ -6,8 +6,16 @@ import asyncio
 
 import pytest
 
-from sls_router import (BackendError, CallableBackend, Completion, ModelSpec, Request,
-                        SmartRouter, UnknownEntryError, Usage)
+from sls_router import (
+    BackendError,
+    CallableBackend,
+    Completion,
+    ModelSpec,
+    Request,
+    SmartRouter,
+    UnknownEntryError,
+    Usage,
+)
 from sls_router.health import CircuitBreaker, retry_after_s
 
 
@@ -66,8 +74,9 @@ def test_retry_after_comes_from_the_error_or_its_http_response():
 
 
 def _router(pool, **options):
-    return SmartRouter(pool, embedder="hashing", cache=False, random_state=0,
-                       background_updates=False, **options)
+    return SmartRouter(
+        pool, embedder="hashing", cache=False, random_state=0, background_updates=False, **options
+    )
 
 
 def test_rate_limited_model_rests_for_its_retry_after():
@@ -81,8 +90,10 @@ def test_rate_limited_model_rests_for_its_retry_after():
         calls["backup"] += 1
         return "ok"
 
-    pool = [(ModelSpec("limited", 0.1, 0.1), CallableBackend(limited)),
-            (ModelSpec("backup", 50, 50), CallableBackend(backup))]
+    pool = [
+        (ModelSpec("limited", 0.1, 0.1), CallableBackend(limited)),
+        (ModelSpec("backup", 50, 50), CallableBackend(backup)),
+    ]
     router = _router(pool, exploration=0.0)
     first = router.complete("hello there")
     assert first.text == "ok" and first.tried == ("limited", "backup")
@@ -94,8 +105,10 @@ def test_rate_limited_model_rests_for_its_retry_after():
 def test_empty_answers_fail_over_and_are_paid_once():
     empty = Completion(text="  ", usage=Usage(10, 0), cost_usd=0.5)
     good = Completion(text="an answer", usage=Usage(10, 5), cost_usd=0.25)
-    pool = [(ModelSpec("empty", 0.1, 0.1), CallableBackend(lambda r: empty)),
-            (ModelSpec("good", 90, 90), CallableBackend(lambda r: good))]
+    pool = [
+        (ModelSpec("empty", 0.1, 0.1), CallableBackend(lambda r: empty)),
+        (ModelSpec("good", 90, 90), CallableBackend(lambda r: good)),
+    ]
     router = _router(pool, exploration=0.0)
     response = router.complete("what is an answer?")
     assert response.text == "an answer" and response.tried == ("empty", "good")
@@ -103,8 +116,10 @@ def test_empty_answers_fail_over_and_are_paid_once():
 
 
 def test_every_model_empty_is_an_error_not_an_empty_answer():
-    pool = [(ModelSpec("a"), CallableBackend(lambda r: "")),
-            (ModelSpec("b"), CallableBackend(lambda r: Completion(text="")))]
+    pool = [
+        (ModelSpec("a"), CallableBackend(lambda r: "")),
+        (ModelSpec("b"), CallableBackend(lambda r: Completion(text=""))),
+    ]
     router = _router(pool)
     with pytest.raises(BackendError, match="empty answer") as caught:
         router.complete("anything")

@@ -21,7 +21,7 @@ def _imports(path: Path) -> set[str]:
         elif isinstance(node, ast.ImportFrom):
             base = package.split(".")
             if node.level:
-                base = base[:len(base) - node.level + 1]
+                base = base[: len(base) - node.level + 1]
                 target = ".".join(base + ([node.module] if node.module else []))
             else:
                 target = node.module or ""
@@ -32,21 +32,25 @@ def _imports(path: Path) -> set[str]:
 
 def test_storage_imports_neither_the_router_nor_the_learner():
     for path in (PACKAGE / "store").rglob("*.py"):
-        bad = {n for n in _imports(path)
-               if n.startswith(("sls_router.router", "sls_router.learning"))}
+        bad = {
+            n for n in _imports(path) if n.startswith(("sls_router.router", "sls_router.learning"))
+        }
         assert not bad, f"{path.relative_to(PACKAGE)} imports {sorted(bad)}"
 
 
 def test_the_cache_and_the_learner_never_import_the_router():
-    for path in [*(PACKAGE / "cache").rglob("*.py"), PACKAGE / "learning.py",
-                 *(PACKAGE / "routing").rglob("*.py")]:
-        bad = {n for n in _imports(path) if n.startswith(("sls_router.router",
-                                                            "sls_router.store"))}
+    for path in [
+        *(PACKAGE / "cache").rglob("*.py"),
+        PACKAGE / "learning.py",
+        *(PACKAGE / "routing").rglob("*.py"),
+    ]:
+        bad = {n for n in _imports(path) if n.startswith(("sls_router.router", "sls_router.store"))}
         assert not bad, f"{path.relative_to(PACKAGE)} imports {sorted(bad)}"
 
 
 def test_no_mixins():
     for path in PACKAGE.rglob("*.py"):
-        classes = [n.name for n in ast.walk(ast.parse(path.read_text()))
-                   if isinstance(n, ast.ClassDef)]
+        classes = [
+            n.name for n in ast.walk(ast.parse(path.read_text())) if isinstance(n, ast.ClassDef)
+        ]
         assert not [c for c in classes if c.endswith("Mixin")], path

@@ -48,29 +48,33 @@ def _is_lab(module: str) -> bool:
 def test_no_engine_module_names_the_lab_or_its_dependencies():
     modules = _engine_modules()
     assert "sls_router.router" in modules and "sls_router.replay" in modules
-    found = {name: sorted(m for m in _imports(name, path) if _is_lab(m))
-             for name, path in modules.items()}
+    found = {
+        name: sorted(m for m in _imports(name, path) if _is_lab(m))
+        for name, path in modules.items()
+    }
     assert {name: lab for name, lab in found.items() if lab} == {}
 
 
 def test_importing_every_engine_module_loads_nothing_of_the_lab():
-    code = ("import importlib, sys\n"
-            f"for name in {sorted(_engine_modules())!r}:\n"
-            "    importlib.import_module(name)\n"
-            "print(sorted(m for m in sys.modules if m.split('.')[0] in "
-            f"{LAB_DEPENDENCIES!r} or m.startswith({LAB!r})))\n")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=300)
+    code = (
+        "import importlib, sys\n"
+        f"for name in {sorted(_engine_modules())!r}:\n"
+        "    importlib.import_module(name)\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+        f"{LAB_DEPENDENCIES!r} or m.startswith({LAB!r})))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
 
 
 def test_the_lab_without_its_extra_names_the_extra():
-    code = ("import sys\n"
-            "sys.modules['rich'] = None  # as if rich were not installed\n"
-            "from sls_router.bench.cli import main\n")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=300)
+    code = (
+        "import sys\n"
+        "sys.modules['rich'] = None  # as if rich were not installed\n"
+        "from sls_router.bench.cli import main\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert done.returncode != 0
     assert "DependencyError: the sls-router lab needs rich" in done.stderr
     assert "pip install 'sls-router[bench]'" in done.stderr

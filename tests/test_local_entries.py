@@ -16,8 +16,7 @@ class TestLocalEntries(EntryStoreTests):
         def make(directory: Path) -> LocalEntries:
             saved = load_entries(directory)
             if saved is not None:
-                return LocalEntries.from_snapshot(saved, self.dim,
-                                                  hnsw_min_entries=request.param)
+                return LocalEntries.from_snapshot(saved, self.dim, hnsw_min_entries=request.param)
             return LocalEntries(self.dim, hnsw_min_entries=request.param)
 
         return make

@@ -9,15 +9,30 @@ from sls_router.metadata import KEYS, REQUEST_ID_KEY, request_id_of, routing_met
 
 
 def test_routing_metadata_has_every_documented_key_and_is_json_safe():
-    response = Response(text="42", model="small", cache_hit=False, usage=Usage(10, 2),
-                        cost_usd=0.003, latency_s=0.7, predicted_quality=0.9,
-                        request_id="r-1", tried=("large", "small"), latency_modelled=True)
+    response = Response(
+        text="42",
+        model="small",
+        cache_hit=False,
+        usage=Usage(10, 2),
+        cost_usd=0.003,
+        latency_s=0.7,
+        predicted_quality=0.9,
+        request_id="r-1",
+        tried=("large", "small"),
+        latency_modelled=True,
+    )
     metadata = routing_metadata(response)
     assert tuple(metadata) == KEYS
-    assert metadata == {"sls_model": "small", "sls_cache_hit": False, "sls_cost_usd": 0.003,
-                        "sls_latency_s": 0.7, "sls_latency_modelled": True,
-                        "sls_predicted_quality": 0.9, "sls_request_id": "r-1",
-                        "sls_tried": ["large", "small"]}
+    assert metadata == {
+        "sls_model": "small",
+        "sls_cache_hit": False,
+        "sls_cost_usd": 0.003,
+        "sls_latency_s": 0.7,
+        "sls_latency_modelled": True,
+        "sls_predicted_quality": 0.9,
+        "sls_request_id": "r-1",
+        "sls_tried": ["large", "small"],
+    }
     assert json.loads(json.dumps(metadata)) == metadata
     assert request_id_of(metadata) == "r-1"
 

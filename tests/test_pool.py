@@ -27,8 +27,12 @@ def test_prices_must_match_the_models_one_to_one():
 
 def test_a_price_becomes_a_spec_and_a_spec_is_taken_as_it_is():
     spec = priced_spec("a", (0.15, 0.6), supports_tools=True, context_window=0)
-    assert (spec.input_per_mtok, spec.output_per_mtok, spec.supports_tools,
-            spec.context_window) == (0.15, 0.6, True, 1)
+    assert (
+        spec.input_per_mtok,
+        spec.output_per_mtok,
+        spec.supports_tools,
+        spec.context_window,
+    ) == (0.15, 0.6, True, 1)
     given = ModelSpec("a", 1, 2, tier=70)
     assert priced_spec("a", given, supports_tools=False) is given
     for bad in [(1,), "0.1,0.2", (True, 1), (1, float("nan"))]:

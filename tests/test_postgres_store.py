@@ -26,8 +26,10 @@ pytestmark = pytest.mark.postgres
 
 
 def _pool(answer=lambda r: f"answer to {r.embed_text.split(':')[0]}"):
-    return [(ModelSpec("small", 1.0, 1.0), CallableBackend(answer)),
-            (ModelSpec("large", 5.0, 5.0), CallableBackend(answer))]
+    return [
+        (ModelSpec("small", 1.0, 1.0), CallableBackend(answer)),
+        (ModelSpec("large", 5.0, 5.0), CallableBackend(answer)),
+    ]
 
 
 def _open(url, embedder, **options):
@@ -89,8 +91,7 @@ def test_one_entry_per_request_id_when_replicas_race(new_database, topic_embedde
         assert conn.execute("SELECT count(*) FROM sls_cache_entries").fetchone()[0] == 1
 
 
-def test_wrong_answer_marked_by_one_replica_is_not_served_by_another(new_database,
-                                                                      topic_embedder):
+def test_wrong_answer_marked_by_one_replica_is_not_served_by_another(new_database, topic_embedder):
     url = new_database()
     a, b = _open(url, topic_embedder), _open(url, topic_embedder)
     try:
@@ -153,8 +154,7 @@ def test_bad_url_is_a_clear_error(tmp_path):
     with pytest.raises(ConfigurationError, match="PostgreSQL URL"):
         SmartRouter.open("postgresql://localhost/x?nosuchoption=1", _pool(), embedder="hashing")
     with pytest.raises(StoreUnavailableError, match="cannot connect"):
-        SmartRouter.open(f"postgresql://nobody@/db?host={tmp_path}", _pool(),
-                         embedder="hashing")
+        SmartRouter.open(f"postgresql://nobody@/db?host={tmp_path}", _pool(), embedder="hashing")
 
 
 def test_missing_pgvector_is_a_clear_error(pg_server, new_database):
@@ -200,8 +200,11 @@ def test_four_processes_share_one_database(new_database):
     assert tables["feedback_rows"] == run["feedback_calls"] == 4 * 550  # exact, none lost
     assert tables["entries"] == tables["request_ids"]  # one entry per request id
     owners = entry_owners(url, [e for r in run["per_process"] for e in r["hit_entries"]])
-    foreign = sum(owners.get(e) not in (None, r["replica"])
-                  for r in run["per_process"] for e in r["hit_entries"])
+    foreign = sum(
+        owners.get(e) not in (None, r["replica"])
+        for r in run["per_process"]
+        for e in r["hit_entries"]
+    )
     assert foreign > 0  # answers cached by one process were served by the others
 
 

@@ -13,10 +13,25 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sls_router import (BackendError, CallableBackend, Completion, ModelSpec, Request,
-                        SmartRouter, StreamChunk, UnknownEntryError, Usage)
-from sls_router.bench.stress import (FAULT_KINDS, FaultyModel, RateLimitError, fault_scenario,
-                                     load_scenario, tenant_scenario)
+from sls_router import (
+    BackendError,
+    CallableBackend,
+    Completion,
+    ModelSpec,
+    Request,
+    SmartRouter,
+    StreamChunk,
+    UnknownEntryError,
+    Usage,
+)
+from sls_router.bench.stress import (
+    FAULT_KINDS,
+    FaultyModel,
+    RateLimitError,
+    fault_scenario,
+    load_scenario,
+    tenant_scenario,
+)
 
 
 class FakeClock:
@@ -28,8 +43,14 @@ class FakeClock:
 
 
 def _router(pool, **options) -> SmartRouter:
-    options = {"embedder": "hashing", "cache": False, "random_state": 0, "exploration": 0.0,
-               "background_updates": False, **options}
+    options = {
+        "embedder": "hashing",
+        "cache": False,
+        "random_state": 0,
+        "exploration": 0.0,
+        "background_updates": False,
+        **options,
+    }
     return SmartRouter(pool, **options)
 
 
@@ -42,8 +63,10 @@ def _call(router: SmartRouter, mode: str, request):
     if mode == "stream":
         items = list(router.stream(request))
     else:
+
         async def collect():
             return [item async for item in router.astream(request)]
+
         items = asyncio.run(collect())
     final = items[-1]
     assert "".join(c.text for c in items if isinstance(c, StreamChunk)) == final.text
@@ -74,8 +97,10 @@ def test_failing_model_leaves_rotation_and_is_probed_after_cooldown(mode):
             raise ConnectionError("502 bad gateway")
         return "cheap answer"
 
-    pool = [(ModelSpec("cheap", 0.1, 0.1), CallableBackend(cheap)),
-            (ModelSpec("dear", 30, 30), CallableBackend(lambda r: "dear answer"))]
+    pool = [
+        (ModelSpec("cheap", 0.1, 0.1), CallableBackend(cheap)),
+        (ModelSpec("dear", 30, 30), CallableBackend(lambda r: "dear answer")),
+    ]
     router = _router(pool, breaker_failures=3, breaker_cooldown_s=60)
     router.health.clock = clock
     for i in range(3):  # three failures in a row open the breaker
@@ -102,9 +127,10 @@ def test_timeouts_are_failures_and_are_not_paid(mode):
         time.sleep(0.3)
         return Completion("too late", cost_usd=1.0)
 
-    pool = [(ModelSpec("slow", 0.1, 0.1, timeout_s=0.05), CallableBackend(slow, slow_async)),
-            (ModelSpec("fast", 5, 5), CallableBackend(lambda r: Completion("in time",
-                                                                          cost_usd=0.25)))]
+    pool = [
+        (ModelSpec("slow", 0.1, 0.1, timeout_s=0.05), CallableBackend(slow, slow_async)),
+        (ModelSpec("fast", 5, 5), CallableBackend(lambda r: Completion("in time", cost_usd=0.25))),
+    ]
     router = _router(pool)
     started = time.perf_counter()
     response = _call(router, mode, "a question")
@@ -123,8 +149,10 @@ def test_rate_limit_rests_the_model_for_its_retry_after_then_tries_again():
             raise RateLimitError(120)
         return "limited answer"
 
-    pool = [(ModelSpec("limited", 0.1, 0.1), CallableBackend(limited)),
-            (ModelSpec("backup", 20, 20), CallableBackend(lambda r: "backup answer"))]
+    pool = [
+        (ModelSpec("limited", 0.1, 0.1), CallableBackend(limited)),
+        (ModelSpec("backup", 20, 20), CallableBackend(lambda r: "backup answer")),
+    ]
     router = _router(pool, breaker_failures=5)
     router.health.clock = clock
     assert router.complete("first").text == "backup answer"  # one 429 is enough to rest
@@ -152,9 +180,10 @@ def test_every_model_failing_gives_one_error_listing_each_attempt(mode):
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(kinds=st.lists(st.sampled_from(("ok", "raise", "empty", "rate_limit")), min_size=1,
-                      max_size=4),
-       mode=st.sampled_from(MODES))
+@given(
+    kinds=st.lists(st.sampled_from(("ok", "raise", "empty", "rate_limit")), min_size=1, max_size=4),
+    mode=st.sampled_from(MODES),
+)
 def test_reported_cost_is_exactly_what_was_billed(kinds, mode):
     models = [FaultyModel(f"m{i}", 0.0, cost_usd=0.001 * (i + 1)) for i in range(len(kinds))]
     for model, kind in zip(models, kinds):
@@ -175,9 +204,13 @@ def test_reported_cost_is_exactly_what_was_billed(kinds, mode):
 
 
 def test_garbled_completion_counts_as_a_failure_of_its_model():
-    pool = [(ModelSpec("garbled", 0.1, 0.1),
-             CallableBackend(lambda r: Completion("x", Usage(1, 1), cost_usd=float("nan")))),
-            (ModelSpec("sane", 9, 9), CallableBackend(lambda r: Completion("y", cost_usd=0.5)))]
+    pool = [
+        (
+            ModelSpec("garbled", 0.1, 0.1),
+            CallableBackend(lambda r: Completion("x", Usage(1, 1), cost_usd=float("nan"))),
+        ),
+        (ModelSpec("sane", 9, 9), CallableBackend(lambda r: Completion("y", cost_usd=0.5))),
+    ]
     router = _router(pool)
     response = router.complete("hello")
     assert response.text == "y" and response.cost_usd == 0.5 and response.tried[0] == "garbled"
@@ -209,14 +242,25 @@ def test_tenants_never_share_answers_or_feedback():
 @pytest.fixture(scope="module")
 def tenant_router() -> SmartRouter:
     """One router for every example: tenants' entries pile up as they would in service."""
-    return SmartRouter([(ModelSpec("m", 1, 1), CallableBackend(
-        lambda r: json.dumps([r.namespace, r.embed_text])))], embedder="hashing",
-        random_state=0, background_updates=False)
+    return SmartRouter(
+        [
+            (
+                ModelSpec("m", 1, 1),
+                CallableBackend(lambda r: json.dumps([r.namespace, r.embed_text])),
+            )
+        ],
+        embedder="hashing",
+        random_state=0,
+        background_updates=False,
+    )
 
 
 @settings(max_examples=150, deadline=None)
-@given(text=st.text(st.characters(codec="utf-8"), min_size=1, max_size=40).filter(str.strip),
-       owner=st.text(min_size=1, max_size=8), other=st.text(min_size=1, max_size=8))
+@given(
+    text=st.text(st.characters(codec="utf-8"), min_size=1, max_size=40).filter(str.strip),
+    owner=st.text(min_size=1, max_size=8),
+    other=st.text(min_size=1, max_size=8),
+)
 def test_no_text_crosses_tenants(tenant_router, text, owner, other):
     """Whatever the text and the namespaces' names, a tenant only ever gets its own answers,
     and feedback naming another tenant is refused without touching the cache."""

@@ -9,8 +9,16 @@ import time
 import numpy as np
 import pytest
 
-from sls_router import (BackendError, CallableBackend, Completion, ModelSpec, Request,
-                        SLSRouterError, SmartRouter, Usage)
+from sls_router import (
+    BackendError,
+    CallableBackend,
+    Completion,
+    ModelSpec,
+    Request,
+    SLSRouterError,
+    SmartRouter,
+    Usage,
+)
 from sls_router.errors import ConfigurationError, InvalidInputError, StateError, UnknownEntryError
 from sls_router.updates import UpdateManager
 
@@ -31,8 +39,10 @@ def _score(request: Request, response) -> float:
 
 
 def _pool(prices=(1.0, 1.0), good=("X", "Y")):
-    return [(ModelSpec("A", prices[0], prices[0]), _answer("A", good[0])),
-            (ModelSpec("B", prices[1], prices[1]), _answer("B", good[1]))]
+    return [
+        (ModelSpec("A", prices[0], prices[0]), _answer("A", good[0])),
+        (ModelSpec("B", prices[1], prices[1]), _answer("B", good[1])),
+    ]
 
 
 def _run(router, topics, feedback=True):
@@ -46,8 +56,9 @@ def _run(router, topics, feedback=True):
 
 
 def test_learns_which_model_is_right_where(topic_embedder, new_router):
-    router = new_router(_pool(), embedder=topic_embedder, cache=False, random_state=0,
-                         background_updates=False)
+    router = new_router(
+        _pool(), embedder=topic_embedder, cache=False, random_state=0, background_updates=False
+    )
     rng = np.random.default_rng(0)
     _run(router, rng.choice(["X", "Y"], 200))
     later = _run(router, rng.choice(["X", "Y"], 100))
@@ -56,8 +67,12 @@ def test_learns_which_model_is_right_where(topic_embedder, new_router):
 
 
 def test_equal_quality_prefers_cheaper(topic_embedder):
-    router = SmartRouter(_pool(prices=(10.0, 1.0), good=("XY", "XY")), embedder=topic_embedder,
-                         cache=False, random_state=1)
+    router = SmartRouter(
+        _pool(prices=(10.0, 1.0), good=("XY", "XY")),
+        embedder=topic_embedder,
+        cache=False,
+        random_state=1,
+    )
     _run(router, ["X"] * 100)
     later = _run(router, ["X"] * 100)
     assert sum(r.model == "B" for r in later) >= 90
@@ -67,8 +82,13 @@ def test_cost_knob_moves_choices_toward_cheaper(topic_embedder):
     # A is right on X and Y but costs 20x B, which is right on X only
     shares = []
     for lam in (0.0, 0.3, 3.0):
-        router = SmartRouter(_pool(prices=(20.0, 1.0), good=("XY", "X")),
-                             embedder=topic_embedder, cache=False, lam=lam, random_state=2)
+        router = SmartRouter(
+            _pool(prices=(20.0, 1.0), good=("XY", "X")),
+            embedder=topic_embedder,
+            cache=False,
+            lam=lam,
+            random_state=2,
+        )
         rng = np.random.default_rng(3)
         _run(router, rng.choice(["X", "Y"], 150))
         later = _run(router, rng.choice(["X", "Y"], 100))
@@ -96,11 +116,14 @@ def test_failover_on_error_and_timeout(topic_embedder, new_router):
         time.sleep(2)
         return "late"
 
-    pool = [(ModelSpec("broken", 0.1, 0.1), _failing(RuntimeError("503 from provider"))),
-            (ModelSpec("slow", 0.1, 0.1, timeout_s=0.2), CallableBackend(slow)),
-            (ModelSpec("ok", 5.0, 5.0), CallableBackend(lambda r: "fine"))]
-    router = new_router(pool, embedder=topic_embedder, cache=False, random_state=0,
-                         breaker_failures=2)
+    pool = [
+        (ModelSpec("broken", 0.1, 0.1), _failing(RuntimeError("503 from provider"))),
+        (ModelSpec("slow", 0.1, 0.1, timeout_s=0.2), CallableBackend(slow)),
+        (ModelSpec("ok", 5.0, 5.0), CallableBackend(lambda r: "fine")),
+    ]
+    router = new_router(
+        pool, embedder=topic_embedder, cache=False, random_state=0, breaker_failures=2
+    )
     tried = []
     for i in range(12):
         response = router.complete(f"q{i}:x")
@@ -113,8 +136,10 @@ def test_failover_on_error_and_timeout(topic_embedder, new_router):
 
 
 def test_all_models_failing_lists_every_attempt(topic_embedder):
-    pool = [(ModelSpec("a"), _failing(RuntimeError("boom-a"))),
-            (ModelSpec("b"), _failing(ValueError("boom-b")))]
+    pool = [
+        (ModelSpec("a"), _failing(RuntimeError("boom-a"))),
+        (ModelSpec("b"), _failing(ValueError("boom-b"))),
+    ]
     router = SmartRouter(pool, embedder=topic_embedder, cache=False)
     with pytest.raises(BackendError) as info:
         router.complete("hello:x")
@@ -123,15 +148,20 @@ def test_all_models_failing_lists_every_attempt(topic_embedder):
 
 
 def test_feedback_door_changes_cache_and_predictor(topic_embedder, new_router):
-    router = new_router(_pool(good=("", "")), embedder=topic_embedder, random_state=0,
-                         background_updates=False)
+    router = new_router(
+        _pool(good=("", "")), embedder=topic_embedder, random_state=0, background_updates=False
+    )
     first = router.complete("weather:a")
     assert not first.cache_hit
     second = router.complete("weather:a")
     assert second.cache_hit and second.text == first.text and second.cost_usd == 0.0
-    before = router.learner.knn.predict(router.embedder.encode(["weather:a"])[0], [first.model]).mean[0]
+    before = router.learner.knn.predict(
+        router.embedder.encode(["weather:a"])[0], [first.model]
+    ).mean[0]
     router.feedback(first.request_id, 0.0, source="label")
-    after = router.learner.knn.predict(router.embedder.encode(["weather:a"])[0], [first.model]).mean[0]
+    after = router.learner.knn.predict(
+        router.embedder.encode(["weather:a"])[0], [first.model]
+    ).mean[0]
     assert after < before
     assert len(router.learner.outcomes) == 1
     third = router.complete("weather:a")
@@ -148,8 +178,10 @@ def test_wrong_cache_hit_feedback_tightens_the_entry(topic_embedder, new_router)
 
 
 def test_tools_and_sampling_are_not_cached(topic_embedder, new_router):
-    pool = [(ModelSpec("tooly", supports_tools=True), CallableBackend(lambda r: "called")),
-            (ModelSpec("plain"), CallableBackend(lambda r: "plain"))]
+    pool = [
+        (ModelSpec("tooly", supports_tools=True), CallableBackend(lambda r: "called")),
+        (ModelSpec("plain"), CallableBackend(lambda r: "plain")),
+    ]
     router = new_router(pool, embedder=topic_embedder)
     tools = [{"name": "get_weather", "parameters": {}}]
     for _ in range(3):
@@ -161,8 +193,9 @@ def test_tools_and_sampling_are_not_cached(topic_embedder, new_router):
 
 
 def test_periodic_updates_fire_by_count(topic_embedder):
-    router = SmartRouter(_pool(), embedder=topic_embedder, cache=False, update_every_n=10,
-                         background_updates=False)
+    router = SmartRouter(
+        _pool(), embedder=topic_embedder, cache=False, update_every_n=10, background_updates=False
+    )
     _run(router, ["X", "Y"] * 15)
     assert len(router.learner.updates.log) == 3
     assert all(e["trigger"] == "count" for e in router.learner.updates.log)
@@ -172,8 +205,9 @@ def test_periodic_updates_fire_by_count(topic_embedder):
 def test_periodic_updates_fire_by_time():
     now = [0.0]
     calls = []
-    manager = UpdateManager(lambda: calls.append(1) or {}, every_n=0, every_s=60,
-                            background=False, clock=lambda: now[0])
+    manager = UpdateManager(
+        lambda: calls.append(1) or {}, every_n=0, every_s=60, background=False, clock=lambda: now[0]
+    )
     manager.record()
     assert calls == []
     now[0] = 61
@@ -189,13 +223,21 @@ def test_background_update_does_not_block(topic_embedder):
 
 
 def test_save_load_gives_same_decisions(tmp_path, topic_embedder):
-    router = SmartRouter(_pool(prices=(3.0, 1.0)), embedder=topic_embedder, exploration=0.0,
-                         random_state=0, background_updates=False, update_every_n=50)
+    router = SmartRouter(
+        _pool(prices=(3.0, 1.0)),
+        embedder=topic_embedder,
+        exploration=0.0,
+        random_state=0,
+        background_updates=False,
+        update_every_n=50,
+    )
     rng = np.random.default_rng(5)
     _run(router, rng.choice(["X", "Y"], 120))
     router.save(tmp_path)
     loaded = SmartRouter.load(tmp_path, _pool(prices=(3.0, 1.0)), topic_embedder)
-    assert len(loaded.learner.outcomes) == len(router.learner.outcomes) and len(loaded.cache) == len(router.cache)
+    assert len(loaded.learner.outcomes) == len(router.learner.outcomes) and len(
+        loaded.cache
+    ) == len(router.cache)
     for i in range(30):
         topic = "X" if i % 2 else "Y"
         req = f"{topic}:fresh-{i}"
@@ -209,13 +251,13 @@ def test_save_load_gives_same_decisions(tmp_path, topic_embedder):
         assert a.decision.predicted_quality == pytest.approx(b.decision.predicted_quality, 1e-6)
 
 
-def test_reopening_the_state_keeps_what_was_learned(tmp_path, topic_embedder, store_kind,
-                                                     request):
+def test_reopening_the_state_keeps_what_was_learned(tmp_path, topic_embedder, store_kind, request):
     """`open(state)` then `save()`, on a directory or on PostgreSQL: a router reopened
     on the same state has the same training rows, cache and kNN predictions."""
     state = tmp_path if store_kind == "local" else request.getfixturevalue("new_database")()
-    options = dict(embedder=topic_embedder, exploration=0.0, random_state=0,
-                   background_updates=False)
+    options = dict(
+        embedder=topic_embedder, exploration=0.0, random_state=0, background_updates=False
+    )
     router = SmartRouter.open(state, _pool(), **options)
     _run(router, np.random.default_rng(5).choice(["X", "Y"], 60))
     router.save()
@@ -237,8 +279,9 @@ def test_reopening_the_state_keeps_what_was_learned(tmp_path, topic_embedder, st
 def test_load_refuses_future_version(tmp_path, topic_embedder):
     router = SmartRouter(_pool(), embedder=topic_embedder)
     router.save(tmp_path)
-    manifest = (tmp_path / "manifest.json").read_text().replace('"format_version":1',
-                                                                  '"format_version":7')
+    manifest = (
+        (tmp_path / "manifest.json").read_text().replace('"format_version":1', '"format_version":7')
+    )
     (tmp_path / "manifest.json").write_text(manifest)
     with pytest.raises(StateError):
         SmartRouter.load(tmp_path, _pool(), topic_embedder)
@@ -260,17 +303,24 @@ def test_stream_and_complete_give_same_text(topic_embedder, new_router):
     assert cached[-1].cache_hit and "".join(c.text for c in cached[:-1]) == final.text
 
 
-@pytest.mark.parametrize("make", [
-    lambda e: SmartRouter([], embedder=e),
-    lambda e: SmartRouter([(ModelSpec("a"), CallableBackend(str)),
-                           (ModelSpec("a"), CallableBackend(str))], embedder=e),
-    lambda e: SmartRouter([(ModelSpec("a", input_per_mtok=-1.0), CallableBackend(str))],
-                          embedder=e),
-    lambda e: SmartRouter([(ModelSpec("a", output_per_mtok=math.nan), CallableBackend(str))],
-                          embedder=e),
-    lambda e: SmartRouter([(ModelSpec("a"), object())], embedder=e),
-    lambda e: SmartRouter(_pool(), embedder=e, preset="cheapest-please"),
-])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda e: SmartRouter([], embedder=e),
+        lambda e: SmartRouter(
+            [(ModelSpec("a"), CallableBackend(str)), (ModelSpec("a"), CallableBackend(str))],
+            embedder=e,
+        ),
+        lambda e: SmartRouter(
+            [(ModelSpec("a", input_per_mtok=-1.0), CallableBackend(str))], embedder=e
+        ),
+        lambda e: SmartRouter(
+            [(ModelSpec("a", output_per_mtok=math.nan), CallableBackend(str))], embedder=e
+        ),
+        lambda e: SmartRouter([(ModelSpec("a"), object())], embedder=e),
+        lambda e: SmartRouter(_pool(), embedder=e, preset="cheapest-please"),
+    ],
+)
 def test_bad_configuration(make, topic_embedder):
     with pytest.raises(ConfigurationError):
         make(topic_embedder)
@@ -296,13 +346,22 @@ def test_bad_feedback_and_requests(topic_embedder, new_router):
     assert isinstance(BackendError("x"), SLSRouterError)
 
 
-def test_turns_after_the_question_and_the_rest_of_the_prompt_scope_the_cache(topic_embedder, new_router):
-    router = new_router([(ModelSpec("m"), CallableBackend(lambda r: f"answer {len(r.text)}"))],
-                         embedder=topic_embedder, random_state=0, background_updates=False)
+def test_turns_after_the_question_and_the_rest_of_the_prompt_scope_the_cache(
+    topic_embedder, new_router
+):
+    router = new_router(
+        [(ModelSpec("m"), CallableBackend(lambda r: f"answer {len(r.text)}"))],
+        embedder=topic_embedder,
+        random_state=0,
+        background_updates=False,
+    )
     question = {"role": "user", "content": "weather:paris"}
     router.complete(Request(messages=[question]))
-    call = {"role": "assistant", "content": "", "tool_calls": [
-        {"id": "1", "name": "get_weather", "args": {"city": "Paris"}}]}
+    call = {
+        "role": "assistant",
+        "content": "",
+        "tool_calls": [{"id": "1", "name": "get_weather", "args": {"city": "Paris"}}],
+    }
     result = {"role": "tool", "content": "sunny", "tool_call_id": "1"}
     after_tools = router.complete(Request(messages=[question, call, result]))
     assert not after_tools.cache_hit  # the tool's result changes what the answer must be
@@ -324,18 +383,30 @@ def test_a_cached_answer_is_served_only_in_its_own_context(topic_embedder, new_r
         calls.append(request)
         return f"answer {len(calls)}"
 
-    router = new_router([(ModelSpec("m"), CallableBackend(answer))], embedder=topic_embedder,
-                        random_state=0, background_updates=False)
+    router = new_router(
+        [(ModelSpec("m"), CallableBackend(answer))],
+        embedder=topic_embedder,
+        random_state=0,
+        background_updates=False,
+    )
     question = {"role": "user", "content": "weather:paris"}
-    tool_turns = [{"role": "assistant", "content": "", "tool_calls": [
-                      {"id": "1", "name": "get_weather", "args": {"city": "Paris"}}]},
-                  {"role": "tool", "content": "18C and sunny", "tool_call_id": "1"}]
+    tool_turns = [
+        {
+            "role": "assistant",
+            "content": "",
+            "tool_calls": [{"id": "1", "name": "get_weather", "args": {"city": "Paris"}}],
+        },
+        {"role": "tool", "content": "18C and sunny", "tool_call_id": "1"},
+    ]
     after_tools = router.complete(Request(messages=[question, *tool_turns]))
     assert not after_tools.cache_hit
     # the answer written after the tool's result is not served to the question alone
     assert not router.complete(Request(messages=[question])).cache_hit
     system = {"role": "system", "content": "Answer in French."}
-    earlier = [{"role": "user", "content": "weather:oslo"}, {"role": "assistant", "content": "snow"}]
+    earlier = [
+        {"role": "user", "content": "weather:oslo"},
+        {"role": "assistant", "content": "snow"},
+    ]
     assert not router.complete(Request(messages=[system, question, *tool_turns])).cache_hit
     assert not router.complete(Request(messages=[*earlier, question, *tool_turns])).cache_hit
     assert len(calls) == 4  # every miss called the model

@@ -10,9 +10,16 @@ import numpy as np
 import pytest
 
 from sls_router.errors import ConfigurationError, InvalidInputError, StateError
-from sls_router.routing import (PRESETS, QUERY_FEATURES_DIM, KNNQualityPredictor,
-                                LatencyPredictor, LogisticQualityPredictor, Scheduler,
-                                TokenCostPredictor, query_features)
+from sls_router.routing import (
+    PRESETS,
+    QUERY_FEATURES_DIM,
+    KNNQualityPredictor,
+    LatencyPredictor,
+    LogisticQualityPredictor,
+    Scheduler,
+    TokenCostPredictor,
+    query_features,
+)
 from sls_router.types import ModelSpec
 
 DIM = 32
@@ -167,7 +174,7 @@ def test_latency_predictor_converges_and_stays_physical():
     assert lat.coef("never") == (pytest.approx(0.5), pytest.approx(50.0))
     odd = LatencyPredictor()
     odd.partial_fit("x", 1000, 0.0)  # nonsense: 1000 tokens in no time
-    odd.partial_fit("y", 0, 30.0)    # a long stall before nothing
+    odd.partial_fit("y", 0, 30.0)  # a long stall before nothing
     for model in ("x", "y"):
         ttft, tps = odd.coef(model)
         assert ttft >= 0 and 0 < tps < math.inf and odd.predict(model, 100) >= 0
@@ -185,8 +192,9 @@ def _choices(scheduler, cands, mean, std, cost, latency=None, n=200):
 
 
 def test_equal_quality_prefers_the_cheaper_model():
-    decisions = _choices(Scheduler(random_state=0), [DEAR, CHEAP], [0.8, 0.8], [0.05, 0.05],
-                         [0.01, 0.001])
+    decisions = _choices(
+        Scheduler(random_state=0), [DEAR, CHEAP], [0.8, 0.8], [0.05, 0.05], [0.01, 0.001]
+    )
     share = np.mean([d.chosen == "cheap" for d in decisions])
     assert share >= 0.9
     for d in decisions:
@@ -195,8 +203,12 @@ def test_equal_quality_prefers_the_cheaper_model():
 
 
 def test_raising_lam_moves_choices_toward_cheaper_models():
-    cands, mean, std, cost = [CHEAP, MID, DEAR], [0.6, 0.7, 0.8], [0.05, 0.05, 0.05], \
-        [0.001, 0.003, 0.01]
+    cands, mean, std, cost = (
+        [CHEAP, MID, DEAR],
+        [0.6, 0.7, 0.8],
+        [0.05, 0.05, 0.05],
+        [0.001, 0.003, 0.01],
+    )
     shares = []
     for lam in [0, 0.3, 1, 3]:
         decisions = _choices(Scheduler(lam=lam, mu=0.0, random_state=1), cands, mean, std, cost)
@@ -215,13 +227,19 @@ def test_without_data_every_model_is_tried_early():
 
 
 def test_min_quality_and_max_cost_are_respected():
-    cands, mean, std, cost = [CHEAP, MID, DEAR], [0.3, 0.7, 0.9], [0.2, 0.2, 0.2], \
-        [0.001, 0.003, 0.01]
-    floor = _choices(Scheduler(preset="cost", min_quality=0.5, random_state=2), cands, mean,
-                     std, cost)
+    cands, mean, std, cost = (
+        [CHEAP, MID, DEAR],
+        [0.3, 0.7, 0.9],
+        [0.2, 0.2, 0.2],
+        [0.001, 0.003, 0.01],
+    )
+    floor = _choices(
+        Scheduler(preset="cost", min_quality=0.5, random_state=2), cands, mean, std, cost
+    )
     assert all(d.chosen != "cheap" and d.ranking[-1] == "cheap" for d in floor)
-    cap = _choices(Scheduler(preset="quality", max_cost_usd=0.005, random_state=3), cands, mean,
-                   std, cost)
+    cap = _choices(
+        Scheduler(preset="quality", max_cost_usd=0.005, random_state=3), cands, mean, std, cost
+    )
     assert all(d.chosen != "dear" and d.ranking[-1] == "dear" and not d.constrained for d in cap)
     none = Scheduler(min_quality=0.95, random_state=4).choose(cands, mean, std, cost, [1, 1, 1])
     assert none.constrained and none.chosen == "cheap" and none.ranking == ["cheap", "mid", "dear"]
@@ -243,8 +261,13 @@ def test_budget_per_window_is_respected_and_renews():
 
 
 def test_floor_exploration_picks_uniformly_and_is_flagged():
-    decisions = _choices(Scheduler(min_explore=1.0, exploration=0.0, random_state=6),
-                         [CHEAP, MID, DEAR], [0.9, 0.1, 0.1], [0.01] * 3, [0.001, 0.003, 0.01])
+    decisions = _choices(
+        Scheduler(min_explore=1.0, exploration=0.0, random_state=6),
+        [CHEAP, MID, DEAR],
+        [0.9, 0.1, 0.1],
+        [0.01] * 3,
+        [0.001, 0.003, 0.01],
+    )
     counts = {name: sum(d.chosen == name for d in decisions) for name in ("cheap", "mid", "dear")}
     assert min(counts.values()) > 40
     assert all(d.explored == (d.chosen != "cheap") for d in decisions)
@@ -284,8 +307,9 @@ def test_state_round_trips_give_identical_predictions():
         assert np.array_equal(a.mean, b.mean) and np.array_equal(a.std, b.std)
     lr = LogisticQualityPredictor(min_samples=20).fit(_features(vectors), models, scores)
     lr2 = _round_trip(lr)
-    assert np.array_equal(lr.predict(_features(queries), ["A", "B"]),
-                          lr2.predict(_features(queries), ["A", "B"]))
+    assert np.array_equal(
+        lr.predict(_features(queries), ["A", "B"]), lr2.predict(_features(queries), ["A", "B"])
+    )
     assert lr2.validation_brier_ == lr.validation_brier_
     tok, lat = TokenCostPredictor(), LatencyPredictor()
     for i in range(20):
@@ -308,17 +332,20 @@ def test_state_round_trips_give_identical_predictions():
 
 
 # ------------------------------------------------------------------- bad input
-@pytest.mark.parametrize("call", [
-    lambda k: k.partial_fit(np.ones(DIM), "A", math.nan),
-    lambda k: k.partial_fit(np.ones(DIM), "A", 1.5),
-    lambda k: k.partial_fit(np.ones(DIM), "A", 1.0, weight=0),
-    lambda k: k.partial_fit(np.full(DIM, np.inf), "A", 1.0),
-    lambda k: k.partial_fit(np.ones(DIM + 1), "A", 1.0),
-    lambda k: k.predict(np.ones(DIM - 1), ["A"]),
-    lambda k: k.predict(np.ones(DIM), ["A"], priors={"A": 2.0}),
-    lambda k: k.partial_fit(np.ones(DIM), "", 1.0),
-    lambda k: k.fit(np.ones((3, DIM)), ["A"] * 3, [1.0, 0.0]),
-])
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda k: k.partial_fit(np.ones(DIM), "A", math.nan),
+        lambda k: k.partial_fit(np.ones(DIM), "A", 1.5),
+        lambda k: k.partial_fit(np.ones(DIM), "A", 1.0, weight=0),
+        lambda k: k.partial_fit(np.full(DIM, np.inf), "A", 1.0),
+        lambda k: k.partial_fit(np.ones(DIM + 1), "A", 1.0),
+        lambda k: k.predict(np.ones(DIM - 1), ["A"]),
+        lambda k: k.predict(np.ones(DIM), ["A"], priors={"A": 2.0}),
+        lambda k: k.partial_fit(np.ones(DIM), "", 1.0),
+        lambda k: k.fit(np.ones((3, DIM)), ["A"] * 3, [1.0, 0.0]),
+    ],
+)
 def test_knn_bad_input_is_refused_and_loses_nothing(call):
     knn = KNNQualityPredictor().partial_fit(np.ones(DIM), "A", 1.0)
     with pytest.raises(InvalidInputError):
@@ -349,21 +376,35 @@ def test_other_bad_inputs_and_configs():
         Scheduler().choose([CHEAP, CHEAP], [0.5, 0.5], [0.1, 0.1], [0, 0], [0, 0])
     with pytest.raises(InvalidInputError):
         Scheduler().record_spend(-1.0)
-    for kwargs in [dict(preset="fast"), dict(lam=-1), dict(mu=-0.1), dict(budget_usd=-5),
-                   dict(exploration=-1), dict(min_explore=1.5), dict(min_explore=-0.1),
-                   dict(budget_window_s=0), dict(min_quality=2), dict(exploration=None),
-                   dict(lam=math.nan), dict(random_state="seed")]:
+    for kwargs in [
+        dict(preset="fast"),
+        dict(lam=-1),
+        dict(mu=-0.1),
+        dict(budget_usd=-5),
+        dict(exploration=-1),
+        dict(min_explore=1.5),
+        dict(min_explore=-0.1),
+        dict(budget_window_s=0),
+        dict(min_quality=2),
+        dict(exploration=None),
+        dict(lam=math.nan),
+        dict(random_state="seed"),
+    ]:
         with pytest.raises(ConfigurationError):
             Scheduler(**kwargs)
-    for cls, kwargs in [(KNNQualityPredictor, dict(k=0)), (KNNQualityPredictor, dict(prior_mean=1)),
-                        (LogisticQualityPredictor, dict(C=0)),
-                        (LatencyPredictor, dict(prior_tokens_per_s=0))]:
+    for cls, kwargs in [
+        (KNNQualityPredictor, dict(k=0)),
+        (KNNQualityPredictor, dict(prior_mean=1)),
+        (LogisticQualityPredictor, dict(C=0)),
+        (LatencyPredictor, dict(prior_tokens_per_s=0)),
+    ]:
         with pytest.raises(ConfigurationError):
             cls(**kwargs)
 
 
 def test_scheduler_with_zero_cost_and_latency_and_no_exploration():
     d = Scheduler(exploration=0.0, min_explore=0.0).choose(
-        [CHEAP, DEAR], [0.4, 0.6], [0.3, 0.3], [0.0, 0.0], [0.0, 0.0])
+        [CHEAP, DEAR], [0.4, 0.6], [0.3, 0.3], [0.0, 0.0], [0.0, 0.0]
+    )
     assert d.chosen == "dear" and not d.explored and d.predicted_quality == 0.6
     assert d.utilities == {"cheap": 0.4, "dear": 0.6} and d.sampled_utilities == d.utilities

@@ -3,6 +3,7 @@ and fail (or cannot be judged), right answers still pass."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
@@ -40,8 +41,10 @@ def test_right_answers_still_pass_and_wrong_ones_fail():
 
 def test_the_reported_attack_leaves_no_file_on_the_host():
     name = f"sls_pwned_{uuid.uuid4().hex}"
-    answer = (f'import os\nopen(os.path.expanduser("~/{name}"), "w")'
-              f'.write(os.popen("id -un").read())\n{RIGHT}')
+    answer = (
+        f'import os\nopen(os.path.expanduser("~/{name}"), "w")'
+        f'.write(os.popen("id -un").read())\n{RIGHT}'
+    )
     _verify(answer)  # its verdict does not matter: the host must not change
     assert not (Path.home() / name).exists()
 
@@ -70,8 +73,7 @@ def test_reading_a_host_file_fails(tmp_path):
     assert _verify(answer, PROBE_PROMPT) == 0.0
     assert _verify(answer, PROBE_PROMPT, unsafe_run_without_sandbox=True) == 1.0
     for path in ("/etc/passwd", str(Path.home()), os.getcwd()):
-        assert _verify(_probe(f"import os\nreturn os.path.exists({path!r})"),
-                       PROBE_PROMPT) == 0.0
+        assert _verify(_probe(f"import os\nreturn os.path.exists({path!r})"), PROBE_PROMPT) == 0.0
 
 
 @pytest.mark.parametrize("module", ["socket", "_socket"])
@@ -84,15 +86,15 @@ def test_no_socket_reaches_the_host(module):
     connected = []
 
     def accept():
-        try:
+        with contextlib.suppress(OSError):
             connected.append(server.accept())
-        except OSError:
-            pass
 
     listener = threading.Thread(target=accept)
     listener.start()
-    answer = _probe(f"import {module}\ns = {module}.socket()\n"
-                    f"s.connect(('127.0.0.1', {port}))\ns.send(b'hi')\nreturn True")
+    answer = _probe(
+        f"import {module}\ns = {module}.socket()\n"
+        f"s.connect(('127.0.0.1', {port}))\ns.send(b'hi')\nreturn True"
+    )
     verdict = _verify(answer, PROBE_PROMPT)
     listener.join()
     server.close()
@@ -101,9 +103,11 @@ def test_no_socket_reaches_the_host(module):
 
 def test_forking_many_processes_is_stopped_and_cleaned_up():
     before = _processes_of(Sandbox().run_as() or os.getuid())
-    answer = _probe("import os, time\nfor _ in range(500):\n"
-                    "    if os.fork() == 0:\n        time.sleep(30)\n        os._exit(0)\n"
-                    "return True")
+    answer = _probe(
+        "import os, time\nfor _ in range(500):\n"
+        "    if os.fork() == 0:\n        time.sleep(30)\n        os._exit(0)\n"
+        "return True"
+    )
     assert _verify(answer, PROBE_PROMPT) == 0.0
     deadline = time.monotonic() + 5  # killed processes may take a moment to be reaped
     while _processes_of(Sandbox().run_as() or os.getuid()) > before and time.monotonic() < deadline:

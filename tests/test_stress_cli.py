@@ -7,9 +7,20 @@ import json
 
 from sls_router.bench.cli import main
 
-KEYS = ("answered_fraction", "feedback_lost", "cross_tenant_hits", "kill9_trials",
-        "kill9_loaded", "bad_inputs_tried", "bad_inputs_clear_errors", "rss_mb_start",
-        "rss_mb_end", "rss_requests", "durations_s", "goals")
+KEYS = (
+    "answered_fraction",
+    "feedback_lost",
+    "cross_tenant_hits",
+    "kill9_trials",
+    "kill9_loaded",
+    "bad_inputs_tried",
+    "bad_inputs_clear_errors",
+    "rss_mb_start",
+    "rss_mb_end",
+    "rss_requests",
+    "durations_s",
+    "goals",
+)
 
 
 def test_stress_quick_meets_every_goal(tmp_path, capsys):
@@ -28,5 +39,5 @@ def test_stress_quick_meets_every_goal(tmp_path, capsys):
     assert result["mischarged_requests"] == 0
     memory = result["memory"]
     assert memory["rss_cache_entries"] == memory["rss_cache_capacity"]
-    assert 0 < result["rss_mb_start"] and 0 < result["rss_mb_end"]
+    assert result["rss_mb_start"] > 0 and result["rss_mb_end"] > 0
     assert all(met for _, _, met in result["goals"].values())

@@ -9,9 +9,16 @@ import pytest
 from sls_router.errors import InvalidInputError
 from sls_router.replay import ReplayBackend, ReplayMissError, load_dataset, replay_pool
 from sls_router.types import Request
-from sls_router.verifiers import DoctestVerifier, LogTemplateVerifier, TaskVerifier, template_matches
+from sls_router.verifiers import (
+    DoctestVerifier,
+    LogTemplateVerifier,
+    TaskVerifier,
+    template_matches,
+)
 
-LINE = "Receiving block blk_-1608999687919862906 src: /10.250.19.102:54106 dest: /10.250.19.102:50010"
+LINE = (
+    "Receiving block blk_-1608999687919862906 src: /10.250.19.102:54106 dest: /10.250.19.102:50010"
+)
 
 
 def test_log_template_self_check():
@@ -42,8 +49,13 @@ def test_doctest_verifier_runs_generated_code_in_a_subprocess():
     assert verifier(request, "def add(a, b):\n    return a - b\n") == 0.0
     assert verifier(request, "    return a + b\n") == 1.0  # a body completing the prompt
     assert verifier(request, "def add(a, b):\n    while True: pass\n") == 0.0  # timeout
-    assert verifier(request, "import socket\ndef add(a, b):\n"
-                             "    socket.create_connection(('127.0.0.1', 9))\n") == 0.0
+    assert (
+        verifier(
+            request,
+            "import socket\ndef add(a, b):\n    socket.create_connection(('127.0.0.1', 9))\n",
+        )
+        == 0.0
+    )
     assert verifier(Request(prompt="def f(): pass"), "def f(): return 1") is None
 
 
@@ -55,26 +67,53 @@ def test_task_verifier_dispatches_by_kind():
 
 def _write(tmp_path, lines, models=None):
     path = tmp_path / "d.jsonl"
-    path.write_text("\n".join(json.dumps(l) for l in lines) + "\n")
+    path.write_text("\n".join(json.dumps(line) for line in lines) + "\n")
     if models is not None:
         (tmp_path / "d.models.json").write_text(json.dumps(models))
     return path
 
 
 def test_replay_backend_returns_recorded_answers(tmp_path):
-    path = _write(tmp_path, [
-        {"id": "1", "prompt": "p1", "reference": "a", "responses": {
-            "m": {"output": "a", "score": 1, "input_tokens": 10, "output_tokens": 5,
-                  "cost": 0.5, "latency_s": 2.0}}},
-        {"id": "2", "prompt": "p2", "reference": "b", "responses": {
-            "m": {"output": "c", "score": 0, "input_tokens": 1000, "output_tokens": 100}}}],
-        models={"m": {"input_per_mtok": 1.0, "output_per_mtok": 2.0, "tokens_per_s": 50,
-                      "ttft_s": 0.5}})
-    (spec, backend), = replay_pool(path)
+    path = _write(
+        tmp_path,
+        [
+            {
+                "id": "1",
+                "prompt": "p1",
+                "reference": "a",
+                "responses": {
+                    "m": {
+                        "output": "a",
+                        "score": 1,
+                        "input_tokens": 10,
+                        "output_tokens": 5,
+                        "cost": 0.5,
+                        "latency_s": 2.0,
+                    }
+                },
+            },
+            {
+                "id": "2",
+                "prompt": "p2",
+                "reference": "b",
+                "responses": {
+                    "m": {"output": "c", "score": 0, "input_tokens": 1000, "output_tokens": 100}
+                },
+            },
+        ],
+        models={
+            "m": {"input_per_mtok": 1.0, "output_per_mtok": 2.0, "tokens_per_s": 50, "ttft_s": 0.5}
+        },
+    )
+    ((spec, backend),) = replay_pool(path)
     assert spec.name == "m" and spec.input_per_mtok == 1.0
     first = backend.complete(Request(prompt="p1"))
     assert (first.text, first.cost_usd, first.latency_s, first.latency_modelled) == (
-        "a", 0.5, 2.0, False)
+        "a",
+        0.5,
+        2.0,
+        False,
+    )
     second = backend.complete(Request(messages=[{"role": "user", "content": "p2"}]))
     assert second.cost_usd == pytest.approx((1000 * 1.0 + 100 * 2.0) / 1e6)
     assert second.latency_s == pytest.approx(0.5 + 100 / 50) and second.latency_modelled
@@ -84,13 +123,18 @@ def test_replay_backend_returns_recorded_answers(tmp_path):
         ReplayBackend(load_dataset(path), "unknown-model")
 
 
-@pytest.mark.parametrize("line, message", [
-    ({"prompt": "p", "responses": {}}, "missing field 'id'"),
-    ({"id": 1, "prompt": "p", "scorer": "fuzzy", "responses": {}}, "unknown scorer"),
-    ({"id": 1, "prompt": "p", "responses": {"m": {"output": "x", "score": 1}}}, "no 'cost'"),
-    ({"id": 1, "prompt": "p", "responses": {"m": {"output": "x", "score": 3, "cost": 1}}},
-     "score"),
-])
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ({"prompt": "p", "responses": {}}, "missing field 'id'"),
+        ({"id": 1, "prompt": "p", "scorer": "fuzzy", "responses": {}}, "unknown scorer"),
+        ({"id": 1, "prompt": "p", "responses": {"m": {"output": "x", "score": 1}}}, "no 'cost'"),
+        (
+            {"id": 1, "prompt": "p", "responses": {"m": {"output": "x", "score": 3, "cost": 1}}},
+            "score",
+        ),
+    ],
+)
 def test_bad_replay_lines_name_the_line(tmp_path, line, message):
     ok = {"id": "0", "prompt": "ok", "responses": {"m": {"output": "x", "score": 1, "cost": 0.1}}}
     path = _write(tmp_path, [ok, line])

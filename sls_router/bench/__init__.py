@@ -10,5 +10,6 @@ from ..errors import DependencyError
 # with whichever import a run happens to reach first
 _missing = [name for name in ("matplotlib", "rich", "tqdm") if find_spec(name) is None]
 if _missing:
-    raise DependencyError(f"the sls-router lab needs {', '.join(_missing)}: "
-                          "pip install 'sls-router[bench]'.")
+    raise DependencyError(
+        f"the sls-router lab needs {', '.join(_missing)}: pip install 'sls-router[bench]'."
+    )

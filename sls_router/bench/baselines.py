@@ -103,8 +103,11 @@ def cascade(replayer: Replayer, chain: Sequence[str]) -> Trace:
             verdict = verifier(request, answer)
             if verdict is not None and verdict >= 0.5:
                 return called
-            if verdict is None and previous is not None and normalise(previous) == normalise(
-                    answer):
+            if (
+                verdict is None
+                and previous is not None
+                and normalise(previous) == normalise(answer)
+            ):
                 return called
             previous = answer
         return called
@@ -112,8 +115,15 @@ def cascade(replayer: Replayer, chain: Sequence[str]) -> Trace:
     return replayer.run(serve)
 
 
-def static_knn(replayer: Replayer, vectors: np.ndarray, specs: Sequence[ModelSpec], *,
-               train_fraction: float = 0.02, preset: str = "balanced", seed: int = 0) -> Trace:
+def static_knn(
+    replayer: Replayer,
+    vectors: np.ndarray,
+    specs: Sequence[ModelSpec],
+    *,
+    train_fraction: float = 0.02,
+    preset: str = "balanced",
+    seed: int = 0,
+) -> Trace:
     """OptLLM-style: kNN trained on the first 2% with every model's label, then frozen.
 
     The training requests call every model (paid) and serve a right answer; later
@@ -133,8 +143,7 @@ def static_knn(replayer: Replayer, vectors: np.ndarray, specs: Sequence[ModelSpe
             rest = [m for m in record.responses if m not in right]
             return rest + right  # all called; a right one (if any) is served
         pred = knn.predict(vectors[i], names)
-        decision = scheduler.choose(specs, pred.mean, pred.std, mean_cost,
-                                    np.zeros(len(names)))
+        decision = scheduler.choose(specs, pred.mean, pred.std, mean_cost, np.zeros(len(names)))
         return [decision.chosen]
 
     return replayer.run(serve)

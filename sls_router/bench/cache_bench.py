@@ -21,8 +21,17 @@ from ..cache import AdaptiveThreshold, SemanticCache
 from ..embeddings import Embedder, get_embedder
 from ..errors import InvalidInputError
 
-RESULT_KEYS = ("n", "positive", "negative", "miss", "hit_rate", "wrong_hit_rate", "embed_s",
-               "lookup_p50_ms", "lookup_p99_ms")
+RESULT_KEYS = (
+    "n",
+    "positive",
+    "negative",
+    "miss",
+    "hit_rate",
+    "wrong_hit_rate",
+    "embed_s",
+    "lookup_p50_ms",
+    "lookup_p99_ms",
+)
 
 
 def load_pairs(path: str | Path) -> list[dict[str, str]]:
@@ -30,15 +39,21 @@ def load_pairs(path: str | Path) -> list[dict[str, str]]:
     try:
         pairs = json.loads(Path(path).read_text())
     except (OSError, ValueError) as exc:
-        raise InvalidInputError(f"cannot read pairs from {path} ({exc}); pass a JSON file "
-                                "holding a list of {\"origin\": ..., \"similar\": ...}.") from exc
+        raise InvalidInputError(
+            f"cannot read pairs from {path} ({exc}); pass a JSON file "
+            'holding a list of {"origin": ..., "similar": ...}.'
+        ) from exc
     if not isinstance(pairs, list) or not pairs:
         raise InvalidInputError(f"{path} must hold a non-empty JSON list of pairs.")
     for i, pair in enumerate(pairs):
-        if not (isinstance(pair, dict) and isinstance(pair.get("origin"), str)
-                and isinstance(pair.get("similar"), str)):
-            raise InvalidInputError(f"{path}: pair {i} is not {{\"origin\": str, \"similar\": "
-                                    "str}}; fix or remove it.")
+        if not (
+            isinstance(pair, dict)
+            and isinstance(pair.get("origin"), str)
+            and isinstance(pair.get("similar"), str)
+        ):
+            raise InvalidInputError(
+                f'{path}: pair {i} is not {{"origin": str, "similar": str}}}}; fix or remove it.'
+            )
     return pairs
 
 
@@ -48,9 +63,14 @@ def fixed_threshold(similarity: float) -> AdaptiveThreshold:
     return AdaptiveThreshold(similarity=similarity, ratio=1.0)
 
 
-def run_cache_bench(pairs: Sequence[dict[str, str]], embedder: str | Embedder = "minilm", *,
-                    feedback: bool = False, threshold: AdaptiveThreshold | None = None,
-                    vectors: tuple[np.ndarray, np.ndarray] | None = None) -> dict:
+def run_cache_bench(
+    pairs: Sequence[dict[str, str]],
+    embedder: str | Embedder = "minilm",
+    *,
+    feedback: bool = False,
+    threshold: AdaptiveThreshold | None = None,
+    vectors: tuple[np.ndarray, np.ndarray] | None = None,
+) -> dict:
     """Run the protocol once; returns the figures under `RESULT_KEYS`.
 
     `vectors` (origin and similar embeddings) lets several runs share one embedding pass.
@@ -87,8 +107,12 @@ def run_cache_bench(pairs: Sequence[dict[str, str]], embedder: str | Embedder = 
             cache.observe(result, would_be_right)
     hits = positive + negative
     return {
-        "n": len(pairs), "positive": positive, "negative": negative, "miss": miss,
-        "hit_rate": hits / len(pairs), "wrong_hit_rate": negative / hits if hits else 0.0,
+        "n": len(pairs),
+        "positive": positive,
+        "negative": negative,
+        "miss": miss,
+        "hit_rate": hits / len(pairs),
+        "wrong_hit_rate": negative / hits if hits else 0.0,
         "embed_s": round(embed_s, 3),
         "lookup_p50_ms": float(np.percentile(lookup_s, 50) * 1e3),
         "lookup_p99_ms": float(np.percentile(lookup_s, 99) * 1e3),

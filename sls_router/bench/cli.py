@@ -23,24 +23,45 @@ def _cache_bench(args: argparse.Namespace) -> int:
     embedder = get_embedder(args.embedder)
     mode = "online feedback" if args.feedback else "no feedback"
     start = time.perf_counter()
-    vectors = (embedder.encode([p["origin"] for p in pairs]),
-               embedder.encode([p["similar"] for p in pairs]))
+    vectors = (
+        embedder.encode([p["origin"] for p in pairs]),
+        embedder.encode([p["similar"] for p in pairs]),
+    )
     embed_s = round(time.perf_counter() - start, 3)
-    runs = {f"sls adaptive ({mode})": run_cache_bench(pairs, embedder, feedback=args.feedback,
-                                                       vectors=vectors)}
+    runs = {
+        f"sls adaptive ({mode})": run_cache_bench(
+            pairs, embedder, feedback=args.feedback, vectors=vectors
+        )
+    }
     if args.static:
         runs[f"fixed cosine >= {args.threshold}"] = run_cache_bench(
-            pairs, embedder, threshold=fixed_threshold(args.threshold), vectors=vectors)
+            pairs, embedder, threshold=fixed_threshold(args.threshold), vectors=vectors
+        )
     for result in runs.values():
         result["embed_s"] = embed_s
     table = Table(title=f"cache-bench: {args.pairs} ({len(pairs)} pairs, {embedder.name})")
-    for col in ("rule", "positive", "negative", "miss", "hit rate", "wrong-hit rate",
-                "lookup p50 ms", "lookup p99 ms"):
+    for col in (
+        "rule",
+        "positive",
+        "negative",
+        "miss",
+        "hit rate",
+        "wrong-hit rate",
+        "lookup p50 ms",
+        "lookup p99 ms",
+    ):
         table.add_column(col, justify="left" if col == "rule" else "right")
     for name, r in runs.items():
-        table.add_row(name, str(r["positive"]), str(r["negative"]), str(r["miss"]),
-                      f"{r['hit_rate']:.3f}", f"{r['wrong_hit_rate']:.3f}",
-                      f"{r['lookup_p50_ms']:.3f}", f"{r['lookup_p99_ms']:.3f}")
+        table.add_row(
+            name,
+            str(r["positive"]),
+            str(r["negative"]),
+            str(r["miss"]),
+            f"{r['hit_rate']:.3f}",
+            f"{r['wrong_hit_rate']:.3f}",
+            f"{r['lookup_p50_ms']:.3f}",
+            f"{r['lookup_p99_ms']:.3f}",
+        )
     Console(width=140).print(table)
     main_run = next(iter(runs.values()))
     print(f"embedding {len(pairs) * 2} texts took {main_run['embed_s']:.1f} s")
@@ -56,11 +77,14 @@ def _cache_bench(args: argparse.Namespace) -> int:
 def _overhead(args: argparse.Namespace) -> int:
     from .overhead import measure_overhead
 
-    result = measure_overhead(entries=args.entries, embedder=args.embedder, models=args.models,
-                              decisions=args.decisions)
-    print(f"{result['entries']:,} entries, {result['models']} models, {result['embedder']}: "
-          f"miss path p50 {result['miss_p50_ms']:.3f} ms / p99 {result['miss_p99_ms']:.3f} ms, "
-          f"hit path p50 {result['hit_p50_ms']:.3f} ms / p99 {result['hit_p99_ms']:.3f} ms")
+    result = measure_overhead(
+        entries=args.entries, embedder=args.embedder, models=args.models, decisions=args.decisions
+    )
+    print(
+        f"{result['entries']:,} entries, {result['models']} models, {result['embedder']}: "
+        f"miss path p50 {result['miss_p50_ms']:.3f} ms / p99 {result['miss_p99_ms']:.3f} ms, "
+        f"hit path p50 {result['hit_p50_ms']:.3f} ms / p99 {result['hit_p99_ms']:.3f} ms"
+    )
     if args.json:
         keys = ("entries", "embedder", "miss_p50_ms", "miss_p99_ms", "hit_p50_ms", "hit_p99_ms")
         Path(args.json).write_text(json.dumps({k: result[k] for k in keys}, indent=2))
@@ -82,8 +106,14 @@ def _bench(args: argparse.Namespace) -> int:
 
     dataset = load_dataset(args.data, limit=args.limit)
     strategies = args.strategies.split(",") if args.strategies else None
-    result, traces = run_bench(dataset, feedback=args.feedback, embedder=args.embedder,
-                               preset=args.preset, strategies=strategies, seed=args.seed)
+    result, traces = run_bench(
+        dataset,
+        feedback=args.feedback,
+        embedder=args.embedder,
+        preset=args.preset,
+        strategies=strategies,
+        seed=args.seed,
+    )
     print_bench(result)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
@@ -100,15 +130,30 @@ def print_bench(result: dict) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"{result['dataset']}: {result['n']:,} requests, {result['feedback']} "
-                        f"feedback, {result['embedder']} (embedding {result['embed_s']} s)")
-    for col in ("strategy", "accuracy", "cost USD", "LLM time s", "cache hits", "wrong hits",
-                "wall s"):
+    table = Table(
+        title=f"{result['dataset']}: {result['n']:,} requests, {result['feedback']} "
+        f"feedback, {result['embedder']} (embedding {result['embed_s']} s)"
+    )
+    for col in (
+        "strategy",
+        "accuracy",
+        "cost USD",
+        "LLM time s",
+        "cache hits",
+        "wrong hits",
+        "wall s",
+    ):
         table.add_column(col, justify="left" if col == "strategy" else "right")
     for name, s in sorted(result["strategies"].items(), key=lambda kv: -kv[1]["accuracy"]):
-        table.add_row(name, f"{s['accuracy']:.3f}", f"{s['cost_usd']:.4f}",
-                      f"{s['llm_time_s']:.0f}", f"{s['cache_hit_rate']:.1%}",
-                      f"{s['cache_wrong_hit_rate']:.1%}", f"{s['wall_s']:.1f}")
+        table.add_row(
+            name,
+            f"{s['accuracy']:.3f}",
+            f"{s['cost_usd']:.4f}",
+            f"{s['llm_time_s']:.0f}",
+            f"{s['cache_hit_rate']:.1%}",
+            f"{s['cache_wrong_hit_rate']:.1%}",
+            f"{s['wall_s']:.1f}",
+        )
     Console(width=140).print(table)
 
 
@@ -119,17 +164,21 @@ def _stress(args: argparse.Namespace) -> int:
     from .stress import run_stress, stress_goals
 
     size = "full" if args.full else "quick" if args.quick else "default"
-    result = run_stress(size, seed=args.seed,
-                        progress=lambda message: print(message, file=sys.stderr, flush=True))
+    result = run_stress(
+        size, seed=args.seed, progress=lambda message: print(message, file=sys.stderr, flush=True)
+    )
     goals = result["goals"] = stress_goals(result)
     table = Table(title=f"stress ({size}, seed {args.seed}): {result['wall_s']} s")
     for col in ("figure", "value", "goal", "met"):
         table.add_column(col, justify="left" if col in ("figure", "goal") else "right")
     for name, (value, goal, met) in goals.items():
         table.add_row(name, str(value), goal, "yes" if met else "NO")
-    table.add_row("rss_mb start -> end", f"{result['rss_mb_start']} -> {result['rss_mb_end']}",
-                  f"{result['rss_requests']:,} requests, cache "
-                  f"{result['memory']['rss_cache_capacity']:,}", "")
+    table.add_row(
+        "rss_mb start -> end",
+        f"{result['rss_mb_start']} -> {result['rss_mb_end']}",
+        f"{result['rss_requests']:,} requests, cache {result['memory']['rss_cache_capacity']:,}",
+        "",
+    )
     for name, seconds in result["durations_s"].items():
         table.add_row(f"time: {name}", f"{seconds} s", "", "")
     Console(width=140).print(table)
@@ -144,12 +193,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sls-router", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("cache-bench", help="GPTCache's hit / wrong-hit protocol on paraphrase pairs")
+    p = sub.add_parser(
+        "cache-bench", help="GPTCache's hit / wrong-hit protocol on paraphrase pairs"
+    )
     p.add_argument("--pairs", required=True, help="JSON list of {origin, similar}")
     p.add_argument("--embedder", default="minilm", help="minilm (default), static or hashing")
     p.add_argument("--feedback", action="store_true", help="online run with verdicts fed back")
-    p.add_argument("--static", action="store_true",
-                   help="also run a fixed cosine threshold (no margin, no learning)")
+    p.add_argument(
+        "--static",
+        action="store_true",
+        help="also run a fixed cosine threshold (no margin, no learning)",
+    )
     p.add_argument("--threshold", type=float, default=0.6, help="cosine for --static")
     p.add_argument("--json", help="write the figures to this file")
     p.set_defaults(func=_cache_bench)
@@ -183,16 +237,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("stress", help="faults, load, kill -9, tenants, bad input, memory")
     p.add_argument("--json", help="write the figures to this file")
-    p.add_argument("--full", action="store_true",
-                   help="the issue's full size (8x1,000 threads, 100x1,000 tasks, RSS over "
-                        "100,000 requests, 50 kills): several minutes")
+    p.add_argument(
+        "--full",
+        action="store_true",
+        help="the issue's full size (8x1,000 threads, 100x1,000 tasks, RSS over "
+        "100,000 requests, 50 kills): several minutes",
+    )
     p.add_argument("--quick", action="store_true", help="a small size for tests (5 kills)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_stress)
 
     p = sub.add_parser("shared-store", help="PostgreSQL store vs local: lookups and 4 replicas")
-    p.add_argument("--url", help="postgresql:// URL of an empty database (default: a temporary "
-                                 "server from the pgserver package)")
+    p.add_argument(
+        "--url",
+        help="postgresql:// URL of an empty database (default: a temporary "
+        "server from the pgserver package)",
+    )
     p.add_argument("--entries", type=int, default=100_000)
     p.add_argument("--processes", type=int, default=4)
     p.add_argument("--requests", type=int, default=500, help="requests per process")
@@ -214,8 +274,10 @@ def _shared_store(args: argparse.Namespace) -> int:
             try:
                 import pgserver
             except ImportError:
-                print("sls-router: error: pass --url, or pip install pgserver for a temporary "
-                      "server", file=sys.stderr)
+                print(
+                    "sls-router: error: pass --url, or pip install pgserver for a temporary server",
+                    file=sys.stderr,
+                )
                 return 2
             server = pgserver.get_server(tmp, cleanup_mode="stop")
             with psycopg.connect(server.get_uri(), autocommit=True) as conn:
@@ -226,10 +288,13 @@ def _shared_store(args: argparse.Namespace) -> int:
             figures = {"lookups": lookup_figures(lookup_url, entries=args.entries)}
             if args.url is not None:  # the replica runs need empty tables
                 with psycopg.connect(args.url, autocommit=True) as conn:
-                    conn.execute("TRUNCATE sls_cache_entries, sls_feedback, sls_outcomes, "
-                                 "sls_cache_verdicts, sls_wrong_answers, sls_update_log")
-            figures["replicas"] = compare_replicas(args.url or server.get_uri("sls_replicas"),
-                                                   args.processes, args.requests)
+                    conn.execute(
+                        "TRUNCATE sls_cache_entries, sls_feedback, sls_outcomes, "
+                        "sls_cache_verdicts, sls_wrong_answers, sls_update_log"
+                    )
+            figures["replicas"] = compare_replicas(
+                args.url or server.get_uri("sls_replicas"), args.processes, args.requests
+            )
         finally:
             if server is not None:
                 server.cleanup()

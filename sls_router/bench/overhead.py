@@ -28,32 +28,72 @@ from ..routing import query_features
 from ..types import ModelSpec, Request
 
 # Cached and uncached requests come from different topics, so the miss path really misses.
-_HIT_TOPICS = ("disk quota exceeded for user", "connection reset by peer on port",
-               "how do I rotate the api key")
-_MISS_TOPICS = ("summarise the incident report for", "translate the release notes of",
-                "classify the support ticket about")
+_HIT_TOPICS = (
+    "disk quota exceeded for user",
+    "connection reset by peer on port",
+    "how do I rotate the api key",
+)
+_MISS_TOPICS = (
+    "summarise the incident report for",
+    "translate the release notes of",
+    "classify the support ticket about",
+)
 
 
-_SUBJECTS = ("the billing service", "my laptop", "the nightly backup", "our k8s cluster",
-             "the login page", "a customer invoice", "the search index", "the mobile app",
-             "the payment webhook", "a shared drive", "the vpn client", "the data pipeline")
-_ACTIONS = ("fails with a timeout", "returns error 500", "is very slow", "needs a refund",
-            "lost its settings", "shows the wrong currency", "cannot connect", "crashed twice",
-            "uses too much memory", "must be migrated", "rejects my password", "is out of disk")
-_CONTEXTS = ("since the update", "every monday", "for user {n}", "in region eu-{n}",
-             "after a restart", "on build {n}", "only in chrome", "with ticket #{n}")
+_SUBJECTS = (
+    "the billing service",
+    "my laptop",
+    "the nightly backup",
+    "our k8s cluster",
+    "the login page",
+    "a customer invoice",
+    "the search index",
+    "the mobile app",
+    "the payment webhook",
+    "a shared drive",
+    "the vpn client",
+    "the data pipeline",
+)
+_ACTIONS = (
+    "fails with a timeout",
+    "returns error 500",
+    "is very slow",
+    "needs a refund",
+    "lost its settings",
+    "shows the wrong currency",
+    "cannot connect",
+    "crashed twice",
+    "uses too much memory",
+    "must be migrated",
+    "rejects my password",
+    "is out of disk",
+)
+_CONTEXTS = (
+    "since the update",
+    "every monday",
+    "for user {n}",
+    "in region eu-{n}",
+    "after a restart",
+    "on build {n}",
+    "only in chrome",
+    "with ticket #{n}",
+)
 
 
 def traffic(n: int, rng: np.random.Generator) -> list[str]:
     """`n` short support requests from a few subjects, actions and contexts."""
-    return [f"{rng.choice(_SUBJECTS)} {rng.choice(_ACTIONS)} "
-            f"{rng.choice(_CONTEXTS).format(n=rng.integers(1, 10_000))}" for _ in range(n)]
+    return [
+        f"{rng.choice(_SUBJECTS)} {rng.choice(_ACTIONS)} "
+        f"{rng.choice(_CONTEXTS).format(n=rng.integers(1, 10_000))}"
+        for _ in range(n)
+    ]
 
 
 def clustered(base: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
     """`n` unit vectors, each one of `base` plus small noise: clusters like real traffic."""
     noisy = base[rng.integers(0, len(base), n)] + 0.02 * rng.standard_normal(
-        (n, base.shape[1])).astype(np.float32)
+        (n, base.shape[1])
+    ).astype(np.float32)
     return noisy / np.linalg.norm(noisy, axis=1, keepdims=True)
 
 
@@ -61,12 +101,23 @@ def _texts(n: int, rng: np.random.Generator, topics: tuple[str, ...]) -> list[st
     return [f"{topics[i % len(topics)]} item {i} {rng.integers(1e9)}" for i in range(n)]
 
 
-def measure_overhead(entries: int = 100_000, embedder: str = "static", models: int = 8,
-                     decisions: int = 1000, history: int = 20_000, seed: int = 0,
-                     refit: bool = True) -> dict:
+def measure_overhead(
+    entries: int = 100_000,
+    embedder: str = "static",
+    models: int = 8,
+    decisions: int = 1000,
+    history: int = 20_000,
+    seed: int = 0,
+    refit: bool = True,
+) -> dict:
     rng = np.random.default_rng(seed)
-    pool = [(ModelSpec(f"model-{k}", input_per_mtok=0.1 * (k + 1), output_per_mtok=0.2 * (k + 1)),
-             CallableBackend(lambda r: "unused")) for k in range(models)]
+    pool = [
+        (
+            ModelSpec(f"model-{k}", input_per_mtok=0.1 * (k + 1), output_per_mtok=0.2 * (k + 1)),
+            CallableBackend(lambda r: "unused"),
+        )
+        for k in range(models)
+    ]
     router = SmartRouter(pool, embedder=embedder, random_state=seed, background_updates=False)
     scope = request_scope(Request(prompt="any prompt"))  # every timed request's scope
     texts = traffic(min(entries, 5000), rng)
@@ -99,11 +150,17 @@ def measure_overhead(entries: int = 100_000, embedder: str = "static", models: i
         hit_ms.append((time.perf_counter() - start) * 1e3)
         served["hit"] += plan.decision is None
     router.close()
-    return {"entries": entries, "embedder": router.embedder.name,
-            "miss_p50_ms": round(float(np.percentile(miss_ms, 50)), 3),
-            "miss_p99_ms": round(float(np.percentile(miss_ms, 99)), 3),
-            "hit_p50_ms": round(float(np.percentile(hit_ms, 50)), 3),
-            "hit_p99_ms": round(float(np.percentile(hit_ms, 99)), 3),
-            "models": models, "decisions": decisions, "refit": refit,
-            "logistic_models": len(router.learner.logistic.estimators_),
-            "cache_hits_on_miss_path": served["miss"], "cache_hits_on_hit_path": served["hit"]}
+    return {
+        "entries": entries,
+        "embedder": router.embedder.name,
+        "miss_p50_ms": round(float(np.percentile(miss_ms, 50)), 3),
+        "miss_p99_ms": round(float(np.percentile(miss_ms, 99)), 3),
+        "hit_p50_ms": round(float(np.percentile(hit_ms, 50)), 3),
+        "hit_p99_ms": round(float(np.percentile(hit_ms, 99)), 3),
+        "models": models,
+        "decisions": decisions,
+        "refit": refit,
+        "logistic_models": len(router.learner.logistic.estimators_),
+        "cache_hits_on_miss_path": served["miss"],
+        "cache_hits_on_hit_path": served["hit"],
+    }

@@ -43,7 +43,7 @@ class PrecomputedEmbedder:
         parts = []
         with tqdm(total=len(unique), desc=f"embedding ({base.name})", leave=False) as bar:
             for i in range(0, len(unique), batch):
-                parts.append(base.encode(unique[i:i + batch]))
+                parts.append(base.encode(unique[i : i + batch]))
                 bar.update(len(parts[-1]))
         vectors = np.vstack(parts) if parts else np.zeros((0, base.dim), np.float32)
         self.embed_s = time.perf_counter() - start
@@ -60,16 +60,33 @@ class PrecomputedEmbedder:
         return self._vectors[self._rows[text]]
 
 
-def run_sls(dataset: ReplayDataset, embedder: PrecomputedEmbedder, *, feedback: str,
-            preset: str, seed: int, cache: bool = True, models: Sequence[str] | None = None,
-            learn_until: int | None = None, desc: str = "sls") -> Trace:
+def run_sls(
+    dataset: ReplayDataset,
+    embedder: PrecomputedEmbedder,
+    *,
+    feedback: str,
+    preset: str,
+    seed: int,
+    cache: bool = True,
+    models: Sequence[str] | None = None,
+    learn_until: int | None = None,
+    desc: str = "sls",
+) -> Trace:
     """Replay through a fresh SmartRouter. `learn_until`: feedback stops after that many
     requests and no refit happens afterwards (the no-updates ablation)."""
     pool = [p for p in replay_pool(dataset) if models is None or p[0].name in models]
     verifier = TaskVerifier() if feedback == "verifier" else None
-    router = SmartRouter(pool, embedder=embedder, preset=preset, cache=cache,
-                         verifier=verifier, random_state=seed, background_updates=False,
-                         update_every_n=1000, update_every_s=0)
+    router = SmartRouter(
+        pool,
+        embedder=embedder,
+        preset=preset,
+        cache=cache,
+        verifier=verifier,
+        random_state=seed,
+        background_updates=False,
+        update_every_n=1000,
+        update_every_s=0,
+    )
     trace = Trace()
     answered: dict[str, tuple[Any, bool]] = {}  # request id -> (record, judged right)
     start = time.perf_counter()
@@ -79,8 +96,7 @@ def run_sls(dataset: ReplayDataset, embedder: PrecomputedEmbedder, *, feedback: 
             router.verifier = None
         if learn_until is not None and i == learn_until:
             router.learner.updates.every_n = 0
-        request = Request(prompt=record.prompt, query=record.query, task=record.task,
-                          id=record.id)
+        request = Request(prompt=record.prompt, query=record.query, task=record.task, id=record.id)
         response = router.complete(request)
         if response.cache_hit:
             source = answered.get((response.raw or {}).get("request_id"))
@@ -106,9 +122,15 @@ def run_sls(dataset: ReplayDataset, embedder: PrecomputedEmbedder, *, feedback: 
     return trace
 
 
-def run_bench(dataset: ReplayDataset, *, feedback: str = "labels",
-              embedder: str | Embedder = "minilm", preset: str = "balanced",
-              strategies: Sequence[str] | None = None, seed: int = 0) -> tuple[dict, dict]:
+def run_bench(
+    dataset: ReplayDataset,
+    *,
+    feedback: str = "labels",
+    embedder: str | Embedder = "minilm",
+    preset: str = "balanced",
+    strategies: Sequence[str] | None = None,
+    seed: int = 0,
+) -> tuple[dict, dict]:
     """Run the chosen strategies; returns (the JSON of DESIGN.md, traces by strategy)."""
     if feedback not in FEEDBACK_MODES:
         raise ConfigurationError(f"feedback={feedback!r}: use one of {FEEDBACK_MODES}.")
@@ -159,8 +181,14 @@ def run_bench(dataset: ReplayDataset, *, feedback: str = "labels",
         if not trace.wall_s:
             trace.wall_s = time.perf_counter() - start
         traces[name] = trace
-    result = {"dataset": dataset.name, "n": len(dataset), "feedback": feedback,
-              "embedder": base.name, "embed_s": round(shared.embed_s, 2) if shared else 0.0,
-              "best_single": best, "cheapest": cheapest,
-              "strategies": {name: trace.summary() for name, trace in traces.items()}}
+    result = {
+        "dataset": dataset.name,
+        "n": len(dataset),
+        "feedback": feedback,
+        "embedder": base.name,
+        "embed_s": round(shared.embed_s, 2) if shared else 0.0,
+        "best_single": best,
+        "cheapest": cheapest,
+        "strategies": {name: trace.summary() for name, trace in traces.items()},
+    }
     return result, traces

@@ -14,7 +14,7 @@ _HIGHLIGHT = ("sls", "oracle", "best_single", "cascade", "static_knn", "sls_no_c
 def pareto_front(points: dict[str, tuple[float, float]]) -> list[str]:
     """Names of the (cost, accuracy) points no other point beats on both, by cost."""
     front, best = [], -1.0
-    for name, (cost, acc) in sorted(points.items(), key=lambda kv: (kv[1][0], -kv[1][1])):
+    for name, (_, acc) in sorted(points.items(), key=lambda kv: (kv[1][0], -kv[1][1])):
         if acc > best:
             front.append(name)
             best = acc
@@ -37,8 +37,13 @@ def write_report(result: dict, traces: dict[str, Trace], directory: str | Path) 
     fig, ax = plt.subplots(figsize=(8, 5.5))
     for name, (cost, acc) in points.items():
         main = name in _HIGHLIGHT or name.startswith("sls")
-        ax.scatter(cost, acc, s=60 if main else 25, zorder=3,
-                   color="tab:red" if name.startswith("sls") else "tab:blue")
+        ax.scatter(
+            cost,
+            acc,
+            s=60 if main else 25,
+            zorder=3,
+            color="tab:red" if name.startswith("sls") else "tab:blue",
+        )
         ax.annotate(name, (cost, acc), fontsize=7, xytext=(4, 3), textcoords="offset points")
     fx = [points[n][0] for n in front]
     fy = [points[n][1] for n in front]
@@ -75,8 +80,9 @@ def write_report(result: dict, traces: dict[str, Trace], directory: str | Path) 
     models = traces[main_name].model
     names = sorted(set(models), key=lambda m: (m != "cache", m))
     bins = np.array_split(np.arange(len(models)), min(40, max(1, len(models))))
-    shares = np.array([[sum(models[i] == m for i in b) / max(len(b), 1) for b in bins]
-                       for m in names])
+    shares = np.array(
+        [[sum(models[i] == m for i in b) / max(len(b), 1) for b in bins] for m in names]
+    )
     fig, ax = plt.subplots(figsize=(8, 4.5))
     ax.stackplot([int(b[-1]) + 1 for b in bins], shares, labels=names)
     ax.set_ylim(0, 1)
@@ -88,24 +94,38 @@ def write_report(result: dict, traces: dict[str, Trace], directory: str | Path) 
     fig.savefig(directory / "model_share.png", dpi=120)
     plt.close(fig)
 
-    lines = [f"# sls-router bench: {result['dataset']}", "",
-             f"{result['n']:,} requests replayed in file order, feedback `{result['feedback']}`, "
-             f"embedder `{result['embedder']}` (embedding took {result['embed_s']} s). "
-             f"Best single model in hindsight: `{result['best_single']}`; cheapest: "
-             f"`{result['cheapest']}`. Strategies on the cost/accuracy Pareto frontier are "
-             "marked *.", "",
-             "| strategy | accuracy | cost (USD) | LLM time (s) | cache hits | wrong hits | "
-             "wall (s) |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        f"# sls-router bench: {result['dataset']}",
+        "",
+        f"{result['n']:,} requests replayed in file order, feedback `{result['feedback']}`, "
+        f"embedder `{result['embedder']}` (embedding took {result['embed_s']} s). "
+        f"Best single model in hindsight: `{result['best_single']}`; cheapest: "
+        f"`{result['cheapest']}`. Strategies on the cost/accuracy Pareto frontier are "
+        "marked *.",
+        "",
+        "| strategy | accuracy | cost (USD) | LLM time (s) | cache hits | wrong hits | wall (s) |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for name, s in sorted(strategies.items(), key=lambda kv: -kv[1]["accuracy"]):
         star = " *" if name in front else ""
-        lines.append(f"| {name}{star} | {s['accuracy']:.3f} | {s['cost_usd']:.4f} | "
-                     f"{s['llm_time_s']:.0f} | {s['cache_hit_rate']:.1%} | "
-                     f"{s['cache_wrong_hit_rate']:.1%} | {s['wall_s']:.1f} |")
-    lines += ["", "![cost vs accuracy](cost_accuracy.png)", "",
-              "![learning curve](learning_curve.png)", "", "![model share](model_share.png)", "",
-              "LLM time sums each answered call's latency: recorded where the data set has it, "
-              "otherwise modelled from tokens and the sidecar's throughput. `best_single` and "
-              "`oracle` use hindsight and are references, not runnable strategies.", ""]
+        lines.append(
+            f"| {name}{star} | {s['accuracy']:.3f} | {s['cost_usd']:.4f} | "
+            f"{s['llm_time_s']:.0f} | {s['cache_hit_rate']:.1%} | "
+            f"{s['cache_wrong_hit_rate']:.1%} | {s['wall_s']:.1f} |"
+        )
+    lines += [
+        "",
+        "![cost vs accuracy](cost_accuracy.png)",
+        "",
+        "![learning curve](learning_curve.png)",
+        "",
+        "![model share](model_share.png)",
+        "",
+        "LLM time sums each answered call's latency: recorded where the data set has it, "
+        "otherwise modelled from tokens and the sidecar's throughput. `best_single` and "
+        "`oracle` use hindsight and are references, not runnable strategies.",
+        "",
+    ]
     path = directory / "report.md"
     path.write_text("\n".join(lines))
     return path

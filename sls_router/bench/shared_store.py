@@ -39,13 +39,16 @@ _SCOPE = "bench"
 
 
 def _percentiles(ms: list[float]) -> dict[str, float]:
-    return {"p50_ms": round(float(np.percentile(ms, 50)), 3),
-            "p99_ms": round(float(np.percentile(ms, 99)), 3)}
+    return {
+        "p50_ms": round(float(np.percentile(ms, 50)), 3),
+        "p99_ms": round(float(np.percentile(ms, 99)), 3),
+    }
 
 
 # -- lookups ------------------------------------------------------------------------
-def lookup_figures(url: str, entries: int = 100_000, lookups: int = 1000,
-                   embedder: str = "static", seed: int = 0) -> dict[str, Any]:
+def lookup_figures(
+    url: str, entries: int = 100_000, lookups: int = 1000, embedder: str = "static", seed: int = 0
+) -> dict[str, Any]:
     """Time scoped k=10 lookups at `entries` entries in PostgreSQL and in local FAISS."""
     from ..store.postgres import Database, PostgresEntries
 
@@ -61,8 +64,12 @@ def lookup_figures(url: str, entries: int = 100_000, lookups: int = 1000,
     _bulk_load(db, vectors)
     load_s = time.perf_counter() - started
     remote = PostgresEntries(db, "bench")
-    figures: dict[str, Any] = {"entries": entries, "lookups": lookups, "embedder": emb.name,
-                               "postgres_load_and_index_s": round(load_s, 1)}
+    figures: dict[str, Any] = {
+        "entries": entries,
+        "lookups": lookups,
+        "embedder": emb.name,
+        "postgres_load_and_index_s": round(load_s, 1),
+    }
     exact = np.argsort(-(queries @ vectors.T), axis=1)[:, :10]
     for name, store in (("local_faiss", local), ("postgres_pgvector", remote)):
         ms, recall = [], []
@@ -77,8 +84,14 @@ def lookup_figures(url: str, entries: int = 100_000, lookups: int = 1000,
 
 
 def _entry(i: int) -> CacheEntry:
-    return CacheEntry(id=i, scope=_SCOPE, text=f"synthetic {i}", answer=f"answer {i}",
-                      answer_hash=f"h{i}", created_at=0.0)
+    return CacheEntry(
+        id=i,
+        scope=_SCOPE,
+        text=f"synthetic {i}",
+        answer=f"answer {i}",
+        answer_hash=f"h{i}",
+        created_at=0.0,
+    )
 
 
 def _bulk_load(db: Any, vectors: np.ndarray) -> None:
@@ -86,16 +99,31 @@ def _bulk_load(db: Any, vectors: np.ndarray) -> None:
     table took 3-6 ms per row here; this takes about a minute for 100,000). The index is
     rebuilt from its own definition, as the store's schema made it."""
     with db.pool.connection() as conn:
-        index = conn.execute("SELECT pg_get_indexdef('sls_cache_entries_embedding'::regclass)"
-                             ).fetchone()[0]
+        index = conn.execute(
+            "SELECT pg_get_indexdef('sls_cache_entries_embedding'::regclass)"
+        ).fetchone()[0]
         conn.execute("DROP INDEX sls_cache_entries_embedding")
         conn.execute("TRUNCATE sls_cache_entries")
-        with conn.cursor().copy("COPY sls_cache_entries (id, scope, text, answer, answer_hash, "
-                                "embedding, created_at, confirmed, verdicts, replica) "
-                                "FROM STDIN") as copy:
+        with conn.cursor().copy(
+            "COPY sls_cache_entries (id, scope, text, answer, answer_hash, "
+            "embedding, created_at, confirmed, verdicts, replica) "
+            "FROM STDIN"
+        ) as copy:
             for i in tqdm(range(len(vectors)), desc="postgres COPY", mininterval=2):
-                copy.write_row((i, _SCOPE, f"synthetic {i}", f"answer {i}", f"h{i}",
-                                vectors[i], 0.0, True, "[0, 0, -1.0, 2.0]", "bench"))
+                copy.write_row(
+                    (
+                        i,
+                        _SCOPE,
+                        f"synthetic {i}",
+                        f"answer {i}",
+                        f"h{i}",
+                        vectors[i],
+                        0.0,
+                        True,
+                        "[0, 0, -1.0, 2.0]",
+                        "bench",
+                    )
+                )
         conn.execute("SET maintenance_work_mem = '512MB'")
         conn.execute(index)
         conn.execute("ANALYZE sls_cache_entries")
@@ -111,9 +139,8 @@ def worker(state: str, start: int, n: int, common: int, seed: int) -> dict[str, 
 
     dataset = load_dataset(DATA)
     records = list(dataset)
-    mine = records[:common] + records[start:start + n]
-    router = SmartRouter.open(state, replay_pool(dataset), embedder="static",
-                              random_state=seed)
+    mine = records[:common] + records[start : start + n]
+    router = SmartRouter.open(state, replay_pool(dataset), embedder="static", random_state=seed)
     print("ready", flush=True)
     sys.stdin.readline()
     hits: list[int] = []
@@ -121,8 +148,9 @@ def worker(state: str, start: int, n: int, common: int, seed: int) -> dict[str, 
     started = time.perf_counter()
     for i, rec in enumerate(mine):
         request_id = rec.id if i < common else f"{rec.id}#{seed}"
-        response = router.complete(Request(prompt=rec.prompt, query=rec.query, task=rec.task,
-                                           id=request_id))
+        response = router.complete(
+            Request(prompt=rec.prompt, query=rec.query, task=rec.task, id=request_id)
+        )
         if response.cache_hit:
             hits.append(int(response.raw["cache_entry"]))
             right = judge_hit(rec, response.text, None, None)
@@ -133,18 +161,41 @@ def worker(state: str, start: int, n: int, common: int, seed: int) -> dict[str, 
     wall = time.perf_counter() - started
     router.save()  # waits for every queued write
     router.close()
-    return {"requests": len(mine), "wall_s": wall, "hits": len(hits), "hit_entries": hits,
-            "feedback_calls": feedback, "replica": getattr(router.store, "replica", None)}
+    return {
+        "requests": len(mine),
+        "wall_s": wall,
+        "hits": len(hits),
+        "hit_entries": hits,
+        "feedback_calls": feedback,
+        "replica": getattr(router.store, "replica", None),
+    }
 
 
-def replica_figures(states: list[str], per_process: int = 500, common: int = 50,
-                    ) -> dict[str, Any]:
+def replica_figures(
+    states: list[str],
+    per_process: int = 500,
+    common: int = 50,
+) -> dict[str, Any]:
     """Run one worker process per state (all the same URL, or one directory each)."""
-    procs = [subprocess.Popen(
-        [sys.executable, "-m", "sls_router.bench.shared_store", "worker", state,
-         str(1000 + k * per_process), str(per_process), str(common), str(k)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        for k, state in enumerate(states)]
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "sls_router.bench.shared_store",
+                "worker",
+                state,
+                str(1000 + k * per_process),
+                str(per_process),
+                str(common),
+                str(k),
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for k, state in enumerate(states)
+    ]
     for proc in procs:  # every replica has loaded its data, models and state
         if proc.stdout.readline().strip() != "ready":
             raise RuntimeError("a replica failed to start; see its stderr")
@@ -159,11 +210,15 @@ def replica_figures(states: list[str], per_process: int = 500, common: int = 50,
         results.append(json.loads(out.strip().splitlines()[-1]))
     requests = sum(r["requests"] for r in results)
     wall = max(r["wall_s"] for r in results)
-    return {"processes": len(states), "requests": requests,
-            "requests_per_s": round(requests / wall, 1), "wall_s": round(wall, 2),
-            "cache_hits": sum(r["hits"] for r in results),
-            "feedback_calls": sum(r["feedback_calls"] for r in results),
-            "per_process": results}
+    return {
+        "processes": len(states),
+        "requests": requests,
+        "requests_per_s": round(requests / wall, 1),
+        "wall_s": round(wall, 2),
+        "cache_hits": sum(r["hits"] for r in results),
+        "feedback_calls": sum(r["feedback_calls"] for r in results),
+        "per_process": results,
+    }
 
 
 def shared_tables(url: str) -> dict[str, int]:
@@ -172,28 +227,33 @@ def shared_tables(url: str) -> dict[str, int]:
 
     with psycopg.connect(url) as conn:
         one = lambda sql: int(conn.execute(sql).fetchone()[0])  # noqa: E731
-        return {"feedback_rows": one("SELECT count(*) FROM sls_feedback"),
-                "entries": one("SELECT count(*) FROM sls_cache_entries"),
-                "request_ids": one("SELECT count(DISTINCT request_id) FROM sls_cache_entries"),
-                "outcome_rows": one("SELECT count(*) FROM sls_outcomes")}
+        return {
+            "feedback_rows": one("SELECT count(*) FROM sls_feedback"),
+            "entries": one("SELECT count(*) FROM sls_cache_entries"),
+            "request_ids": one("SELECT count(DISTINCT request_id) FROM sls_cache_entries"),
+            "outcome_rows": one("SELECT count(*) FROM sls_outcomes"),
+        }
 
 
 def entry_owners(url: str, entry_ids: list[int]) -> dict[int, str]:
     import psycopg
 
     with psycopg.connect(url) as conn:
-        rows = conn.execute("SELECT id, replica FROM sls_cache_entries WHERE id = ANY(%s)",
-                            (entry_ids,)).fetchall()
+        rows = conn.execute(
+            "SELECT id, replica FROM sls_cache_entries WHERE id = ANY(%s)", (entry_ids,)
+        ).fetchall()
     return {int(i): r for i, r in rows}
 
 
-def compare_replicas(url: str, processes: int = 4, per_process: int = 500,
-                     common: int = 50) -> dict[str, Any]:
+def compare_replicas(
+    url: str, processes: int = 4, per_process: int = 500, common: int = 50
+) -> dict[str, Any]:
     """Shared database vs one local store per process, same requests."""
     shared = replica_figures([url] * processes, per_process, common)
     with tempfile.TemporaryDirectory() as tmp:
-        local = replica_figures([str(Path(tmp) / f"r{k}") for k in range(processes)],
-                                per_process, common)
+        local = replica_figures(
+            [str(Path(tmp) / f"r{k}") for k in range(processes)], per_process, common
+        )
     for run in (shared, local):
         for r in run.pop("per_process"):
             r.pop("hit_entries")
@@ -205,8 +265,10 @@ def main(argv: list[str]) -> None:
         state, start, n, common, seed = argv[1:6]
         print(json.dumps(worker(state, int(start), int(n), int(common), int(seed))))
         return
-    raise SystemExit("usage: python -m sls_router.bench.shared_store worker STATE START N "
-                     "COMMON SEED (or use `sls-router shared-store`)")
+    raise SystemExit(
+        "usage: python -m sls_router.bench.shared_store worker STATE START N "
+        "COMMON SEED (or use `sls-router shared-store`)"
+    )
 
 
 if __name__ == "__main__":

@@ -34,25 +34,69 @@ from ..types import Completion, ModelSpec, Request, Response, Usage
 # "full" is the issue's size (8 threads x 1,000 and 100 tasks x 1,000 requests, RSS over
 # 100,000 requests); "default" finishes in about a minute on 2 shared cores.
 SIZES: dict[str, dict[str, int]] = {
-    "quick": dict(fault_requests=300, threads=4, per_thread=100, tasks=20, per_task=50,
-                  kill9_trials=5, tenants=8, tenant_texts=15, rss_requests=3000,
-                  rss_capacity=1000),
-    "default": dict(fault_requests=1500, threads=8, per_thread=250, tasks=100, per_task=40,
-                    kill9_trials=20, tenants=20, tenant_texts=40, rss_requests=20_000,
-                    rss_capacity=5000),
-    "full": dict(fault_requests=5000, threads=8, per_thread=1000, tasks=100, per_task=1000,
-                 kill9_trials=50, tenants=50, tenant_texts=100, rss_requests=100_000,
-                 rss_capacity=5000),
+    "quick": dict(
+        fault_requests=300,
+        threads=4,
+        per_thread=100,
+        tasks=20,
+        per_task=50,
+        kill9_trials=5,
+        tenants=8,
+        tenant_texts=15,
+        rss_requests=3000,
+        rss_capacity=1000,
+    ),
+    "default": dict(
+        fault_requests=1500,
+        threads=8,
+        per_thread=250,
+        tasks=100,
+        per_task=40,
+        kill9_trials=20,
+        tenants=20,
+        tenant_texts=40,
+        rss_requests=20_000,
+        rss_capacity=5000,
+    ),
+    "full": dict(
+        fault_requests=5000,
+        threads=8,
+        per_thread=1000,
+        tasks=100,
+        per_task=1000,
+        kill9_trials=50,
+        tenants=50,
+        tenant_texts=100,
+        rss_requests=100_000,
+        rss_capacity=5000,
+    ),
 }
 FAULT_KINDS = ("raise", "timeout", "rate_limit", "empty")
-_WORDS = ("refund", "invoice", "login", "backup", "cluster", "latency", "webhook", "quota",
-          "password", "migration", "currency", "search", "export", "billing", "cache", "vpn")
+_WORDS = (
+    "refund",
+    "invoice",
+    "login",
+    "backup",
+    "cluster",
+    "latency",
+    "webhook",
+    "quota",
+    "password",
+    "migration",
+    "currency",
+    "search",
+    "export",
+    "billing",
+    "cache",
+    "vpn",
+)
 
 
 def stable_hash(key: str) -> int:
     """A hash that is the same in every process (Python's `hash` is salted)."""
-    return int.from_bytes(hashlib.blake2b(key.encode("utf-8", "surrogatepass"),
-                                          digest_size=8).digest(), "little")
+    return int.from_bytes(
+        hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "little"
+    )
 
 
 def rss_mb() -> float:
@@ -94,8 +138,16 @@ class FaultyModel:
     `billed` is the provider's own ledger (request id -> USD) of the calls it answered,
     empty answers included; calls that raised or timed out bill nothing."""
 
-    def __init__(self, name: str, fault_rate: float, *, seed: int = 0, timeout_s: float = 0.05,
-                 retry_after_s: float = 0.1, cost_usd: float = 1e-4) -> None:
+    def __init__(
+        self,
+        name: str,
+        fault_rate: float,
+        *,
+        seed: int = 0,
+        timeout_s: float = 0.05,
+        retry_after_s: float = 0.1,
+        cost_usd: float = 1e-4,
+    ) -> None:
         self.name, self.fault_rate, self.seed = name, fault_rate, seed
         self.timeout_s, self.retry_after_s, self.cost_usd = timeout_s, retry_after_s, cost_usd
         self.billed: dict[str, float] = defaultdict(float)
@@ -154,13 +206,19 @@ def fault_scenario(requests: int = 1500, fault_rate: float = 0.3, seed: int = 0)
     steady = FaultyModel("steady", 0.0, seed=seed, timeout_s=1.0)
     models = [*flaky, steady]
     pool = [(m.spec(price), m.backend()) for m, price in zip(models, (0.5, 0.6, 0.7, 5.0))]
-    router = SmartRouter(pool, embedder="hashing", cache=False, random_state=seed,
-                         breaker_failures=3, breaker_cooldown_s=0.2)
+    router = SmartRouter(
+        pool,
+        embedder="hashing",
+        cache=False,
+        random_state=seed,
+        breaker_failures=3,
+        breaker_cooldown_s=0.2,
+    )
     rng = np.random.default_rng(seed)
     reqs = [Request(prompt=_text(rng, f"fault-{i}"), id=f"fault-{i}") for i in range(requests)]
     n_async, n_stream = requests // 4, requests // 8
-    sync_part, async_part = reqs[n_async + n_stream:], reqs[:n_async]
-    stream_part = reqs[n_async:n_async + n_stream]
+    sync_part, async_part = reqs[n_async + n_stream :], reqs[:n_async]
+    stream_part = reqs[n_async : n_async + n_stream]
     results: dict[str, Response | Exception] = {}
 
     def run(call: Callable[[Request], Response], request: Request) -> None:
@@ -197,24 +255,34 @@ def fault_scenario(requests: int = 1500, fault_rate: float = 0.3, seed: int = 0)
     wall = time.perf_counter() - started
     answered = [r for r in results.values() if isinstance(r, Response) and r.text.strip()]
     errors = Counter(type(r).__name__ for r in results.values() if isinstance(r, Exception))
-    mischarged = sum(not math.isclose(r.cost_usd, sum(m.billed.get(r.request_id, 0.0)
-                                                     for m in models), rel_tol=1e-9,
-                                      abs_tol=1e-15) for r in answered)
+    mischarged = sum(
+        not math.isclose(
+            r.cost_usd,
+            sum(m.billed.get(r.request_id, 0.0) for m in models),
+            rel_tol=1e-9,
+            abs_tol=1e-15,
+        )
+        for r in answered
+    )
     calls = Counter()
     for m in models:
         calls.update(m.calls)
     status = router.health.status()
     router.close()
     return {
-        "requests": requests, "fault_rate_per_faulty_model": fault_rate,
-        "faulty_models": len(flaky), "healthy_models": 1,
+        "requests": requests,
+        "fault_rate_per_faulty_model": fault_rate,
+        "faulty_models": len(flaky),
+        "healthy_models": 1,
         "answered_fraction": round(len(answered) / max(1, requests), 6),
-        "errors": dict(errors), "mischarged_requests": mischarged,
+        "errors": dict(errors),
+        "mischarged_requests": mischarged,
         "failed_over_requests": sum(len(r.tried) > 1 for r in answered),
         "backend_calls": sum(calls.values()),
         "faults_injected": {k: calls[k] for k in FAULT_KINDS},
-        "fault_fraction_of_calls": round(sum(calls[k] for k in FAULT_KINDS)
-                                         / max(1, sum(calls.values())), 4),
+        "fault_fraction_of_calls": round(
+            sum(calls[k] for k in FAULT_KINDS) / max(1, sum(calls.values())), 4
+        ),
         "breaker_opened": {name: s["opened"] for name, s in status.items()},
         "all_fail_error_lists_attempts": _all_fail_lists_attempts(),
         "latency_p50_ms": _ms([r.latency_s for r in answered], 50),
@@ -225,8 +293,12 @@ def fault_scenario(requests: int = 1500, fault_rate: float = 0.3, seed: int = 0)
 def _all_fail_lists_attempts() -> bool:
     """When every model fails, one BackendError must name each model's attempt."""
     models = [FaultyModel(f"down-{k}", 1.0, seed=k) for k in range(3)]
-    router = SmartRouter([(m.spec(1.0), m.backend()) for m in models], embedder="hashing",
-                         cache=False, random_state=0)
+    router = SmartRouter(
+        [(m.spec(1.0), m.backend()) for m in models],
+        embedder="hashing",
+        cache=False,
+        random_state=0,
+    )
     try:
         router.complete("is anybody there?")
     except BackendError as exc:
@@ -237,8 +309,9 @@ def _all_fail_lists_attempts() -> bool:
 
 
 # -- load -------------------------------------------------------------------------------
-def load_scenario(threads: int = 8, per_thread: int = 1000, tasks: int = 100,
-                  per_task: int = 1000, seed: int = 0) -> dict:
+def load_scenario(
+    threads: int = 8, per_thread: int = 1000, tasks: int = 100, per_task: int = 1000, seed: int = 0
+) -> dict:
     """Threads (complete) and asyncio tasks (acomplete) at once on one router, each
     request followed by its feedback, refits running in the background. Afterwards
     every count must be exact: feedback events, training rows, cache entries."""
@@ -250,14 +323,24 @@ def load_scenario(threads: int = 8, per_thread: int = 1000, tasks: int = 100,
     async def aanswer(request: Request) -> str:
         return answer(request)
 
-    pool = [(ModelSpec(f"model-{k}", 0.2 * (k + 1), 0.4 * (k + 1)),
-             CallableBackend(answer, aanswer)) for k in range(3)]
+    pool = [
+        (ModelSpec(f"model-{k}", 0.2 * (k + 1), 0.4 * (k + 1)), CallableBackend(answer, aanswer))
+        for k in range(3)
+    ]
     total = threads * per_thread + tasks * per_task
     cache = SemanticCache("hashing", capacity=total + 1, refit_every=25)
-    router = SmartRouter(pool, embedder=cache.embedder, cache=cache, random_state=seed,
-                         update_every_n=500, max_pending=total + 1)
-    texts = [_text(np.random.default_rng(seed + k), f"topic {k % 50}")
-             for k in range(max(400, total // 10))]  # repeats: hits and fresh answers mix
+    router = SmartRouter(
+        pool,
+        embedder=cache.embedder,
+        cache=cache,
+        random_state=seed,
+        update_every_n=500,
+        max_pending=total + 1,
+    )
+    texts = [
+        _text(np.random.default_rng(seed + k), f"topic {k % 50}")
+        for k in range(max(400, total // 10))
+    ]  # repeats: hits and fresh answers mix
     errors: list[str] = []
     lock = threading.Lock()
     tally = Counter()
@@ -315,43 +398,68 @@ def load_scenario(threads: int = 8, per_thread: int = 1000, tasks: int = 100,
     expected_entries = tally["fresh"] - tally["fresh_wrong"]
     counted = router.learner.updates.total_events
     result = {
-        "threads": threads, "per_thread": per_thread, "tasks": tasks, "per_task": per_task,
-        "requests": tally["hits"] + tally["fresh"], "errors": len(errors),
-        "error_examples": errors[:3], "feedback_sent": tally["feedback"],
-        "feedback_counted": counted, "feedback_lost": max(0, tally["feedback"] - counted),
+        "threads": threads,
+        "per_thread": per_thread,
+        "tasks": tasks,
+        "per_task": per_task,
+        "requests": tally["hits"] + tally["fresh"],
+        "errors": len(errors),
+        "error_examples": errors[:3],
+        "feedback_sent": tally["feedback"],
+        "feedback_counted": counted,
+        "feedback_lost": max(0, tally["feedback"] - counted),
         "feedback_double_counted": max(0, counted - tally["feedback"]),
-        "outcomes": len(router.learner.outcomes), "outcomes_expected": tally["fresh"],
-        "knn_records": router.learner.knn.n_records_, "cache_entries": len(router.cache),
-        "cache_entries_expected": expected_entries, "cache_hits": tally["hits"],
-        "refits": len(router.learner.updates.log), "wall_s": round(wall, 2),
+        "outcomes": len(router.learner.outcomes),
+        "outcomes_expected": tally["fresh"],
+        "knn_records": router.learner.knn.n_records_,
+        "cache_entries": len(router.cache),
+        "cache_entries_expected": expected_entries,
+        "cache_hits": tally["hits"],
+        "refits": len(router.learner.updates.log),
+        "wall_s": round(wall, 2),
         "requests_per_s": round((tally["hits"] + tally["fresh"]) / wall, 1),
     }
-    result["consistent"] = (result["outcomes"] == result["outcomes_expected"]
-                            == result["knn_records"]
-                            and result["cache_entries"] == expected_entries
-                            and counted == tally["feedback"] and not errors)
+    result["consistent"] = (
+        result["outcomes"] == result["outcomes_expected"] == result["knn_records"]
+        and result["cache_entries"] == expected_entries
+        and counted == tally["feedback"]
+        and not errors
+    )
     router.close()
     return result
 
 
 # -- tenants ----------------------------------------------------------------------------
-TRICKY_NAMESPACES = ("acme", "acme ", "Acme", "acme:1", "acme:", "a:cme", "ünï", "租户",
-                     "default", "x" * 300)
+TRICKY_NAMESPACES = (
+    "acme",
+    "acme ",
+    "Acme",
+    "acme:1",
+    "acme:",
+    "a:cme",
+    "ünï",
+    "租户",
+    "default",
+    "x" * 300,
+)
 
 
-def tenant_scenario(tenants: int = 20, texts: int = 40, rounds: int = 3, seed: int = 0,
-                    embedder: str = "hashing") -> dict:
+def tenant_scenario(
+    tenants: int = 20, texts: int = 40, rounds: int = 3, seed: int = 0, embedder: str = "hashing"
+) -> dict:
     """Many namespaces send the same texts and their backend answers differ per tenant:
     a served answer naming another tenant is a cross-tenant hit. Feedback naming another
     tenant and forged request ids must be refused and must change nothing."""
     namespaces = list(TRICKY_NAMESPACES) + [f"tenant-{k}" for k in range(tenants)]
-    namespaces = namespaces[:max(tenants, 2)]
+    namespaces = namespaces[: max(tenants, 2)]
 
     def answer(request: Request) -> str:  # names its tenant unambiguously
         return json.dumps([request.namespace, request.embed_text], ensure_ascii=False)
 
-    pool = [(ModelSpec("model-a", 1, 1), CallableBackend(answer)),
-            (ModelSpec("model-b", 2, 2), CallableBackend(answer))]
+    pool = [
+        (ModelSpec("model-a", 1, 1), CallableBackend(answer)),
+        (ModelSpec("model-b", 2, 2), CallableBackend(answer)),
+    ]
     router = SmartRouter(pool, embedder=embedder, random_state=seed, background_updates=False)
     rng = np.random.default_rng(seed)
     shared = [_text(rng, f"question {k}") for k in range(texts)]
@@ -363,9 +471,13 @@ def tenant_scenario(tenants: int = 20, texts: int = 40, rounds: int = 3, seed: i
                 if (k + r) % 2:
                     request = Request(prompt=text, namespace=ns)
                 else:  # the same text as a chat turn under the same system prompt
-                    request = Request(messages=[{"role": "system", "content": "Be brief."},
-                                                {"role": "user", "content": text}],
-                                      namespace=ns)
+                    request = Request(
+                        messages=[
+                            {"role": "system", "content": "Be brief."},
+                            {"role": "user", "content": text},
+                        ],
+                        namespace=ns,
+                    )
                 response = router.complete(request)
                 cross += json.loads(response.text)[0] != ns
                 hits += response.cache_hit
@@ -373,11 +485,14 @@ def tenant_scenario(tenants: int = 20, texts: int = 40, rounds: int = 3, seed: i
     rejected = tried = 0
     before = len(router.cache), len(router.learner.outcomes)
     for i, (ns, response) in enumerate(served[:: max(1, len(served) // 200)]):
-        other = namespaces[(namespaces.index(ns) + 1 + i % (len(namespaces) - 1))
-                           % len(namespaces)]  # never ns itself
-        for request_id, namespace in ((response.request_id, other),
-                                      (response.request_id[::-1], ns),
-                                      (f"{int(rng.integers(1 << 62)):032x}", None)):
+        other = namespaces[
+            (namespaces.index(ns) + 1 + i % (len(namespaces) - 1)) % len(namespaces)
+        ]  # never ns itself
+        for request_id, namespace in (
+            (response.request_id, other),
+            (response.request_id[::-1], ns),
+            (f"{int(rng.integers(1 << 62)):032x}", None),
+        ):
             tried += 1
             try:
                 router.feedback(request_id, 0.0, namespace=namespace)
@@ -385,26 +500,38 @@ def tenant_scenario(tenants: int = 20, texts: int = 40, rounds: int = 3, seed: i
                 rejected += 1
     unchanged = (len(router.cache), len(router.learner.outcomes)) == before
     router.close()
-    return {"namespaces": len(namespaces), "requests": len(served),
-            "cross_tenant_hits": cross, "hits_within_tenant": hits,
-            "foreign_feedback_tried": tried, "foreign_feedback_rejected": rejected,
-            "state_unchanged_by_foreign_feedback": unchanged}
+    return {
+        "namespaces": len(namespaces),
+        "requests": len(served),
+        "cross_tenant_hits": cross,
+        "hits_within_tenant": hits,
+        "foreign_feedback_tried": tried,
+        "foreign_feedback_rejected": rejected,
+        "state_unchanged_by_foreign_feedback": unchanged,
+    }
 
 
 # -- memory -----------------------------------------------------------------------------
-def rss_scenario(requests: int = 20_000, capacity: int = 5000, max_pending: int | None = None,
-                 seed: int = 0) -> dict:
+def rss_scenario(
+    requests: int = 20_000, capacity: int = 5000, max_pending: int | None = None, seed: int = 0
+) -> dict:
     """Cheap requests with distinct texts through a router whose cache holds `capacity`
     entries: once the cache is full, memory should stop growing. Besides the cache, the
     router keeps one small record per request awaiting feedback, up to `max_pending`
     (here = capacity; the default of 100,000 records costs ~3.5 KB each)."""
     max_pending = capacity if max_pending is None else max_pending
     counter = itertools.count()
-    pool = [(ModelSpec(f"model-{k}", k + 1.0, k + 1.0),
-             CallableBackend(lambda r: f"answer {next(counter)}")) for k in range(3)]
+    pool = [
+        (
+            ModelSpec(f"model-{k}", k + 1.0, k + 1.0),
+            CallableBackend(lambda r: f"answer {next(counter)}"),
+        )
+        for k in range(3)
+    ]
     cache = SemanticCache("hashing", capacity=capacity, refit_every=25)
-    router = SmartRouter(pool, embedder=cache.embedder, cache=cache, random_state=seed,
-                         max_pending=max_pending)
+    router = SmartRouter(
+        pool, embedder=cache.embedder, cache=cache, random_state=seed, max_pending=max_pending
+    )
     rng = np.random.default_rng(seed)
     router.complete(_text(rng, "warm-up"))
     latencies = np.zeros(requests)  # allocated before the first reading: not a growth
@@ -425,17 +552,25 @@ def rss_scenario(requests: int = 20_000, capacity: int = 5000, max_pending: int 
     end = rss_mb()
     entries = len(router.cache)
     router.close()
-    return {"rss_requests": requests, "rss_cache_capacity": capacity,
-            "rss_max_pending": max_pending, "rss_cache_entries": entries,
-            "rss_mb_start": round(start, 1), "rss_mb_after_fill": round(warm, 1),
-            "rss_mb_end": round(end, 1), "rss_growth_after_fill_mb": round(end - warm, 1),
-            "request_p50_ms": _ms(latencies, 50), "request_p99_ms": _ms(latencies, 99),
-            "wall_s": round(wall, 2)}
+    return {
+        "rss_requests": requests,
+        "rss_cache_capacity": capacity,
+        "rss_max_pending": max_pending,
+        "rss_cache_entries": entries,
+        "rss_mb_start": round(start, 1),
+        "rss_mb_after_fill": round(warm, 1),
+        "rss_mb_end": round(end, 1),
+        "rss_growth_after_fill_mb": round(end - warm, 1),
+        "request_p50_ms": _ms(latencies, 50),
+        "request_p99_ms": _ms(latencies, 99),
+        "wall_s": round(wall, 2),
+    }
 
 
 # -- all of it --------------------------------------------------------------------------
-def run_stress(size: str = "default", seed: int = 0,
-               progress: Callable[[str], Any] | None = None) -> dict:
+def run_stress(
+    size: str = "default", seed: int = 0, progress: Callable[[str], Any] | None = None
+) -> dict:
     """Every scenario at one size; returns the JSON of `sls-router stress`."""
     from .stress_inputs import bad_input_scenario
     from .stress_kill9 import kill9_scenario
@@ -450,8 +585,10 @@ def run_stress(size: str = "default", seed: int = 0,
     steps: list[tuple[str, Callable[[], dict]]] = [
         ("memory", lambda: rss_scenario(n["rss_requests"], n["rss_capacity"], seed=seed)),
         ("faults", lambda: fault_scenario(n["fault_requests"], 0.3, seed)),
-        ("load", lambda: load_scenario(n["threads"], n["per_thread"], n["tasks"],
-                                       n["per_task"], seed)),
+        (
+            "load",
+            lambda: load_scenario(n["threads"], n["per_thread"], n["tasks"], n["per_task"], seed),
+        ),
         ("tenants", lambda: tenant_scenario(n["tenants"], n["tenant_texts"], seed=seed)),
         ("bad_inputs", lambda: bad_input_scenario(seed=seed)),
         ("kill9", lambda: kill9_scenario(n["kill9_trials"], seed=seed)),
@@ -461,20 +598,25 @@ def run_stress(size: str = "default", seed: int = 0,
         t0 = time.perf_counter()
         out[name] = run()
         timings[name] = round(time.perf_counter() - t0, 1)
-    out.update({
-        "answered_fraction": out["faults"]["answered_fraction"],
-        "mischarged_requests": out["faults"]["mischarged_requests"],
-        "feedback_lost": out["load"]["feedback_lost"] + out["load"]["feedback_double_counted"],
-        "load_consistent": out["load"]["consistent"],
-        "cross_tenant_hits": out["tenants"]["cross_tenant_hits"],
-        "kill9_trials": out["kill9"]["trials"], "kill9_loaded": out["kill9"]["loaded"],
-        "bad_inputs_tried": out["bad_inputs"]["tried"],
-        "bad_inputs_clear_errors": out["bad_inputs"]["clear"],
-        "rss_mb_start": out["memory"]["rss_mb_start"], "rss_mb_end": out["memory"]["rss_mb_end"],
-        "rss_mb_after_fill": out["memory"]["rss_mb_after_fill"],
-        "rss_requests": out["memory"]["rss_requests"],
-        "durations_s": timings, "wall_s": round(time.perf_counter() - started, 1),
-    })
+    out.update(
+        {
+            "answered_fraction": out["faults"]["answered_fraction"],
+            "mischarged_requests": out["faults"]["mischarged_requests"],
+            "feedback_lost": out["load"]["feedback_lost"] + out["load"]["feedback_double_counted"],
+            "load_consistent": out["load"]["consistent"],
+            "cross_tenant_hits": out["tenants"]["cross_tenant_hits"],
+            "kill9_trials": out["kill9"]["trials"],
+            "kill9_loaded": out["kill9"]["loaded"],
+            "bad_inputs_tried": out["bad_inputs"]["tried"],
+            "bad_inputs_clear_errors": out["bad_inputs"]["clear"],
+            "rss_mb_start": out["memory"]["rss_mb_start"],
+            "rss_mb_end": out["memory"]["rss_mb_end"],
+            "rss_mb_after_fill": out["memory"]["rss_mb_after_fill"],
+            "rss_requests": out["memory"]["rss_requests"],
+            "durations_s": timings,
+            "wall_s": round(time.perf_counter() - started, 1),
+        }
+    )
     return out
 
 
@@ -484,15 +626,30 @@ def stress_goals(result: dict) -> dict[str, tuple[Any, str, bool]]:
     trials, loaded = result["kill9_trials"], result["kill9_loaded"]
     tried, clear = result["bad_inputs_tried"], result["bad_inputs_clear_errors"]
     return {
-        "answered_fraction": (result["answered_fraction"], "1.0 under 30% faults",
-                              result["answered_fraction"] == 1.0),
-        "mischarged_requests": (result["mischarged_requests"], "0",
-                                result["mischarged_requests"] == 0),
-        "feedback_lost": (result["feedback_lost"], "0, counts exact",
-                          result["feedback_lost"] == 0 and result["load_consistent"]),
+        "answered_fraction": (
+            result["answered_fraction"],
+            "1.0 under 30% faults",
+            result["answered_fraction"] == 1.0,
+        ),
+        "mischarged_requests": (
+            result["mischarged_requests"],
+            "0",
+            result["mischarged_requests"] == 0,
+        ),
+        "feedback_lost": (
+            result["feedback_lost"],
+            "0, counts exact",
+            result["feedback_lost"] == 0 and result["load_consistent"],
+        ),
         "cross_tenant_hits": (result["cross_tenant_hits"], "0", result["cross_tenant_hits"] == 0),
-        "kill9_loaded / trials": (f"{loaded} / {trials}", "equal, >= 20 trials",
-                                  loaded == trials and (quick or trials >= 20)),
-        "bad_inputs clear / tried": (f"{clear} / {tried}", "equal, >= 50 inputs",
-                                     clear == tried >= 50),
+        "kill9_loaded / trials": (
+            f"{loaded} / {trials}",
+            "equal, >= 20 trials",
+            loaded == trials and (quick or trials >= 20),
+        ),
+        "bad_inputs clear / tried": (
+            f"{clear} / {tried}",
+            "equal, >= 50 inputs",
+            clear == tried >= 50,
+        ),
     }

@@ -12,6 +12,7 @@ Run as `python -m sls_router.bench.stress_kill9 DIR LOG SEED` to be the child.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -35,16 +36,20 @@ _WORDS = ("disk", "quota", "login", "timeout", "refund", "cluster", "backup", "i
 
 def kill9_pool() -> list[tuple[ModelSpec, CallableBackend]]:
     """The child's models: answers are unique, so each fresh answer is a new entry."""
+
     def answer(request: Request) -> str:
         return f"{request.id} says: {request.embed_text[:40]}"
 
-    return [(ModelSpec(f"model-{k}", 0.5 * (k + 1), 0.5 * (k + 1)), CallableBackend(answer))
-            for k in range(3)]
+    return [
+        (ModelSpec(f"model-{k}", 0.5 * (k + 1), 0.5 * (k + 1)), CallableBackend(answer))
+        for k in range(3)
+    ]
 
 
 def _open(directory: Path, seed: int) -> SmartRouter:
-    return SmartRouter.open(directory, kill9_pool(), embedder="hashing", random_state=seed,
-                            background_updates=False)
+    return SmartRouter.open(
+        directory, kill9_pool(), embedder="hashing", random_state=seed, background_updates=False
+    )
 
 
 def child(directory: Path, log_path: Path, seed: int) -> None:
@@ -53,22 +58,27 @@ def child(directory: Path, log_path: Path, seed: int) -> None:
     router = _open(directory, seed)
     gen = LocalStore(directory).generation
 
-    served = iter(range(10 ** 9))
+    served = iter(range(10**9))
 
     def requests(n: int) -> None:
         for _ in range(n):
             words = " ".join(rng.choice(_WORDS) for _ in range(3))
-            response = router.complete(Request(prompt=f"{words} #{rng.randrange(10 ** 9)}",
-                                               id=f"s{seed}-{next(served)}"))
+            response = router.complete(
+                Request(prompt=f"{words} #{rng.randrange(10**9)}", id=f"s{seed}-{next(served)}")
+            )
             # 1 in 5 judged wrong: a wrong fresh answer leaves the cache, so counts vary
             router.feedback(response.request_id, float(rng.random() >= 0.2), source="label")
 
     with open(log_path, "a", encoding="utf-8") as log:
+
         def save() -> None:
             nonlocal gen
             gen += 1
-            line = {"generation": gen, "entries": len(router.cache),
-                    "outcomes": len(router.learner.outcomes)}
+            line = {
+                "generation": gen,
+                "entries": len(router.cache),
+                "outcomes": len(router.learner.outcomes),
+            }
             log.write(json.dumps(line) + "\n")
             log.flush()
             os.fsync(log.fileno())
@@ -86,10 +96,8 @@ def child(directory: Path, log_path: Path, seed: int) -> None:
 def _logged(log_path: Path) -> list[dict[str, int]]:
     lines = []
     for raw in log_path.read_text(encoding="utf-8").splitlines():
-        try:
+        with contextlib.suppress(ValueError):  # a line cut by the kill
             lines.append(json.loads(raw))
-        except ValueError:
-            pass  # a line cut by the kill
     return lines
 
 
@@ -108,21 +116,33 @@ def _wait_ready(proc: subprocess.Popen, timeout_s: float) -> bool:
     return False
 
 
-def kill9_trial(directory: Path, log_path: Path, seed: int, delay_s: float,
-                timeout_s: float = 120.0) -> dict[str, Any]:
+def kill9_trial(
+    directory: Path, log_path: Path, seed: int, delay_s: float, timeout_s: float = 120.0
+) -> dict[str, Any]:
     """One child, one SIGKILL after `delay_s`, one load and check."""
     with tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen([sys.executable, "-m", "sls_router.bench.stress_kill9",
-                                 str(directory), str(log_path), str(seed)],
-                                stdout=subprocess.PIPE, stderr=err)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "sls_router.bench.stress_kill9",
+                str(directory),
+                str(log_path),
+                str(seed),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=err,
+        )
         try:
             if not _wait_ready(proc, timeout_s):
                 proc.kill()
                 proc.wait()
                 err.seek(0)
                 tail = err.read().decode(errors="replace")[-800:]
-                return {"ok": False, "why": f"child never got ready (exit {proc.returncode}): "
-                                            f"{tail}"}
+                return {
+                    "ok": False,
+                    "why": f"child never got ready (exit {proc.returncode}): {tail}",
+                }
             time.sleep(delay_s)
             proc.send_signal(signal.SIGKILL)
             proc.wait()
@@ -134,15 +154,19 @@ def kill9_trial(directory: Path, log_path: Path, seed: int, delay_s: float,
     logged = _logged(log_path)
     last = logged[-1]["generation"]
     try:
-        router = SmartRouter.load(directory, kill9_pool(), embedder="hashing",
-                                  background_updates=False)
+        router = SmartRouter.load(
+            directory, kill9_pool(), embedder="hashing", background_updates=False
+        )
     except SLSRouterError as exc:
         return {"ok": False, "why": f"load failed: {exc}"}
     try:
         gen = LocalStore(directory).generation
         expected = next((line for line in reversed(logged) if line["generation"] == gen), None)
-        found = {"generation": gen, "entries": len(router.cache),
-                 "outcomes": len(router.learner.outcomes)}
+        found = {
+            "generation": gen,
+            "entries": len(router.cache),
+            "outcomes": len(router.learner.outcomes),
+        }
     finally:
         router.close()
     if gen not in (last, last - 1):
@@ -158,8 +182,9 @@ def _debris(directory: Path) -> list[str]:
     return sorted(p.name for p in directory.iterdir() if p.name not in live)
 
 
-def kill9_scenario(trials: int = 20, seed: int = 0, max_delay_s: float = 0.4,
-                   workdir: str | Path | None = None) -> dict[str, Any]:
+def kill9_scenario(
+    trials: int = 20, seed: int = 0, max_delay_s: float = 0.4, workdir: str | Path | None = None
+) -> dict[str, Any]:
     """`trials` kills on one state directory, each at a seeded random delay."""
     rng = random.Random(seed)
     started = time.perf_counter()
@@ -167,8 +192,10 @@ def kill9_scenario(trials: int = 20, seed: int = 0, max_delay_s: float = 0.4,
         directory, log_path = Path(tmp) / "state", Path(tmp) / "generations.jsonl"
         directory.mkdir()
         log_path.touch()
-        results = [kill9_trial(directory, log_path, seed + i, rng.uniform(0.0, max_delay_s))
-                   for i in range(trials)]
+        results = [
+            kill9_trial(directory, log_path, seed + i, rng.uniform(0.0, max_delay_s))
+            for i in range(trials)
+        ]
         debris_after_kill = len(_debris(directory))
         router = SmartRouter.load(directory, kill9_pool(), embedder="hashing")
         router.save(directory)  # one clean save must sweep what the kills left
@@ -176,13 +203,17 @@ def kill9_scenario(trials: int = 20, seed: int = 0, max_delay_s: float = 0.4,
         debris_after_save = _debris(directory)
         generations = LocalStore(directory).generation - 1
     failures = [r["why"] for r in results if not r["ok"]]
-    return {"trials": trials, "loaded": sum(r["ok"] for r in results),
-            "loaded_new": sum(r.get("state") == "new" for r in results),
-            "loaded_old": sum(r.get("state") == "old" for r in results),
-            "generations_saved": generations, "failures": failures[:5],
-            "debris_after_last_kill": debris_after_kill,
-            "debris_after_a_clean_save": debris_after_save,
-            "wall_s": round(time.perf_counter() - started, 1)}
+    return {
+        "trials": trials,
+        "loaded": sum(r["ok"] for r in results),
+        "loaded_new": sum(r.get("state") == "new" for r in results),
+        "loaded_old": sum(r.get("state") == "old" for r in results),
+        "generations_saved": generations,
+        "failures": failures[:5],
+        "debris_after_last_kill": debris_after_kill,
+        "debris_after_a_clean_save": debris_after_save,
+        "wall_s": round(time.perf_counter() - started, 1),
+    }
 
 
 if __name__ == "__main__":

@@ -24,8 +24,9 @@ class Trace:
     calls: Counter = field(default_factory=Counter)
     wall_s: float = 0.0
 
-    def add(self, correct: bool, cost: float, llm_time: float, model: str,
-            hit: bool = False) -> None:
+    def add(
+        self, correct: bool, cost: float, llm_time: float, model: str, hit: bool = False
+    ) -> None:
         self.correct.append(bool(correct))
         self.cost.append(float(cost))
         self.llm_time.append(float(llm_time))
@@ -36,21 +37,29 @@ class Trace:
         n = len(self.correct)
         hits = sum(self.hit)
         wrong_hits = sum(h and not c for h, c in zip(self.hit, self.correct))
-        return {"accuracy": sum(self.correct) / n if n else 0.0,
-                "cost_usd": sum(self.cost), "llm_time_s": sum(self.llm_time),
-                "wall_s": round(self.wall_s, 3),
-                "cache_hit_rate": hits / n if n else 0.0,
-                "cache_wrong_hit_rate": wrong_hits / hits if hits else 0.0,
-                "calls_per_model": dict(sorted(self.calls.items()))}
+        return {
+            "accuracy": sum(self.correct) / n if n else 0.0,
+            "cost_usd": sum(self.cost),
+            "llm_time_s": sum(self.llm_time),
+            "wall_s": round(self.wall_s, 3),
+            "cache_hit_rate": hits / n if n else 0.0,
+            "cache_wrong_hit_rate": wrong_hits / hits if hits else 0.0,
+            "calls_per_model": dict(sorted(self.calls.items())),
+        }
 
 
-def judge_hit(record: ReplayRecord, answer: str, source: ReplayRecord | None,
-              source_correct: bool | None) -> bool:
+def judge_hit(
+    record: ReplayRecord, answer: str, source: ReplayRecord | None, source_correct: bool | None
+) -> bool:
     """Is a cached answer right for `record`? Anything the scorer cannot judge is wrong.
 
     `exact`: the answer equals the reference (whitespace-normalised). `group`: the
     answer came from a request of the same group whose own answer was right."""
     if record.scorer == "exact":
         return record.reference is not None and normalise(answer) == normalise(record.reference)
-    return (source is not None and record.group is not None and source.group == record.group
-            and bool(source_correct))
+    return (
+        source is not None
+        and record.group is not None
+        and source.group == record.group
+        and bool(source_correct)
+    )

@@ -6,6 +6,19 @@ from .scope import request_scope, scope_key
 from .semantic import CacheLookup, CacheStats, SemanticCache, default_cache
 from .thresholds import AdaptiveThreshold, EntryVerdicts, distance_ratio
 
-__all__ = ["AdaptiveThreshold", "CacheEntry", "CacheLookup", "CacheStats", "EntryStore",
-           "EntryVerdicts", "Lessons", "LocalEntries", "LocalLessons", "SemanticCache",
-           "default_cache", "distance_ratio", "request_scope", "scope_key"]
+__all__ = [
+    "AdaptiveThreshold",
+    "CacheEntry",
+    "CacheLookup",
+    "CacheStats",
+    "EntryStore",
+    "EntryVerdicts",
+    "Lessons",
+    "LocalEntries",
+    "LocalLessons",
+    "SemanticCache",
+    "default_cache",
+    "distance_ratio",
+    "request_scope",
+    "scope_key",
+]

@@ -15,7 +15,6 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -49,17 +48,34 @@ class CacheEntry:
     verdicts: EntryVerdicts = field(default_factory=EntryVerdicts)
 
     def to_state(self) -> dict:
-        return {"id": self.id, "scope": self.scope, "text": self.text, "answer": self.answer,
-                "created_at": self.created_at, "expires_at": self.expires_at,
-                "payload": self.payload, "hits": self.hits, "confirmed": self.confirmed,
-                "verdicts": self.verdicts.to_state()}
+        return {
+            "id": self.id,
+            "scope": self.scope,
+            "text": self.text,
+            "answer": self.answer,
+            "created_at": self.created_at,
+            "expires_at": self.expires_at,
+            "payload": self.payload,
+            "hits": self.hits,
+            "confirmed": self.confirmed,
+            "verdicts": self.verdicts.to_state(),
+        }
 
     @classmethod
     def from_state(cls, s: dict) -> CacheEntry:
-        return cls(id=int(s["id"]), scope=s["scope"], text=s["text"], answer=s["answer"],
-                   answer_hash=answer_hash(s["answer"]), created_at=float(s["created_at"]),
-                   expires_at=s["expires_at"], payload=s["payload"], hits=int(s["hits"]),
-                   confirmed=bool(s["confirmed"]), verdicts=EntryVerdicts.from_state(s["verdicts"]))
+        return cls(
+            id=int(s["id"]),
+            scope=s["scope"],
+            text=s["text"],
+            answer=s["answer"],
+            answer_hash=answer_hash(s["answer"]),
+            created_at=float(s["created_at"]),
+            expires_at=s["expires_at"],
+            payload=s["payload"],
+            hits=int(s["hits"]),
+            confirmed=bool(s["confirmed"]),
+            verdicts=EntryVerdicts.from_state(s["verdicts"]),
+        )
 
 
 Neighbours = list[tuple[CacheEntry, float]]  # entries and their cosine similarity, best first
@@ -80,23 +96,34 @@ class EntryStore(Protocol):
     def scope_count(self) -> int: ...
     def ids(self) -> list[int]:
         """Every entry id held, least recently used first."""
+
     def new_id(self) -> int: ...
     def add(self, entry: CacheEntry, vector: np.ndarray) -> None: ...
     def get(self, entry_id: int) -> CacheEntry | None: ...
-    def search(self, scope: str, vector: np.ndarray, k: int, now: float,
-               ) -> tuple[Neighbours, int] | None:
+    def search(
+        self,
+        scope: str,
+        vector: np.ndarray,
+        k: int,
+        now: float,
+    ) -> tuple[Neighbours, int] | None:
         """The k nearest live entries of `scope`, best first, and how many expired ones
         were dropped on the way; None when the store cannot be reached."""
+
     def touch(self, entry: CacheEntry) -> None:
         """The entry was served: count the hit and make it the most recently used."""
+
     def update(self, entry: CacheEntry) -> None:
         """Its confirmation or verdicts changed: write them back."""
+
     def remove(self, entry_id: int) -> bool:
         """Drop one entry; False when it was not held."""
+
     def clear(self, scope: str | None) -> int: ...
     def expire(self, now: float) -> int: ...
     def evict(self, capacity: int) -> int:
         """Drop least recently used entries beyond `capacity`; returns how many."""
+
     def snapshot(self) -> Snapshot | None:
         """Every entry and lesson as plain data, to save with the cache; None when the
         store keeps them itself (a shared database: this waits for queued writes)."""
@@ -108,8 +135,9 @@ class LocalEntries:
     They are saved with the cache, as part of its snapshot.
     """
 
-    def __init__(self, dim: int, *, hnsw_min_entries: int = 10_000,
-                 lessons: LocalLessons | None = None) -> None:
+    def __init__(
+        self, dim: int, *, hnsw_min_entries: int = 10_000, lessons: LocalLessons | None = None
+    ) -> None:
         self.dim = dim
         self.hnsw_min_entries = hnsw_min_entries
         self.lessons = lessons if lessons is not None else LocalLessons()
@@ -141,8 +169,13 @@ class LocalEntries:
     def get(self, entry_id: int) -> CacheEntry | None:
         return self._entries.get(entry_id)
 
-    def search(self, scope: str, vector: np.ndarray, k: int, now: float,
-               ) -> tuple[Neighbours, int]:
+    def search(
+        self,
+        scope: str,
+        vector: np.ndarray,
+        k: int,
+        now: float,
+    ) -> tuple[Neighbours, int]:
         with self._lock:
             index = self._indexes.get(scope)
             if index is None:
@@ -192,32 +225,47 @@ class LocalEntries:
     def snapshot(self) -> Snapshot:
         with self._lock:
             entries, vectors = self._snapshot()
-            return Snapshot({"entries": [e.to_state() for e in entries],
-                             "next_id": self._next_id, "wrong_answers": self.lessons.to_state()},
-                            {"vectors": vectors})
+            return Snapshot(
+                {
+                    "entries": [e.to_state() for e in entries],
+                    "next_id": self._next_id,
+                    "wrong_answers": self.lessons.to_state(),
+                },
+                {"vectors": vectors},
+            )
 
     @classmethod
-    def from_snapshot(cls, snapshot: Snapshot, dim: int, *,
-                      hnsw_min_entries: int = 10_000) -> LocalEntries:
+    def from_snapshot(
+        cls, snapshot: Snapshot, dim: int, *, hnsw_min_entries: int = 10_000
+    ) -> LocalEntries:
         """The entries `snapshot()` gave; refuses anything inconsistent with StateError."""
         try:
             vectors = snapshot.arrays["vectors"]
             entries = [CacheEntry.from_state(s) for s in snapshot.meta["entries"]]
             if vectors.shape != (len(entries), dim) or vectors.dtype != np.float32:
-                raise StateError(f"cache vectors {vectors.shape} do not match "
-                                 f"{len(entries)} entries; the state is corrupted.")
+                raise StateError(
+                    f"cache vectors {vectors.shape} do not match "
+                    f"{len(entries)} entries; the state is corrupted."
+                )
             if not np.isfinite(vectors).all():
-                raise StateError("cache vectors hold NaN or infinity; the state is "
-                                 "corrupted. Restore it from a backup.")
-            store = cls(dim, hnsw_min_entries=hnsw_min_entries,
-                        lessons=LocalLessons.from_state(snapshot.meta["wrong_answers"]))
+                raise StateError(
+                    "cache vectors hold NaN or infinity; the state is "
+                    "corrupted. Restore it from a backup."
+                )
+            store = cls(
+                dim,
+                hnsw_min_entries=hnsw_min_entries,
+                lessons=LocalLessons.from_state(snapshot.meta["wrong_answers"]),
+            )
             store._restore(entries, vectors)
             store._next_id = int(snapshot.meta["next_id"])
         except StateError:
             raise
         except (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError) as exc:
-            raise StateError(f"incomplete or corrupted cache entries ({exc!r}); restore them "
-                             "from a backup or start from an empty cache.") from exc
+            raise StateError(
+                f"incomplete or corrupted cache entries ({exc!r}); restore them "
+                "from a backup or start from an empty cache."
+            ) from exc
         return store
 
     def _snapshot(self) -> tuple[list[CacheEntry], np.ndarray]:

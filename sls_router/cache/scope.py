@@ -25,12 +25,18 @@ def request_scope(request: Request) -> str:
     The one place a request's scope is derived: the router and every adapter call it,
     so an answer written after a tool result is never stored under the bare question.
     """
-    return scope_key(request.namespace, params=request.params, system=request.system,
-                     history=request.context)
+    return scope_key(
+        request.namespace, params=request.params, system=request.system, history=request.context
+    )
 
 
-def scope_key(namespace: str = "default", *, params: Mapping[str, Any] | None = None,
-              system: str | None = None, history: Sequence[Any] | None = None) -> str:
+def scope_key(
+    namespace: str = "default",
+    *,
+    params: Mapping[str, Any] | None = None,
+    system: str | None = None,
+    history: Sequence[Any] | None = None,
+) -> str:
     """A stable key for (namespace, params, system prompt, context).
 
     Low level: front ends call `request_scope`, which fills these from a `Request`.
@@ -40,10 +46,16 @@ def scope_key(namespace: str = "default", *, params: Mapping[str, Any] | None = 
     if not isinstance(namespace, str) or not namespace:
         raise InvalidInputError("namespace must be a non-empty string, e.g. the tenant's id.")
     try:
-        body = json.dumps([dict(params or {}), system, list(history or [])],
-                          sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+        body = json.dumps(
+            [dict(params or {}), system, list(history or [])],
+            sort_keys=True,
+            separators=(",", ":"),
+            ensure_ascii=False,
+            default=str,
+        )
     except (TypeError, ValueError) as exc:
-        raise InvalidInputError(f"scope parts must be JSON-serialisable ({exc}); pass plain "
-                                "dicts, lists and strings.") from exc
+        raise InvalidInputError(
+            f"scope parts must be JSON-serialisable ({exc}); pass plain dicts, lists and strings."
+        ) from exc
     digest = hashlib.sha256(body.encode("utf-8", "surrogatepass")).hexdigest()[:32]
     return f"{namespace}:{digest}"

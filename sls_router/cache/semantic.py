@@ -87,11 +87,20 @@ class SemanticCache:
     clock : time source, replaceable for replays and tests.
     """
 
-    def __init__(self, embedder: str | Embedder | None = "minilm", *, capacity: int = 100_000,
-                 ttl_s: float | None = None, max_wrong_rate: float = 0.02, neighbours: int = 10,
-                 refit_every: int = 25, hnsw_min_entries: int = 10_000,
-                 threshold: AdaptiveThreshold | None = None, entries: EntryStore | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        embedder: str | Embedder | None = "minilm",
+        *,
+        capacity: int = 100_000,
+        ttl_s: float | None = None,
+        max_wrong_rate: float = 0.02,
+        neighbours: int = 10,
+        refit_every: int = 25,
+        hnsw_min_entries: int = 10_000,
+        threshold: AdaptiveThreshold | None = None,
+        entries: EntryStore | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         if not isinstance(capacity, int) or capacity < 1:
             raise ConfigurationError(f"capacity={capacity!r}: pass a positive entry count.")
         if ttl_s is not None and not (ttl_s > 0 and math.isfinite(ttl_s)):
@@ -105,14 +114,18 @@ class SemanticCache:
         self.refit_every = refit_every
         self.hnsw_min_entries = hnsw_min_entries
         self.threshold = threshold or AdaptiveThreshold(max_wrong_rate)
-        self.entries: EntryStore = entries if entries is not None else LocalEntries(
-            self.dim, hnsw_min_entries=hnsw_min_entries)
+        self.entries: EntryStore = (
+            entries
+            if entries is not None
+            else LocalEntries(self.dim, hnsw_min_entries=hnsw_min_entries)
+        )
         self.lessons: Lessons = self.entries.lessons
         self.clock = clock
         self._lock = threading.RLock()  # guards the thresholds and the counts
         self._since_refit = 0
-        self._counts = dict(lookups=0, hits=0, wrong_hits=0, right_hits=0, evictions=0,
-                            expirations=0)
+        self._counts = dict(
+            lookups=0, hits=0, wrong_hits=0, right_hits=0, evictions=0, expirations=0
+        )
 
     # -- public surface -----------------------------------------------------------
     def __len__(self) -> int:
@@ -122,8 +135,13 @@ class SemanticCache:
     def dim(self) -> int:
         return self.embedder.dim
 
-    def lookup(self, text: str, scope: str = "default", *, vector: np.ndarray | None = None,
-               ) -> CacheLookup:
+    def lookup(
+        self,
+        text: str,
+        scope: str = "default",
+        *,
+        vector: np.ndarray | None = None,
+    ) -> CacheLookup:
         """Find the best entry of `scope` for `text` and decide whether to serve it."""
         vec = self._vector(text, vector)
         _check_scope(scope)
@@ -131,8 +149,12 @@ class SemanticCache:
         with self._lock:
             self._counts["lookups"] += 1
             if found is None:  # a shared store that cannot be reached: answer without it
-                return CacheLookup(False, "unavailable", threshold=self.threshold.similarity_,
-                                   ratio_threshold=self.threshold.ratio_)
+                return CacheLookup(
+                    False,
+                    "unavailable",
+                    threshold=self.threshold.similarity_,
+                    ratio_threshold=self.threshold.ratio_,
+                )
             neighbours, expired = found
             self._counts["expirations"] += expired
             result = self._decide(neighbours)
@@ -142,17 +164,26 @@ class SemanticCache:
             self.entries.touch(neighbours[0][0])
         return result
 
-    def insert(self, text: str, answer: str, scope: str = "default", *,
-               vector: np.ndarray | None = None, payload: dict[str, Any] | None = None,
-               confirmed: bool = True) -> int | None:
+    def insert(
+        self,
+        text: str,
+        answer: str,
+        scope: str = "default",
+        *,
+        vector: np.ndarray | None = None,
+        payload: dict[str, Any] | None = None,
+        confirmed: bool = True,
+    ) -> int | None:
         """Store `answer` for `text`; returns the entry id, or None when the answer was
         marked wrong before in this scope (it is never stored or served again).
 
         An unconfirmed entry (its answer only passed a weak check) is not served until
         `confirm` is called, e.g. when an independent answer agreed with it."""
         if not isinstance(answer, str):
-            raise InvalidInputError(f"answer must be a str, got {type(answer).__name__}; "
-                                    "serialise structured answers to text or JSON first.")
+            raise InvalidInputError(
+                f"answer must be a str, got {type(answer).__name__}; "
+                "serialise structured answers to text or JSON first."
+            )
         vec = self._vector(text, vector)
         _check_scope(scope)
         ahash = answer_hash(answer)
@@ -160,10 +191,17 @@ class SemanticCache:
             return None
         now = self.clock()
         # keep what was embedded: a 1 MB prompt must not cost 1 MB of cache per entry
-        entry = CacheEntry(id=self.entries.new_id(), scope=scope, text=text[:MAX_TEXT_CHARS],
-                           answer=answer, answer_hash=ahash, created_at=now, payload=payload,
-                           confirmed=bool(confirmed),
-                           expires_at=None if self.ttl_s is None else now + self.ttl_s)
+        entry = CacheEntry(
+            id=self.entries.new_id(),
+            scope=scope,
+            text=text[:MAX_TEXT_CHARS],
+            answer=answer,
+            answer_hash=ahash,
+            created_at=now,
+            payload=payload,
+            confirmed=bool(confirmed),
+            expires_at=None if self.ttl_s is None else now + self.ttl_s,
+        )
         self.entries.add(entry, vec)
         evicted = self.entries.evict(self.capacity)
         if evicted:
@@ -171,8 +209,14 @@ class SemanticCache:
                 self._counts["evictions"] += evicted
         return entry.id
 
-    def feedback(self, entry_id: int, correct: bool, *, similarity: float | None = None,
-                 ratio: float | None = None) -> None:
+    def feedback(
+        self,
+        entry_id: int,
+        correct: bool,
+        *,
+        similarity: float | None = None,
+        ratio: float | None = None,
+    ) -> None:
         """A verdict on an entry.
 
         With `similarity` (and `ratio`) it judges a hit served at that evidence: a wrong
@@ -208,8 +252,9 @@ class SemanticCache:
         """
         correct = _check_verdict(correct)
         if lookup.hit:
-            self.feedback(lookup.entry_id, correct, similarity=lookup.similarity,
-                          ratio=lookup.ratio)
+            self.feedback(
+                lookup.entry_id, correct, similarity=lookup.similarity, ratio=lookup.ratio
+            )
             return
         if lookup.candidate_id is None or math.isnan(lookup.similarity):
             return
@@ -230,8 +275,7 @@ class SemanticCache:
     def invalidate(self, entry_id: int) -> None:
         """Remove one entry (it may be inserted again later)."""
         if not self.entries.remove(entry_id):
-            raise UnknownEntryError(f"cache entry {entry_id!r} is not held; nothing to "
-                                    "invalidate.")
+            raise UnknownEntryError(f"cache entry {entry_id!r} is not held; nothing to invalidate.")
 
     def clear(self, scope: str | None = None) -> int:
         """Drop every entry (of one scope); returns how many were dropped."""
@@ -262,15 +306,21 @@ class SemanticCache:
     def get(self, entry_id: int) -> CacheEntry:
         entry = self.entries.get(entry_id)
         if entry is None:
-            raise UnknownEntryError(f"cache entry {entry_id!r} is not held (never inserted, "
-                                    "evicted, expired or invalidated); drop this verdict.")
+            raise UnknownEntryError(
+                f"cache entry {entry_id!r} is not held (never inserted, "
+                "evicted, expired or invalidated); drop this verdict."
+            )
         return entry
 
     def stats(self) -> CacheStats:
         with self._lock:
-            return CacheStats(entries=len(self.entries), scopes=self.entries.scope_count(),
-                              similarity_threshold=self.threshold.similarity_,
-                              ratio_threshold=self.threshold.ratio_, **self._counts)
+            return CacheStats(
+                entries=len(self.entries),
+                scopes=self.entries.scope_count(),
+                similarity_threshold=self.threshold.similarity_,
+                ratio_threshold=self.threshold.ratio_,
+                **self._counts,
+            )
 
     # -- decision -----------------------------------------------------------------
     def _decide(self, neighbours: Neighbours) -> CacheLookup:
@@ -280,8 +330,14 @@ class SemanticCache:
         best, best_sim = neighbours[0]
         other_sim = _nearest_other_answer(neighbours, self.neighbours)
         ratio = distance_ratio(best_sim, other_sim)
-        common = dict(candidate_id=best.id, similarity=best_sim, margin=best_sim - other_sim,
-                      ratio=ratio, threshold=t_sim, ratio_threshold=t_ratio)
+        common = dict(
+            candidate_id=best.id,
+            similarity=best_sim,
+            margin=best_sim - other_sim,
+            ratio=ratio,
+            threshold=t_sim,
+            ratio_threshold=t_ratio,
+        )
         if ratio > t_ratio:
             return CacheLookup(False, "ambiguous", **common)
         if not best.confirmed:
@@ -289,8 +345,9 @@ class SemanticCache:
         if not best.verdicts.allows(best_sim, t_sim):
             reason = "below_threshold" if best_sim < t_sim else "entry_distrusted"
             return CacheLookup(False, reason, **common)
-        return CacheLookup(True, "hit", entry_id=best.id, answer=best.answer,
-                           payload=best.payload, **common)
+        return CacheLookup(
+            True, "hit", entry_id=best.id, answer=best.answer, payload=best.payload, **common
+        )
 
     def _learn(self, similarity: float, ratio: float, correct: bool) -> None:
         self.threshold.observe(similarity, ratio, correct)
@@ -302,18 +359,23 @@ class SemanticCache:
 
     def _vector(self, text: str, vector: np.ndarray | None) -> np.ndarray:
         if not isinstance(text, str):
-            raise InvalidInputError(f"text must be a str, got {type(text).__name__}; pass the "
-                                    "query text (e.g. the last user turn).")
+            raise InvalidInputError(
+                f"text must be a str, got {type(text).__name__}; pass the "
+                "query text (e.g. the last user turn)."
+            )
         if vector is None:
             if not text.strip():
-                raise InvalidInputError("text is empty; pass the non-empty query text to cache "
-                                        "or look up.")
+                raise InvalidInputError(
+                    "text is empty; pass the non-empty query text to cache or look up."
+                )
             vector = self.embedder.encode([text[:MAX_TEXT_CHARS]])[0]
         vec = np.asarray(vector, dtype=np.float32).reshape(-1)
         if vec.shape[0] != self.dim:
-            raise InvalidInputError(f"vector has dimension {vec.shape[0]}, the cache's embedder "
-                                    f"({self.embedder.name}) gives {self.dim}; embed with the "
-                                    "cache's embedder (cache.embedder.encode).")
+            raise InvalidInputError(
+                f"vector has dimension {vec.shape[0]}, the cache's embedder "
+                f"({self.embedder.name}) gives {self.dim}; embed with the "
+                "cache's embedder (cache.embedder.encode)."
+            )
         if not np.all(np.isfinite(vec)):
             raise InvalidInputError("vector contains NaN or infinity; re-embed the text.")
         norm = float(np.linalg.norm(vec))
@@ -329,8 +391,13 @@ class SemanticCache:
         write_snapshot(Path(directory), _KIND, FORMAT_VERSION, self.snapshot())
 
     @classmethod
-    def load(cls, directory: str | Path, embedder: str | Embedder | None = None, *,
-             clock: Callable[[], float] = time.time) -> "SemanticCache":
+    def load(
+        cls,
+        directory: str | Path,
+        embedder: str | Embedder | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> SemanticCache:
         """Read a cache saved to a directory; refuses (with StateError) anything
         inconsistent and never modifies the files it reads."""
         directory = Path(directory)
@@ -344,39 +411,71 @@ class SemanticCache:
         """The cache as plain data: its configuration, thresholds and counts, and its
         entry store's snapshot (none when a shared store keeps the entries itself)."""
         with self._lock:
-            meta = {"embedder": self.embedder.name, "dim": self.dim,
-                    "config": {"capacity": self.capacity, "ttl_s": self.ttl_s,
-                               "neighbours": self.neighbours, "refit_every": self.refit_every,
-                               "hnsw_min_entries": self.hnsw_min_entries},
-                    "threshold": self.threshold.to_state(), "counts": dict(self._counts)}
+            meta = {
+                "embedder": self.embedder.name,
+                "dim": self.dim,
+                "config": {
+                    "capacity": self.capacity,
+                    "ttl_s": self.ttl_s,
+                    "neighbours": self.neighbours,
+                    "refit_every": self.refit_every,
+                    "hnsw_min_entries": self.hnsw_min_entries,
+                },
+                "threshold": self.threshold.to_state(),
+                "counts": dict(self._counts),
+            }
         return Snapshot.nest(meta, {"entries": self.entries.snapshot()})
 
     @classmethod
-    def from_snapshot(cls, snapshot: Snapshot, embedder: str | Embedder | None = None, *,
-                      clock: Callable[[], float] = time.time) -> SemanticCache:
+    def from_snapshot(
+        cls,
+        snapshot: Snapshot,
+        embedder: str | Embedder | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> SemanticCache:
         meta = snapshot.meta
         try:
             embedder = get_embedder(embedder or meta["embedder"])
             if embedder.dim != meta["dim"]:
-                raise StateError(f"the cache was saved with {meta['dim']}-d embeddings "
-                                 f"({meta['embedder']}); load it with that embedder.")
+                raise StateError(
+                    f"the cache was saved with {meta['dim']}-d embeddings "
+                    f"({meta['embedder']}); load it with that embedder."
+                )
             config = meta["config"]
             saved = snapshot.part("entries")
-            entries = None if saved is None else LocalEntries.from_snapshot(
-                saved, embedder.dim, hnsw_min_entries=config["hnsw_min_entries"])
-            cache = cls(embedder, clock=clock, entries=entries,
-                        threshold=AdaptiveThreshold.from_state(meta["threshold"]), **config)
+            entries = (
+                None
+                if saved is None
+                else LocalEntries.from_snapshot(
+                    saved, embedder.dim, hnsw_min_entries=config["hnsw_min_entries"]
+                )
+            )
+            cache = cls(
+                embedder,
+                clock=clock,
+                entries=entries,
+                threshold=AdaptiveThreshold.from_state(meta["threshold"]),
+                **config,
+            )
             cache._counts.update({k: int(v) for k, v in meta["counts"].items()})
         except StateError:
             raise
         except (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError) as exc:
-            raise StateError(f"an incomplete or corrupted cache ({exc!r}); restore it from a "
-                             "backup or start from an empty cache.") from exc
+            raise StateError(
+                f"an incomplete or corrupted cache ({exc!r}); restore it from a "
+                "backup or start from an empty cache."
+            ) from exc
         return cache
 
 
-def _record(entry: CacheEntry, similarity: float, correct: bool, *, served: bool = True,
-            ) -> None:
+def _record(
+    entry: CacheEntry,
+    similarity: float,
+    correct: bool,
+    *,
+    served: bool = True,
+) -> None:
     """A verdict on `entry`, recorded on a copy that then replaces its verdicts: a store
     saving meanwhile reads the old verdicts or the new ones, never half of each."""
     verdicts = replace(entry.verdicts)
@@ -404,8 +503,10 @@ def _check_scope(scope: str) -> None:
 def _check_verdict(correct: Any) -> bool:
     if isinstance(correct, (bool, np.bool_)):
         return bool(correct)
-    raise InvalidInputError(f"correct must be True or False, got {correct!r}; turn scores into a "
-                            "verdict first (e.g. score >= 0.5).")
+    raise InvalidInputError(
+        f"correct must be True or False, got {correct!r}; turn scores into a "
+        "verdict first (e.g. score >= 0.5)."
+    )
 
 
 def _check_number(name: str, value: Any) -> float:
@@ -418,12 +519,11 @@ def _check_number(name: str, value: Any) -> float:
     return value
 
 
-
-def default_cache(embedder: Embedder, max_wrong_rate: float,
-                  entries: EntryStore | None = None) -> SemanticCache:
+def default_cache(
+    embedder: Embedder, max_wrong_rate: float, entries: EntryStore | None = None
+) -> SemanticCache:
     """The cache a router makes for itself (`entries`: where a shared store keeps it).
 
     It refits its two thresholds itself every 25 verdicts (milliseconds): a workload
     where hits are wrong must switch it off fast, not at the next update."""
-    return SemanticCache(embedder, max_wrong_rate=max_wrong_rate, refit_every=25,
-                         entries=entries)
+    return SemanticCache(embedder, max_wrong_rate=max_wrong_rate, refit_every=25, entries=entries)

@@ -64,8 +64,15 @@ class AdaptiveThreshold:
     window : how many recent verdicts are kept (older ones age out).
     """
 
-    def __init__(self, max_wrong_rate: float = 0.02, *, similarity: float = 0.70,
-                 ratio: float = 0.85, min_observations: int = 20, window: int = 5000) -> None:
+    def __init__(
+        self,
+        max_wrong_rate: float = 0.02,
+        *,
+        similarity: float = 0.70,
+        ratio: float = 0.85,
+        min_observations: int = 20,
+        window: int = 5000,
+    ) -> None:
         self.max_wrong_rate = max_wrong_rate
         self.similarity = similarity
         self.ratio = ratio
@@ -80,13 +87,16 @@ class AdaptiveThreshold:
     def _validate(self) -> None:
         if not (0.0 < self.max_wrong_rate < 1.0) or math.isnan(self.max_wrong_rate):
             raise ConfigurationError(
-                f"max_wrong_rate={self.max_wrong_rate!r}: pass a share in (0, 1), e.g. 0.02.")
+                f"max_wrong_rate={self.max_wrong_rate!r}: pass a share in (0, 1), e.g. 0.02."
+            )
         if not (-1.0 <= self.similarity <= 1.0):
             raise ConfigurationError(f"similarity={self.similarity!r}: pass a cosine in [-1, 1].")
         if not (0.0 < self.ratio <= 1.0):
             raise ConfigurationError(f"ratio={self.ratio!r}: pass a distance ratio in (0, 1].")
         if self.min_observations < 1 or self.window < self.min_observations:
-            raise ConfigurationError("min_observations must be >= 1 and window >= min_observations.")
+            raise ConfigurationError(
+                "min_observations must be >= 1 and window >= min_observations."
+            )
 
     def observe(self, similarity: float, ratio: float, correct: bool) -> None:
         """Record one verdict: would serving at (similarity, ratio) have been right?"""
@@ -94,7 +104,7 @@ class AdaptiveThreshold:
         if len(self._obs) > self.window:
             del self._obs[: len(self._obs) - self.window]
 
-    def fit(self) -> "AdaptiveThreshold":
+    def fit(self) -> AdaptiveThreshold:
         """Pick the rule that serves the most right hits with a bounded wrong rate.
 
         1. Rules whose wrong rate is *certified* (Wilson upper bound <= target) compete
@@ -110,8 +120,9 @@ class AdaptiveThreshold:
         prior_refuted = self._prior_refuted(sims, ratios, correct)
         if len(self._obs) < self.min_observations and not prior_refuted:
             return self
-        served = (sims[None, None, :] >= _SIM_GRID[:, None, None]) & \
-                 (ratios[None, None, :] <= _RATIO_GRID[None, :, None])
+        served = (sims[None, None, :] >= _SIM_GRID[:, None, None]) & (
+            ratios[None, None, :] <= _RATIO_GRID[None, :, None]
+        )
         n = served.sum(axis=2)
         wrong = (served & ~correct[None, None, :]).sum(axis=2)
         right = n - wrong
@@ -120,7 +131,9 @@ class AdaptiveThreshold:
         if certified.any():
             self._choose(np.where(certified, right, -1), n)
         elif prior_refuted:
-            stricter = (_SIM_GRID[:, None] >= self.similarity) & (_RATIO_GRID[None, :] <= self.ratio)
+            stricter = (_SIM_GRID[:, None] >= self.similarity) & (
+                _RATIO_GRID[None, :] <= self.ratio
+            )
             ok = stricter & (lower <= self.max_wrong_rate)
             self._choose(np.where(ok, right, -1), n)
         else:
@@ -150,14 +163,22 @@ class AdaptiveThreshold:
 
     # -- persistence (plain JSON) -------------------------------------------------
     def to_state(self) -> dict:
-        return {"params": {"max_wrong_rate": self.max_wrong_rate, "similarity": self.similarity,
-                           "ratio": self.ratio, "min_observations": self.min_observations,
-                           "window": self.window},
-                "similarity_": self.similarity_, "ratio_": self.ratio_, "n_fits_": self.n_fits_,
-                "observations": [list(o) for o in self._obs]}
+        return {
+            "params": {
+                "max_wrong_rate": self.max_wrong_rate,
+                "similarity": self.similarity,
+                "ratio": self.ratio,
+                "min_observations": self.min_observations,
+                "window": self.window,
+            },
+            "similarity_": self.similarity_,
+            "ratio_": self.ratio_,
+            "n_fits_": self.n_fits_,
+            "observations": [list(o) for o in self._obs],
+        }
 
     @classmethod
-    def from_state(cls, state: dict) -> "AdaptiveThreshold":
+    def from_state(cls, state: dict) -> AdaptiveThreshold:
         self = cls(**state["params"])
         self.similarity_ = float(state["similarity_"])
         self.ratio_ = float(state["ratio_"])
@@ -207,6 +228,6 @@ class EntryVerdicts:
         return [self.right, self.wrong, self.wrong_max, self.right_min]
 
     @classmethod
-    def from_state(cls, state: list) -> "EntryVerdicts":
+    def from_state(cls, state: list) -> EntryVerdicts:
         right, wrong, wrong_max, right_min = state
         return cls(int(right), int(wrong), float(wrong_max), float(right_min))

@@ -7,10 +7,25 @@ the predictions are unsure and honouring quality, cost and budget constraints.
 """
 
 from .features import QUERY_FEATURES_DIM, TASK_BUCKETS, query_features
-from .predictors import (KNNPrediction, KNNQualityPredictor, LatencyPredictor,
-                         LogisticQualityPredictor, TokenCostPredictor)
+from .predictors import (
+    KNNPrediction,
+    KNNQualityPredictor,
+    LatencyPredictor,
+    LogisticQualityPredictor,
+    TokenCostPredictor,
+)
 from .scheduler import PRESETS, Decision, Scheduler
 
-__all__ = ["PRESETS", "QUERY_FEATURES_DIM", "TASK_BUCKETS", "Decision",
-           "KNNPrediction", "KNNQualityPredictor", "LatencyPredictor", "LogisticQualityPredictor",
-           "Scheduler", "TokenCostPredictor", "query_features"]
+__all__ = [
+    "PRESETS",
+    "QUERY_FEATURES_DIM",
+    "TASK_BUCKETS",
+    "Decision",
+    "KNNPrediction",
+    "KNNQualityPredictor",
+    "LatencyPredictor",
+    "LogisticQualityPredictor",
+    "Scheduler",
+    "TokenCostPredictor",
+    "query_features",
+]

@@ -36,8 +36,11 @@ def init_params(obj: Any) -> dict:
 
 
 def state_header(obj: Any) -> dict:
-    return {"kind": type(obj).__name__, "format_version": FORMAT_VERSION,
-            "params": init_params(obj)}
+    return {
+        "kind": type(obj).__name__,
+        "format_version": FORMAT_VERSION,
+        "params": init_params(obj),
+    }
 
 
 def check_state(state: Any, cls: type) -> dict:
@@ -46,24 +49,37 @@ def check_state(state: Any, cls: type) -> dict:
     if not isinstance(state, dict) or state.get("kind") != kind:
         raise StateError(f"this is not a saved {kind}; pass the dict from {kind}.to_state().")
     if state.get("format_version") != FORMAT_VERSION:
-        raise StateError(f"{kind} state has format version {state.get('format_version')!r}, "
-                         f"this sls-router reads {FORMAT_VERSION}; upgrade sls-router.")
+        raise StateError(
+            f"{kind} state has format version {state.get('format_version')!r}, "
+            f"this sls-router reads {FORMAT_VERSION}; upgrade sls-router."
+        )
     return state
 
 
 def check_score(x: Any, what: str = "score") -> float:
-    if isinstance(x, bool) or not isinstance(x, (int, float, np.number)) \
-            or not math.isfinite(x) or not 0 <= x <= 1:
-        raise InvalidInputError(f"{what} {x!r}: pass a finite number in [0, 1] "
-                                "(1 = right, 0 = wrong).")
+    if (
+        isinstance(x, bool)
+        or not isinstance(x, (int, float, np.number))
+        or not math.isfinite(x)
+        or not 0 <= x <= 1
+    ):
+        raise InvalidInputError(
+            f"{what} {x!r}: pass a finite number in [0, 1] (1 = right, 0 = wrong)."
+        )
     return float(x)
 
 
 def check_nonneg(x: Any, what: str, positive: bool = False) -> float:
-    if isinstance(x, bool) or not isinstance(x, (int, float, np.number)) \
-            or not math.isfinite(x) or x < 0 or (positive and x == 0):
-        raise InvalidInputError(f"{what} {x!r}: pass a finite number "
-                                f"{'> 0' if positive else '>= 0'}.")
+    if (
+        isinstance(x, bool)
+        or not isinstance(x, (int, float, np.number))
+        or not math.isfinite(x)
+        or x < 0
+        or (positive and x == 0)
+    ):
+        raise InvalidInputError(
+            f"{what} {x!r}: pass a finite number {'> 0' if positive else '>= 0'}."
+        )
     return float(x)
 
 
@@ -82,18 +98,26 @@ def as_float(x: Any) -> float:
 def check_params(**checks: bool) -> None:
     bad = [name for name, ok in checks.items() if not ok]
     if bad:
-        raise ConfigurationError(f"invalid predictor parameter(s) {', '.join(bad)}: see the "
-                                 "class docstring for the allowed ranges.")
+        raise ConfigurationError(
+            f"invalid predictor parameter(s) {', '.join(bad)}: see the "
+            "class docstring for the allowed ranges."
+        )
 
 
-def check_outcomes(n: int, models: Sequence[str], scores: Sequence[float],
-                   weights: Sequence[float] | None) -> tuple[list[str], np.ndarray, np.ndarray]:
+def check_outcomes(
+    n: int, models: Sequence[str], scores: Sequence[float], weights: Sequence[float] | None
+) -> tuple[list[str], np.ndarray, np.ndarray]:
     """Validate a batch of n outcomes: names, scores in [0, 1], positive weights."""
     names = [check_name(m) for m in models]
     s = np.array([check_score(x) for x in scores], dtype=float)
-    w = (np.ones(len(s)) if weights is None else
-         np.array([check_nonneg(x, "weight", positive=True) for x in weights], dtype=float))
+    w = (
+        np.ones(len(s))
+        if weights is None
+        else np.array([check_nonneg(x, "weight", positive=True) for x in weights], dtype=float)
+    )
     if not n == len(names) == len(s) == len(w):
-        raise InvalidInputError(f"got {n} vectors/rows, {len(names)} models, {len(s)} scores and "
-                                f"{len(w)} weights: pass one of each per outcome.")
+        raise InvalidInputError(
+            f"got {n} vectors/rows, {len(names)} models, {len(s)} scores and "
+            f"{len(w)} weights: pass one of each per outcome."
+        )
     return names, s, w

@@ -39,11 +39,14 @@ def query_features(text: str, task: str | None) -> np.ndarray:
     a linear model learn a per-task offset that an embedding may not isolate.
     """
     if not isinstance(text, str):
-        raise InvalidInputError(f"text must be a str, got {type(text).__name__}; pass the "
-                                "query text (Request.embed_text).")
+        raise InvalidInputError(
+            f"text must be a str, got {type(text).__name__}; pass the "
+            "query text (Request.embed_text)."
+        )
     if task is not None and not isinstance(task, str):
-        raise InvalidInputError(f"task must be a str like 'logparsing/HDFS' or None, got "
-                                f"{type(task).__name__}.")
+        raise InvalidInputError(
+            f"task must be a str like 'logparsing/HDFS' or None, got {type(task).__name__}."
+        )
     out = np.zeros(QUERY_FEATURES_DIM, dtype=np.float32)
     out[0] = math.log1p(len(text)) / 10.0
     out[1] = math.log1p(len(text.split())) / 10.0

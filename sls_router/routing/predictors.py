@@ -20,15 +20,29 @@ from typing import Any
 
 import numpy as np
 
-from ..index import VectorIndex
 from ..errors import InvalidInputError
+from ..index import VectorIndex
 from ..types import ModelSpec
-from ._common import (as_float, check_name, check_nonneg, check_outcomes,
-                      check_params, check_score, check_state, decode_array, encode_array,
-                      state_header)
+from ._common import (
+    as_float,
+    check_name,
+    check_nonneg,
+    check_outcomes,
+    check_params,
+    check_score,
+    check_state,
+    decode_array,
+    encode_array,
+    state_header,
+)
 
-__all__ = ["KNNPrediction", "KNNQualityPredictor", "LatencyPredictor",
-           "LogisticQualityPredictor", "TokenCostPredictor"]
+__all__ = [
+    "KNNPrediction",
+    "KNNQualityPredictor",
+    "LatencyPredictor",
+    "LogisticQualityPredictor",
+    "TokenCostPredictor",
+]
 
 
 @dataclass(frozen=True)
@@ -59,9 +73,15 @@ class KNNQualityPredictor:
     weights the nearest records dominate anyway. Not thread-safe: serialise updates.
     """
 
-    def __init__(self, k: int = 32, prior_mean: float = 0.5, prior_strength: float = 2.0,
-                 hnsw_min_entries: int = 10_000, similarity_power: float = 4.0,
-                 max_candidates: int = 64) -> None:
+    def __init__(
+        self,
+        k: int = 32,
+        prior_mean: float = 0.5,
+        prior_strength: float = 2.0,
+        hnsw_min_entries: int = 10_000,
+        similarity_power: float = 4.0,
+        max_candidates: int = 64,
+    ) -> None:
         self.k = k
         self.prior_mean = prior_mean
         self.prior_strength = prior_strength
@@ -70,11 +90,14 @@ class KNNQualityPredictor:
         self.max_candidates = max_candidates
         ok_k = isinstance(k, int) and k >= 1
         ok_m = ok_k and isinstance(max_candidates, int) and max_candidates >= k
-        check_params(k=ok_k, prior_mean=0 < as_float(prior_mean) < 1,
-                     prior_strength=as_float(prior_strength) > 0,
-                     similarity_power=as_float(similarity_power) > 0,
-                     hnsw_min_entries=as_float(hnsw_min_entries) >= 1,
-                     max_candidates=ok_m)
+        check_params(
+            k=ok_k,
+            prior_mean=0 < as_float(prior_mean) < 1,
+            prior_strength=as_float(prior_strength) > 0,
+            similarity_power=as_float(similarity_power) > 0,
+            hnsw_min_entries=as_float(hnsw_min_entries) >= 1,
+            max_candidates=ok_m,
+        )
         self._reset(None)
 
     def _reset(self, dim: int | None) -> None:
@@ -97,8 +120,10 @@ class KNNQualityPredictor:
         if v.ndim == 1:
             v = v[None, :]
         if v.ndim != 2 or v.shape[1] < 1 or (dim is not None and v.shape[1] != dim):
-            raise InvalidInputError(f"vector shape {np.shape(vectors)}: pass unit query "
-                                    f"embeddings of dimension {dim or 'd'} (Embedder.encode rows).")
+            raise InvalidInputError(
+                f"vector shape {np.shape(vectors)}: pass unit query "
+                f"embeddings of dimension {dim or 'd'} (Embedder.encode rows)."
+            )
         if not np.all(np.isfinite(v)):
             raise InvalidInputError("vector contains NaN or inf: pass a finite query embedding.")
         norms = np.linalg.norm(v, axis=1, keepdims=True)
@@ -115,14 +140,16 @@ class KNNQualityPredictor:
         if n + m > len(self._scores):
             cap = max(2 * len(self._scores), n + m)
             self._midx, self._scores, self._weights = (
-                np.resize(a, cap) for a in (self._midx, self._scores, self._weights))
-        self._midx[n:n + m] = [self._model_id(name) for name in models]
-        self._scores[n:n + m], self._weights[n:n + m] = s, w
+                np.resize(a, cap) for a in (self._midx, self._scores, self._weights)
+            )
+        self._midx[n : n + m] = [self._model_id(name) for name in models]
+        self._scores[n : n + m], self._weights[n : n + m] = s, w
         self._index.add(np.arange(n, n + m, dtype=np.int64), v)
         self._n = n + m
 
-    def partial_fit(self, vector: Any, model: str, score: float,
-                    weight: float = 1.0) -> KNNQualityPredictor:
+    def partial_fit(
+        self, vector: Any, model: str, score: float, weight: float = 1.0
+    ) -> KNNQualityPredictor:
         """Add one outcome (amortised O(1) plus one index insert)."""
         v = self._vectors(vector, self.dim_)
         if v.shape[0] != 1:
@@ -134,8 +161,13 @@ class KNNQualityPredictor:
         self._append(v, [name], np.array([s]), np.array([w]))
         return self
 
-    def fit(self, vectors: Any, models: Sequence[str], scores: Sequence[float],
-            weights: Sequence[float] | None = None) -> KNNQualityPredictor:
+    def fit(
+        self,
+        vectors: Any,
+        models: Sequence[str],
+        scores: Sequence[float],
+        weights: Sequence[float] | None = None,
+    ) -> KNNQualityPredictor:
         """Forget everything and learn from these outcomes (validated before any change)."""
         v = self._vectors(vectors, None)
         names, s, w = check_outcomes(len(v), models, scores, weights)
@@ -143,8 +175,9 @@ class KNNQualityPredictor:
         self._append(v, names, s, w)
         return self
 
-    def predict(self, vector: Any, models: Sequence[str],
-                priors: dict[str, float] | None = None) -> KNNPrediction:
+    def predict(
+        self, vector: Any, models: Sequence[str], priors: dict[str, float] | None = None
+    ) -> KNNPrediction:
         """Posterior success rate of each of ``models``; ``priors`` overrides ``prior_mean``.
 
         A model's global success rate is a better prior than 0.5 once it is known."""
@@ -195,10 +228,15 @@ class KNNQualityPredictor:
     def to_state(self) -> dict:
         n = self._n
         vecs = self._index.vectors(list(range(n))) if n else np.zeros((0, self.dim_ or 0))
-        return {**state_header(self), "dim": self.dim_, "models": list(self.models_),
-                "vectors": encode_array(vecs, "f4"), "scores": encode_array(self._scores[:n], "f8"),
-                "model_index": encode_array(self._midx[:n], "i4"),
-                "weights": encode_array(self._weights[:n], "f8")}
+        return {
+            **state_header(self),
+            "dim": self.dim_,
+            "models": list(self.models_),
+            "vectors": encode_array(vecs, "f4"),
+            "scores": encode_array(self._scores[:n], "f8"),
+            "model_index": encode_array(self._midx[:n], "i4"),
+            "weights": encode_array(self._weights[:n], "f8"),
+        }
 
     @classmethod
     def from_state(cls, state: dict) -> KNNQualityPredictor:
@@ -210,8 +248,12 @@ class KNNQualityPredictor:
                 self._model_id(name)
             midx = decode_array(state["model_index"])
             if len(midx):
-                self._append(decode_array(state["vectors"]), [self.models_[i] for i in midx],
-                             decode_array(state["scores"]), decode_array(state["weights"]))
+                self._append(
+                    decode_array(state["vectors"]),
+                    [self.models_[i] for i in midx],
+                    decode_array(state["scores"]),
+                    decode_array(state["weights"]),
+                )
         return self
 
 
@@ -219,7 +261,8 @@ class LogisticQualityPredictor:
     """One scikit-learn ``LogisticRegression`` per model: P(score >= 0.5 | features).
 
     Features are the query embedding followed by ``query_features`` (see
-    the embedding followed by ``features.query_features``). Models with fewer than ``min_samples`` outcomes or
+    the embedding followed by ``features.query_features``). Models with fewer than
+    ``min_samples`` outcomes or
     only one class are not fit and predict NaN, so the caller falls back to kNN.
     ``fit`` first fits on the first 80% of each model's outcomes (in the given order,
     i.e. oldest first) and scores the last 20%: ``validation_brier_`` and
@@ -227,15 +270,23 @@ class LogisticQualityPredictor:
     predictor against kNN; then it refits on everything.
     """
 
-    def __init__(self, min_samples: int = 50, C: float = 1.0, validation_fraction: float = 0.2,
-                 max_iter: int = 200) -> None:
+    def __init__(
+        self,
+        min_samples: int = 50,
+        C: float = 1.0,
+        validation_fraction: float = 0.2,
+        max_iter: int = 200,
+    ) -> None:
         self.min_samples = min_samples
         self.C = C
         self.validation_fraction = validation_fraction
         self.max_iter = max_iter
-        check_params(min_samples=as_float(min_samples) >= 2, C=as_float(C) > 0,
-                     validation_fraction=0 < as_float(validation_fraction) < 1,
-                     max_iter=isinstance(max_iter, int) and max_iter >= 1)
+        check_params(
+            min_samples=as_float(min_samples) >= 2,
+            C=as_float(C) > 0,
+            validation_fraction=0 < as_float(validation_fraction) < 1,
+            max_iter=isinstance(max_iter, int) and max_iter >= 1,
+        )
         self.n_features_in_: int | None = None
         self.estimators_: dict[str, Any] = {}
         self.validation_brier_: dict[str, float] = {}
@@ -248,22 +299,33 @@ class LogisticQualityPredictor:
         needs one product per model and one vectorised sigmoid for all (sklearn's
         ``predict_proba`` spends ~50 us per model checking its input)."""
         self._rows = {name: i for i, name in enumerate(coef)}
-        self._coef = np.array([c for c, _ in coef.values()]).reshape(len(coef), -1) if coef \
+        self._coef = (
+            np.array([c for c, _ in coef.values()]).reshape(len(coef), -1)
+            if coef
             else np.zeros((0, 0))
+        )
         self._intercepts = np.array([b for _, b in coef.values()], dtype=np.float64)
         self._trust: dict[tuple[str, ...], tuple[np.ndarray, np.ndarray]] = {}
 
     def _new(self) -> Any:
         from sklearn.linear_model import LogisticRegression
+
         return LogisticRegression(C=self.C, max_iter=self.max_iter)
 
-    def fit(self, X: Any, models: Sequence[str], scores: Sequence[float],
-            weights: Sequence[float] | None = None) -> LogisticQualityPredictor:
+    def fit(
+        self,
+        X: Any,
+        models: Sequence[str],
+        scores: Sequence[float],
+        weights: Sequence[float] | None = None,
+    ) -> LogisticQualityPredictor:
         """Refit every model from scratch on these outcomes (validated before any change)."""
         X = np.asarray(X, dtype=np.float32)
         if X.ndim != 2 or not np.all(np.isfinite(X)):
-            raise InvalidInputError(f"X shape {X.shape}: pass a finite (n, d) matrix, one row "
-                                    "per outcome (embedding + query_features rows).")
+            raise InvalidInputError(
+                f"X shape {X.shape}: pass a finite (n, d) matrix, one row "
+                "per outcome (embedding + query_features rows)."
+            )
         names, s, w = check_outcomes(len(X), models, scores, weights)
         estimators, coef, brier, logloss = {}, {}, {}, {}
         names_arr = np.array(names)
@@ -276,11 +338,15 @@ class LogisticQualityPredictor:
             tr, va = idx[:-n_val], idx[-n_val:]
             ytr = s[tr] >= 0.5
             if ytr.any() and not ytr.all():
-                p = np.clip(self._new().fit(X[tr], ytr, sample_weight=w[tr])
-                            .predict_proba(X[va])[:, 1], 1e-6, 1 - 1e-6)
+                p = np.clip(
+                    self._new().fit(X[tr], ytr, sample_weight=w[tr]).predict_proba(X[va])[:, 1],
+                    1e-6,
+                    1 - 1e-6,
+                )
                 brier[name] = float(np.average((p - s[va]) ** 2, weights=w[va]))
-                logloss[name] = float(np.average(-(s[va] * np.log(p) + (1 - s[va])
-                                                   * np.log(1 - p)), weights=w[va]))
+                logloss[name] = float(
+                    np.average(-(s[va] * np.log(p) + (1 - s[va]) * np.log(1 - p)), weights=w[va])
+                )
             est = self._new().fit(X[idx], y, sample_weight=w[idx])
             estimators[name] = est
             coef[name] = (est.coef_[0].astype(np.float64), float(est.intercept_[0]))
@@ -297,10 +363,15 @@ class LogisticQualityPredictor:
         X = np.asarray(X, dtype=np.float64)
         one = X.ndim == 1
         X2 = X[None, :] if one else X
-        if X2.ndim != 2 or not np.isfinite(X2).all() or (
-                self.n_features_in_ is not None and X2.shape[1] != self.n_features_in_):
-            raise InvalidInputError(f"X shape {X.shape}: pass finite feature rows of width "
-                                    f"{self.n_features_in_} (embedding + query_features).")
+        if (
+            X2.ndim != 2
+            or not np.isfinite(X2).all()
+            or (self.n_features_in_ is not None and X2.shape[1] != self.n_features_in_)
+        ):
+            raise InvalidInputError(
+                f"X shape {X.shape}: pass finite feature rows of width "
+                f"{self.n_features_in_} (embedding + query_features)."
+            )
         out = np.full((len(X2), len(models)), np.nan)
         rows = [self._rows.get(name, -1) for name in models]
         cols = [j for j, r in enumerate(rows) if r >= 0]
@@ -341,17 +412,27 @@ class LogisticQualityPredictor:
         if self._data is None:
             return {**state_header(self), "data": None}
         X, names, s, w = self._data
-        return {**state_header(self), "data": {
-            "X": encode_array(X, "f4"), "models": names, "scores": encode_array(s, "f8"),
-            "weights": encode_array(w, "f8")}}
+        return {
+            **state_header(self),
+            "data": {
+                "X": encode_array(X, "f4"),
+                "models": names,
+                "scores": encode_array(s, "f8"),
+                "weights": encode_array(w, "f8"),
+            },
+        }
 
     @classmethod
     def from_state(cls, state: dict) -> LogisticQualityPredictor:
         state = check_state(state, cls)
         self, data = cls(**state["params"]), state["data"]
         if data is not None:
-            self.fit(decode_array(data["X"]), data["models"], decode_array(data["scores"]),
-                     decode_array(data["weights"]))
+            self.fit(
+                decode_array(data["X"]),
+                data["models"],
+                decode_array(data["scores"]),
+                decode_array(data["weights"]),
+            )
         return self
 
 
@@ -368,19 +449,23 @@ class TokenCostPredictor:
     def __init__(self, prior_output_tokens: float = 256, prior_strength: float = 1.0) -> None:
         self.prior_output_tokens = prior_output_tokens
         self.prior_strength = prior_strength
-        check_params(prior_output_tokens=as_float(prior_output_tokens) >= 0,
-                     prior_strength=as_float(prior_strength) > 0)
+        check_params(
+            prior_output_tokens=as_float(prior_output_tokens) >= 0,
+            prior_strength=as_float(prior_strength) > 0,
+        )
         self.counts_: dict[tuple[str, str | None], list[float]] = {}  # key -> [n, sum]
         self.model_counts_: dict[str, list[float]] = {}
         self.task_counts_: dict[str | None, list[float]] = {}
 
-    def partial_fit(self, model: str, task: str | None,
-                    output_tokens: float) -> TokenCostPredictor:
+    def partial_fit(self, model: str, task: str | None, output_tokens: float) -> TokenCostPredictor:
         t, name = check_nonneg(output_tokens, "output_tokens"), check_name(model)
         if task is not None and not isinstance(task, str):
             raise InvalidInputError(f"task {task!r}: pass a task tag string or None.")
-        for table, key in ((self.counts_, (name, task)), (self.model_counts_, name),
-                           (self.task_counts_, task)):
+        for table, key in (
+            (self.counts_, (name, task)),
+            (self.model_counts_, name),
+            (self.task_counts_, task),
+        ):
             n, total = table.get(key, (0.0, 0.0))
             table[key] = [n + 1.0, total + t]
         return self
@@ -407,8 +492,12 @@ class TokenCostPredictor:
         tokens = check_nonneg(input_tokens, "input_tokens")
         return spec.cost(tokens, self.predict(spec.name, task))
 
-    def costs(self, specs: Sequence[ModelSpec], input_tokens: int, task: str | None = None,
-              ) -> tuple[np.ndarray, list[float]]:
+    def costs(
+        self,
+        specs: Sequence[ModelSpec],
+        input_tokens: int,
+        task: str | None = None,
+    ) -> tuple[np.ndarray, list[float]]:
         """``cost`` of each spec as an array, and the expected output tokens behind them
         (the latency predictor needs those too): one pass for the router's hot path."""
         tokens = check_nonneg(input_tokens, "input_tokens")
@@ -416,10 +505,12 @@ class TokenCostPredictor:
         return np.array([s.cost(tokens, t) for s, t in zip(specs, out)]), out
 
     def to_state(self) -> dict:
-        return {**state_header(self),
-                "counts": [[m, t, n, s] for (m, t), (n, s) in self.counts_.items()],
-                "model_counts": [[m, n, s] for m, (n, s) in self.model_counts_.items()],
-                "task_counts": [[t, n, s] for t, (n, s) in self.task_counts_.items()]}
+        return {
+            **state_header(self),
+            "counts": [[m, t, n, s] for (m, t), (n, s) in self.counts_.items()],
+            "model_counts": [[m, n, s] for m, (n, s) in self.model_counts_.items()],
+            "task_counts": [[t, n, s] for t, (n, s) in self.task_counts_.items()],
+        }
 
     @classmethod
     def from_state(cls, state: dict) -> TokenCostPredictor:
@@ -443,16 +534,23 @@ class LatencyPredictor:
 
     _MIN_S_PER_TOKEN = 1e-7  # caps throughput at 10M tokens/s
 
-    def __init__(self, prior_ttft_s: float = 0.5, prior_tokens_per_s: float = 50.0,
-                 prior_weight: float = 1.0, prior_ref_tokens: float = 256.0) -> None:
+    def __init__(
+        self,
+        prior_ttft_s: float = 0.5,
+        prior_tokens_per_s: float = 50.0,
+        prior_weight: float = 1.0,
+        prior_ref_tokens: float = 256.0,
+    ) -> None:
         self.prior_ttft_s = prior_ttft_s
         self.prior_tokens_per_s = prior_tokens_per_s
         self.prior_weight = prior_weight
         self.prior_ref_tokens = prior_ref_tokens
-        check_params(prior_ttft_s=as_float(prior_ttft_s) >= 0,
-                     prior_tokens_per_s=as_float(prior_tokens_per_s) > 0,
-                     prior_weight=as_float(prior_weight) > 0,
-                     prior_ref_tokens=as_float(prior_ref_tokens) > 0)
+        check_params(
+            prior_ttft_s=as_float(prior_ttft_s) >= 0,
+            prior_tokens_per_s=as_float(prior_tokens_per_s) > 0,
+            prior_weight=as_float(prior_weight) > 0,
+            prior_ref_tokens=as_float(prior_ref_tokens) > 0,
+        )
         self.stats_: dict[str, list[float]] = {}  # model -> [n, sum t, sum t^2, sum y, sum t*y]
 
     def partial_fit(self, model: str, output_tokens: float, latency_s: float) -> LatencyPredictor:

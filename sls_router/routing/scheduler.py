@@ -36,9 +36,9 @@ from ._common import as_float, check_state, state_header
 __all__ = ["PRESETS", "Decision", "Scheduler"]
 
 PRESETS: dict[str, tuple[float, float]] = {
-    "quality": (0.05, 0.01),   # give up at most 5 points of accuracy to pay nothing
-    "balanced": (0.3, 0.05),   # 30 points for the full price range, 5 for the latency range
-    "cost": (1.0, 0.05),       # the cheapest model wins unless it is far worse
+    "quality": (0.05, 0.01),  # give up at most 5 points of accuracy to pay nothing
+    "balanced": (0.3, 0.05),  # 30 points for the full price range, 5 for the latency range
+    "cost": (1.0, 0.05),  # the cheapest model wins unless it is far worse
 }
 """``(lam, mu)`` per preset: quality points traded for the full cost / latency range."""
 
@@ -83,12 +83,19 @@ class Scheduler:
     the mean); ``min_explore`` is the probability of a uniform pick among eligible ones.
     """
 
-    def __init__(self, preset: str = "balanced", lam: float | None = None,
-                 mu: float | None = None, min_quality: float | None = None,
-                 max_cost_usd: float | None = None, budget_usd: float | None = None,
-                 budget_window_s: float = 3600.0, exploration: float = 1.0,
-                 min_explore: float = 0.02, random_state: int | np.random.Generator | None = None
-                 ) -> None:
+    def __init__(
+        self,
+        preset: str = "balanced",
+        lam: float | None = None,
+        mu: float | None = None,
+        min_quality: float | None = None,
+        max_cost_usd: float | None = None,
+        budget_usd: float | None = None,
+        budget_window_s: float = 3600.0,
+        exploration: float = 1.0,
+        min_explore: float = 0.02,
+        random_state: int | np.random.Generator | None = None,
+    ) -> None:
         self.preset = preset
         self.lam = lam
         self.mu = mu
@@ -100,19 +107,21 @@ class Scheduler:
         self.min_explore = min_explore
         self.random_state = random_state
         if preset not in PRESETS:
-            raise ConfigurationError(f"preset {preset!r} is unknown; use one of {list(PRESETS)} "
-                                     "or pass lam= and mu= explicitly.")
+            raise ConfigurationError(
+                f"preset {preset!r} is unknown; use one of {list(PRESETS)} "
+                "or pass lam= and mu= explicitly."
+            )
         for name in ("lam", "mu", "max_cost_usd", "budget_usd"):
             _opt(getattr(self, name), name)
         _opt(min_quality, "min_quality", hi=1.0)
         _opt(exploration, "exploration", required=True)
         _opt(min_explore, "min_explore", hi=1.0, required=True)
         if not as_float(budget_window_s) > 0 or math.isinf(budget_window_s):
-            raise ConfigurationError(f"budget_window_s={budget_window_s!r}: pass a positive "
-                                     "finite number of seconds.")
+            raise ConfigurationError(
+                f"budget_window_s={budget_window_s!r}: pass a positive finite number of seconds."
+            )
         if random_state is not None and not isinstance(random_state, (int, np.random.Generator)):
-            raise ConfigurationError("random_state must be None, an int seed or a "
-                                     "numpy Generator.")
+            raise ConfigurationError("random_state must be None, an int seed or a numpy Generator.")
         self._rng = np.random.default_rng(random_state)
         self._spend: deque[tuple[float, float]] = deque()
         self._spent = 0.0
@@ -188,16 +197,21 @@ class Scheduler:
         draw = self._rng.beta(m * nu, rest * nu)
         return np.where(s > 0, draw, mean)
 
-    def choose(self, candidates: Sequence[ModelSpec], quality_mean: Any, quality_std: Any,
-               cost_usd: Any, latency_s: Any, now: float | None = None) -> Decision:
+    def choose(
+        self,
+        candidates: Sequence[ModelSpec],
+        quality_mean: Any,
+        quality_std: Any,
+        cost_usd: Any,
+        latency_s: Any,
+        now: float | None = None,
+    ) -> Decision:
         """Pick a model; arrays are aligned with ``candidates`` (one value per model)."""
         names = _check_candidates(candidates)
-        q, sd, cost, lat = _check_arrays(len(names), quality_mean, quality_std, cost_usd,
-                                         latency_s)
+        q, sd, cost, lat = _check_arrays(len(names), quality_mean, quality_std, cost_usd, latency_s)
         n = len(names)
         t = self._now(now)
-        penalty = (self.effective_lam * _normalised(cost)
-                   + self.effective_mu * _normalised(lat))
+        penalty = self.effective_lam * _normalised(cost) + self.effective_mu * _normalised(lat)
         u_mean = q - penalty
         u_sample = self._sample_quality(q, sd) - penalty
         floor_draw, floor_pick = self._rng.random(2)  # drawn every time: keeps runs in step
@@ -224,12 +238,16 @@ class Scheduler:
             chosen, explored, constrained = order[0], False, True
 
         return Decision(
-            ranking=[names[i] for i in order], chosen=names[chosen],
-            predicted_quality=float(q[chosen]), predicted_cost_usd=float(cost[chosen]),
+            ranking=[names[i] for i in order],
+            chosen=names[chosen],
+            predicted_quality=float(q[chosen]),
+            predicted_cost_usd=float(cost[chosen]),
             predicted_latency_s=float(lat[chosen]),
             utilities=dict(zip(names, u_mean.tolist())),
-            explored=bool(explored), constrained=constrained,
-            sampled_utilities=dict(zip(names, u_sample.tolist())))
+            explored=bool(explored),
+            constrained=constrained,
+            sampled_utilities=dict(zip(names, u_sample.tolist())),
+        )
 
     def _eligible(self, q: np.ndarray, cost: np.ndarray, t: float) -> np.ndarray | None:
         """Which candidates meet every constraint; None when no constraint is set."""
@@ -285,8 +303,9 @@ def _check_candidates(candidates: Sequence[ModelSpec]) -> list[str]:
     return names
 
 
-def _check_arrays(n: int, quality_mean: Any, quality_std: Any, cost_usd: Any,
-                  latency_s: Any) -> tuple[np.ndarray, ...]:
+def _check_arrays(
+    n: int, quality_mean: Any, quality_std: Any, cost_usd: Any, latency_s: Any
+) -> tuple[np.ndarray, ...]:
     """The four per-candidate arrays as float arrays; one joint range check on the usual
     path (min and max are NaN or infinite if any value is), per-array checks for the
     message when it fails."""
@@ -298,11 +317,13 @@ def _check_arrays(n: int, quality_mean: Any, quality_std: Any, cost_usd: Any,
     if len(arrays) == 4 and all(a.shape == (n,) for a in arrays):
         joint = np.concatenate(arrays)
         lo, top, q_top = float(joint.min()), float(joint.max()), float(arrays[0].max())
-        if 0 <= lo and top < math.inf and q_top <= 1.0:
+        if lo >= 0 and top < math.inf and q_top <= 1.0:
             return arrays
     names = ("quality_mean", "quality_std", "cost_usd", "latency_s")
-    return tuple(_check_array(v, n, name, hi=1.0 if name == "quality_mean" else math.inf)
-                 for v, name in zip(raw, names))
+    return tuple(
+        _check_array(v, n, name, hi=1.0 if name == "quality_mean" else math.inf)
+        for v, name in zip(raw, names)
+    )
 
 
 def _check_array(values: Any, n: int, name: str, hi: float = math.inf) -> np.ndarray:
@@ -311,8 +332,10 @@ def _check_array(values: Any, n: int, name: str, hi: float = math.inf) -> np.nda
     except (TypeError, ValueError) as exc:
         raise InvalidInputError(f"{name} must be {n} numbers, one per candidate.") from exc
     if a.shape != (n,):
-        raise InvalidInputError(f"{name} has {a.size} values for {n} candidates: pass one per "
-                                "candidate, in the same order.")
+        raise InvalidInputError(
+            f"{name} has {a.size} values for {n} candidates: pass one per "
+            "candidate, in the same order."
+        )
     if not (np.isfinite(a).all() and a.min() >= 0 and a.max() <= hi):
         raise InvalidInputError(f"{name}={a.tolist()}: pass finite numbers in [0, {hi}].")
     return a

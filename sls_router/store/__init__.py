@@ -49,8 +49,15 @@ class Store(Protocol):
     def append_outcome(self, outcome: Outcome) -> None:
         """One training row for the predictors, as it is learned."""
 
-    def append_feedback(self, request_id: str, namespace: str, model: str, cache_hit: bool,
-                        score: float, source: str) -> None:
+    def append_feedback(
+        self,
+        request_id: str,
+        namespace: str,
+        model: str,
+        cache_hit: bool,
+        score: float,
+        source: str,
+    ) -> None:
         """One feedback event, as it arrives."""
 
     def log_update(self, entry: dict[str, Any]) -> None:
@@ -68,8 +75,10 @@ def open_store(state: str | Path | Store | None) -> Store:
     if state is None:
         state = os.environ.get(DATABASE_URL_ENV)
         if not state:
-            raise ConfigurationError(f"no state given and {DATABASE_URL_ENV} is not set; pass a "
-                                     "directory or a postgresql:// URL.")
+            raise ConfigurationError(
+                f"no state given and {DATABASE_URL_ENV} is not set; pass a "
+                "directory or a postgresql:// URL."
+            )
     if isinstance(state, str) and state.startswith(("postgresql://", "postgres://")):
         from .postgres import PostgresStore
 
@@ -80,8 +89,7 @@ def open_store(state: str | Path | Store | None) -> Store:
         return LocalStore(Path(state))
     if all(callable(getattr(state, m, None)) for m in ("load", "attach", "save", "pull")):
         return state
-    raise ConfigurationError(f"state={state!r}: pass a directory, a postgresql:// URL or a "
-                             "Store.")
+    raise ConfigurationError(f"state={state!r}: pass a directory, a postgresql:// URL or a Store.")
 
 
 __all__ = ["DATABASE_URL_ENV", "LocalStore", "Store", "Verdict", "open_store"]

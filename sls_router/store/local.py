@@ -13,8 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .._persist import (Snapshot, current_generation, read_snapshot, snapshot_files,
-                        write_snapshot)
+from .._persist import Snapshot, current_generation, read_snapshot, snapshot_files, write_snapshot
 from ..types import Outcome
 
 FORMAT_VERSION = 2  # 2: one snapshot (router, learner, cache) in one manifest

@@ -5,5 +5,11 @@ from .cache import SLSSemanticCache
 from .callbacks import SLSFeedbackHandler
 from .chat_models import ROUTE_EVENT, SmartRouterLLM
 
-__all__ = ["LangChainBackend", "ROUTE_EVENT", "SLSFeedbackHandler", "SLSSemanticCache",
-           "SmartRouterLLM", "langchain_pool"]
+__all__ = [
+    "LangChainBackend",
+    "ROUTE_EVENT",
+    "SLSFeedbackHandler",
+    "SLSSemanticCache",
+    "SmartRouterLLM",
+    "langchain_pool",
+]

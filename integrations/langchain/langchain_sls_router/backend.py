@@ -10,6 +10,7 @@ from typing import Any
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.runnables import Runnable
+
 from sls_router import Completion, ConfigurationError, ModelSpec, Request, StreamChunk, Usage
 from sls_router.backends import BaseBackend
 from sls_router.pool import check_prices, priced_spec
@@ -40,8 +41,9 @@ class LangChainBackend(BaseBackend):
 
     async def acomplete(self, request: Request) -> Completion:
         runnable, messages, kwargs = self._prepare(request)
-        message = await asyncio.create_task(runnable.ainvoke(messages, **kwargs),
-                                            context=contextvars.Context())
+        message = await asyncio.create_task(
+            runnable.ainvoke(messages, **kwargs), context=contextvars.Context()
+        )
         return _completion(request, message)
 
     def stream(self, request: Request) -> Iterator[StreamChunk]:
@@ -60,8 +62,9 @@ class LangChainBackend(BaseBackend):
         context = contextvars.Context()
         chunks = runnable.astream(messages, **kwargs)
         merged: AIMessageChunk | None = None
-        while (chunk := await asyncio.create_task(anext(chunks, None),
-                                                  context=context)) is not None:
+        while (
+            chunk := await asyncio.create_task(anext(chunks, None), context=context)
+        ) is not None:
             merged = chunk if merged is None else merged + chunk
             if chunk.text:
                 yield StreamChunk(chunk.text)
@@ -71,10 +74,12 @@ class LangChainBackend(BaseBackend):
         runnable: Runnable = self.model
         if request.tools:
             choice = request.params.get("tool_choice")
-            runnable = self.model.bind_tools(request.tools, **({"tool_choice": choice}
-                                                               if choice else {}))
-        messages = to_langchain_messages(request.messages or [{"role": "user",
-                                                               "content": request.text}])
+            runnable = self.model.bind_tools(
+                request.tools, **({"tool_choice": choice} if choice else {})
+            )
+        messages = to_langchain_messages(
+            request.messages or [{"role": "user", "content": request.text}]
+        )
         kwargs = {k: request.params[k] for k in _FORWARDED if request.params.get(k) is not None}
         if request.params.get("stop"):
             kwargs["stop"] = list(request.params["stop"])
@@ -88,13 +93,18 @@ def _completion(request: Request, message: AIMessage) -> Completion:
         counted = Usage(int(usage["input_tokens"]), int(usage["output_tokens"]))
     else:
         counted = Usage(estimate_tokens(request.text), estimate_tokens(message.text))
-    return Completion(text=message.text, usage=counted, tool_calls=tool_calls_of(message),
-                      raw={"message": message, "usage_estimated": estimated})
+    return Completion(
+        text=message.text,
+        usage=counted,
+        tool_calls=tool_calls_of(message),
+        raw={"message": message, "usage_estimated": estimated},
+    )
 
 
-def langchain_pool(llms: Mapping[str, BaseChatModel],
-                   prices: Mapping[str, tuple[float, float] | ModelSpec],
-                   ) -> list[tuple[ModelSpec, LangChainBackend]]:
+def langchain_pool(
+    llms: Mapping[str, BaseChatModel],
+    prices: Mapping[str, tuple[float, float] | ModelSpec],
+) -> list[tuple[ModelSpec, LangChainBackend]]:
     """(ModelSpec, backend) pairs from named chat models and their USD-per-million prices.
 
     A price may be a ModelSpec to set tier, context window or timeouts as well. Tool
@@ -104,12 +114,22 @@ def langchain_pool(llms: Mapping[str, BaseChatModel],
         raise ConfigurationError("from_llms needs a non-empty dict {name: chat_model}.")
     for name, llm in llms.items():
         if not isinstance(llm, BaseChatModel):
-            raise ConfigurationError(f"{name!r} is a {type(llm).__name__}, not a LangChain "
-                                     "chat model (BaseChatModel).")
+            raise ConfigurationError(
+                f"{name!r} is a {type(llm).__name__}, not a LangChain chat model (BaseChatModel)."
+            )
     check_prices(list(llms), prices)
-    return [(priced_spec(name, prices[name], supports_tools=_supports_tools(llm),
-                         context_window=_context_window(llm)), LangChainBackend(llm))
-            for name, llm in llms.items()]
+    return [
+        (
+            priced_spec(
+                name,
+                prices[name],
+                supports_tools=_supports_tools(llm),
+                context_window=_context_window(llm),
+            ),
+            LangChainBackend(llm),
+        )
+        for name, llm in llms.items()
+    ]
 
 
 def _supports_tools(llm: BaseChatModel) -> bool:

@@ -8,6 +8,7 @@ engine's `request_scope`); the last human turn is what is embedded.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections import OrderedDict
 from typing import Any
@@ -15,12 +16,12 @@ from typing import Any
 from langchain_core.caches import RETURN_VAL_TYPE, BaseCache
 from langchain_core.load import dumps, loads
 from langchain_core.messages import BaseMessage
+
 from sls_router import InvalidInputError, Request, SemanticCache, UnknownEntryError
 from sls_router.cache import request_scope
 from sls_router.embeddings import Embedder
 
 from .messages import to_engine_messages
-
 
 _MAX_SERVED = 100_000
 
@@ -33,11 +34,19 @@ class SLSSemanticCache(BaseCache):
     serialisation (no pickle).
     """
 
-    def __init__(self, embedder: str | Embedder | None = "minilm", *, namespace: str = "default",
-                 max_wrong_rate: float = 0.02, capacity: int = 100_000,
-                 ttl_s: float | None = None, cache: SemanticCache | None = None) -> None:
-        self.cache = cache or SemanticCache(embedder, max_wrong_rate=max_wrong_rate,
-                                            capacity=capacity, ttl_s=ttl_s)
+    def __init__(
+        self,
+        embedder: str | Embedder | None = "minilm",
+        *,
+        namespace: str = "default",
+        max_wrong_rate: float = 0.02,
+        capacity: int = 100_000,
+        ttl_s: float | None = None,
+        cache: SemanticCache | None = None,
+    ) -> None:
+        self.cache = cache or SemanticCache(
+            embedder, max_wrong_rate=max_wrong_rate, capacity=capacity, ttl_s=ttl_s
+        )
         self.namespace = namespace
         self._served: OrderedDict[tuple[str, str], Any] = OrderedDict()  # awaiting feedback
         self._lock = threading.Lock()
@@ -54,12 +63,17 @@ class SLSSemanticCache(BaseCache):
         return [loads(g, allowed_objects="core") for g in found.payload["generations"]]
 
     def update(self, prompt: str, llm_string: str, return_val: RETURN_VAL_TYPE) -> None:
-        if not return_val or any(getattr(getattr(g, "message", None), "tool_calls", None)
-                                 for g in return_val):
+        if not return_val or any(
+            getattr(getattr(g, "message", None), "tool_calls", None) for g in return_val
+        ):
             return  # tool-call turns are never cached
         query, scope = self._key(prompt, llm_string)
-        self.cache.insert(query, "".join(g.text for g in return_val), scope,
-                          payload={"generations": [dumps(g) for g in return_val]})
+        self.cache.insert(
+            query,
+            "".join(g.text for g in return_val),
+            scope,
+            payload={"generations": [dumps(g) for g in return_val]},
+        )
 
     def clear(self, **kwargs: Any) -> None:
         self.cache.clear()
@@ -71,12 +85,12 @@ class SLSSemanticCache(BaseCache):
         with self._lock:
             served = self._served.pop((prompt, llm_string), None)
         if served is None:
-            raise UnknownEntryError("no cached answer was served for this prompt and model; "
-                                    "rate only answers that came from this cache.")
-        try:
+            raise UnknownEntryError(
+                "no cached answer was served for this prompt and model; "
+                "rate only answers that came from this cache."
+            )
+        with contextlib.suppress(UnknownEntryError):  # the entry was evicted meanwhile
             self.cache.observe(served, float(score) >= 0.5)
-        except UnknownEntryError:
-            pass  # the entry was evicted meanwhile
 
     def _key(self, prompt: str, llm_string: str) -> tuple[str, str]:
         """The embedded text and the engine's scope: the router's rule, not a copy of it,
@@ -93,10 +107,12 @@ def _as_request(prompt: str, namespace: str, llm_string: str) -> Request:
     except Exception:  # not serialised messages: a plain text prompt
         messages = None
     params = {"llm_string": llm_string}
-    if isinstance(messages, list) and messages and all(isinstance(m, BaseMessage)
-                                                       for m in messages):
-        return Request(messages=to_engine_messages(messages), namespace=namespace,
-                       params=params)
+    if (
+        isinstance(messages, list)
+        and messages
+        and all(isinstance(m, BaseMessage) for m in messages)
+    ):
+        return Request(messages=to_engine_messages(messages), namespace=namespace, params=params)
     if not isinstance(prompt, str):
         raise InvalidInputError("the cache needs the prompt as a string.")
     return Request(prompt=prompt, namespace=namespace, params=params)

@@ -10,6 +10,7 @@ from uuid import UUID
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import BaseMessage
 from langchain_core.outputs import LLMResult
+
 from sls_router import BoundedVerifier, Request, SmartRouter, UnknownEntryError, Verifier
 from sls_router.metadata import KEYS, REQUEST_ID_KEY, request_id_of
 
@@ -29,18 +30,31 @@ class SLSFeedbackHandler(BaseCallbackHandler):
     Pass the handler in `callbacks=[handler]` of `invoke`, a chain's config, or the model.
     """
 
-    def __init__(self, llm: SmartRouterLLM | SmartRouter, verifier: Verifier | None = None, *,
-                 verifier_timeout_s: float = 10.0, max_runs: int = 100_000) -> None:
+    def __init__(
+        self,
+        llm: SmartRouterLLM | SmartRouter,
+        verifier: Verifier | None = None,
+        *,
+        verifier_timeout_s: float = 10.0,
+        max_runs: int = 100_000,
+    ) -> None:
         self.router = llm.router if isinstance(llm, SmartRouterLLM) else llm
-        self.verifier = (None if verifier is None
-                         else BoundedVerifier(verifier, timeout_s=verifier_timeout_s))
+        self.verifier = (
+            None if verifier is None else BoundedVerifier(verifier, timeout_s=verifier_timeout_s)
+        )
         self.max_runs = max_runs
         self.decisions: OrderedDict[UUID, dict[str, Any]] = OrderedDict()
         self._prompts: dict[UUID, list[BaseMessage]] = {}
         self._lock = threading.Lock()
 
-    def on_chat_model_start(self, serialized: dict[str, Any], messages: list[list[BaseMessage]],
-                            *, run_id: UUID, **kwargs: Any) -> None:
+    def on_chat_model_start(
+        self,
+        serialized: dict[str, Any],
+        messages: list[list[BaseMessage]],
+        *,
+        run_id: UUID,
+        **kwargs: Any,
+    ) -> None:
         if self.verifier is not None and messages:
             with self._lock:
                 self._prompts[run_id] = messages[0]
@@ -73,6 +87,8 @@ class SLSFeedbackHandler(BaseCallbackHandler):
         with self._lock:
             decision = self.decisions.get(key)
         if decision is None:
-            raise UnknownEntryError(f"run {run_id} made no SmartRouterLLM call seen by this "
-                                    "handler; pass the run_id of a run it was a callback of.")
+            raise UnknownEntryError(
+                f"run {run_id} made no SmartRouterLLM call seen by this "
+                "handler; pass the run_id of a run it was a callback of."
+            )
         self.router.feedback(decision[REQUEST_ID_KEY], score, source=source)

@@ -11,8 +11,12 @@ from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from langchain_core.callbacks import (AsyncCallbackManager, AsyncCallbackManagerForLLMRun,
-                                      CallbackManager, CallbackManagerForLLMRun)
+from langchain_core.callbacks import (
+    AsyncCallbackManager,
+    AsyncCallbackManagerForLLMRun,
+    CallbackManager,
+    CallbackManagerForLLMRun,
+)
 from langchain_core.language_models import BaseChatModel, LangSmithParams, LanguageModelInput
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
@@ -20,6 +24,7 @@ from langchain_core.runnables import Runnable
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import ConfigDict, Field
+
 from sls_router import ConfigurationError, ModelSpec, Request, Response, SmartRouter
 from sls_router.pool import router_for
 from sls_router.replay import replay_pool
@@ -62,13 +67,17 @@ class SmartRouterLLM(BaseChatModel):
             raise ConfigurationError(
                 "SmartRouterLLM needs a pool: use SmartRouterLLM.from_llms({name: chat_model}, "
                 "prices={name: (input_per_mtok, output_per_mtok)}), "
-                "SmartRouterLLM.from_replay(path) or SmartRouterLLM(router=SmartRouter(...)).")
+                "SmartRouterLLM.from_replay(path) or SmartRouterLLM(router=SmartRouter(...))."
+            )
         super().__init__(**data)
 
     @classmethod
-    def from_llms(cls, llms: Mapping[str, BaseChatModel],
-                  prices: Mapping[str, tuple[float, float] | ModelSpec],
-                  **options: Any) -> "SmartRouterLLM":
+    def from_llms(
+        cls,
+        llms: Mapping[str, BaseChatModel],
+        prices: Mapping[str, tuple[float, float] | ModelSpec],
+        **options: Any,
+    ) -> SmartRouterLLM:
         """Route among LangChain chat models priced in USD per million tokens.
 
         `options` are SmartRouter options (preset, embedder, verifier, max_wrong_rate,
@@ -79,7 +88,7 @@ class SmartRouterLLM(BaseChatModel):
         return cls(router=router_for(langchain_pool(llms, prices), **router_options), **fields)
 
     @classmethod
-    def from_replay(cls, path: str | Path, **options: Any) -> "SmartRouterLLM":
+    def from_replay(cls, path: str | Path, **options: Any) -> SmartRouterLLM:
         """Route among the models of a recorded dataset (answers come from the recording)."""
         router_options, fields = _split_options(options)
         sleep = bool(router_options.pop("sleep", False))
@@ -92,14 +101,22 @@ class SmartRouterLLM(BaseChatModel):
 
     @property
     def _identifying_params(self) -> dict[str, Any]:
-        return {"model_name": self.model_name, "models": sorted(self.router.specs),
-                "namespace": self.namespace, "task": self.task,
-                "temperature": self.temperature, "max_tokens": self.max_tokens,
-                "preset": self.router.options["preset"]}
+        return {
+            "model_name": self.model_name,
+            "models": sorted(self.router.specs),
+            "namespace": self.namespace,
+            "task": self.task,
+            "temperature": self.temperature,
+            "max_tokens": self.max_tokens,
+            "preset": self.router.options["preset"],
+        }
 
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
-        params = LangSmithParams(ls_provider="sls_router", ls_model_type="chat",
-                                 ls_model_name=kwargs.get("model", self.model_name))
+        params = LangSmithParams(
+            ls_provider="sls_router",
+            ls_model_type="chat",
+            ls_model_name=kwargs.get("model", self.model_name),
+        )
         if self.temperature is not None:
             params["ls_temperature"] = self.temperature
         if self.max_tokens is not None:
@@ -109,9 +126,13 @@ class SmartRouterLLM(BaseChatModel):
         return params
 
     # -- tools -------------------------------------------------------------------------
-    def bind_tools(self, tools: Sequence[dict[str, Any] | type | Callable | BaseTool], *,
-                   tool_choice: str | None = None, **kwargs: Any,
-                   ) -> Runnable[LanguageModelInput, AIMessage]:
+    def bind_tools(
+        self,
+        tools: Sequence[dict[str, Any] | type | Callable | BaseTool],
+        *,
+        tool_choice: str | None = None,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, AIMessage]:
         """Bind tools; calls with tools go only to models that support tools, their tool
         calls come back unchanged, and such calls are never cached."""
         specs = [convert_to_openai_tool(t) for t in tools]
@@ -120,23 +141,35 @@ class SmartRouterLLM(BaseChatModel):
         return self.bind(tools=specs, **kwargs)
 
     # -- calls -------------------------------------------------------------------------
-    def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
-                  run_manager: CallbackManagerForLLMRun | None = None,
-                  **kwargs: Any) -> ChatResult:
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
         response = self.router.complete(self._request(messages, stop, kwargs))
         _emit(run_manager, response)
         return _result(response)
 
-    async def _agenerate(self, messages: list[BaseMessage], stop: list[str] | None = None,
-                         run_manager: AsyncCallbackManagerForLLMRun | None = None,
-                         **kwargs: Any) -> ChatResult:
+    async def _agenerate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
         response = await self.router.acomplete(self._request(messages, stop, kwargs))
         await _aemit(run_manager, response)
         return _result(response)
 
-    def _stream(self, messages: list[BaseMessage], stop: list[str] | None = None,
-                run_manager: CallbackManagerForLLMRun | None = None,
-                **kwargs: Any) -> Iterator[ChatGenerationChunk]:
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
         for item in self.router.stream(self._request(messages, stop, kwargs)):
             if isinstance(item, Response):
                 _emit(run_manager, item)
@@ -147,9 +180,13 @@ class SmartRouterLLM(BaseChatModel):
                     run_manager.on_llm_new_token(item.text, chunk=chunk)
                 yield chunk
 
-    async def _astream(self, messages: list[BaseMessage], stop: list[str] | None = None,
-                       run_manager: AsyncCallbackManagerForLLMRun | None = None,
-                       **kwargs: Any) -> AsyncIterator[ChatGenerationChunk]:
+    async def _astream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[ChatGenerationChunk]:
         async for item in self.router.astream(self._request(messages, stop, kwargs)):
             if isinstance(item, Response):
                 await _aemit(run_manager, item)
@@ -160,8 +197,9 @@ class SmartRouterLLM(BaseChatModel):
                     await run_manager.on_llm_new_token(item.text, chunk=chunk)
                 yield chunk
 
-    def _request(self, messages: list[BaseMessage], stop: list[str] | None,
-                 kwargs: dict[str, Any]) -> Request:
+    def _request(
+        self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]
+    ) -> Request:
         """Everything that changes the answer goes into params, so into the cache scope."""
         params: dict[str, Any] = {}
         for key in ("temperature", "max_tokens"):
@@ -173,9 +211,14 @@ class SmartRouterLLM(BaseChatModel):
             params["stop"] = list(stop)
         if kwargs.get("tool_choice") is not None:
             params["tool_choice"] = kwargs["tool_choice"]
-        return Request(messages=to_engine_messages(messages), task=self.task,
-                       namespace=self.namespace, params=params,
-                       tools=kwargs.get("tools") or None, cache_sampled=self.cache_sampled)
+        return Request(
+            messages=to_engine_messages(messages),
+            task=self.task,
+            namespace=self.namespace,
+            params=params,
+            tools=kwargs.get("tools") or None,
+            cache_sampled=self.cache_sampled,
+        )
 
     # -- feedback and state ------------------------------------------------------------
     def feedback(self, request_id: str, score: float, source: str = "user") -> None:
@@ -200,23 +243,45 @@ def _emit(run_manager: CallbackManagerForLLMRun | None, response: Response) -> N
     LangChain hands `_stream` no run manager when called through `stream()`; there the
     decision travels only in the final chunk's `response_metadata`."""
     if run_manager is not None:
-        CallbackManager(run_manager.handlers, parent_run_id=run_manager.parent_run_id,
-                        tags=run_manager.tags, metadata=run_manager.metadata).on_custom_event(
-            ROUTE_EVENT, response_metadata(response), run_id=run_manager.run_id)
+        CallbackManager(
+            run_manager.handlers,
+            parent_run_id=run_manager.parent_run_id,
+            tags=run_manager.tags,
+            metadata=run_manager.metadata,
+        ).on_custom_event(ROUTE_EVENT, response_metadata(response), run_id=run_manager.run_id)
 
 
 async def _aemit(run_manager: AsyncCallbackManagerForLLMRun | None, response: Response) -> None:
     if run_manager is not None:
-        manager = AsyncCallbackManager(run_manager.handlers,
-                                       parent_run_id=run_manager.parent_run_id,
-                                       tags=run_manager.tags, metadata=run_manager.metadata)
-        await manager.on_custom_event(ROUTE_EVENT, response_metadata(response),
-                                      run_id=run_manager.run_id)
+        manager = AsyncCallbackManager(
+            run_manager.handlers,
+            parent_run_id=run_manager.parent_run_id,
+            tags=run_manager.tags,
+            metadata=run_manager.metadata,
+        )
+        await manager.on_custom_event(
+            ROUTE_EVENT, response_metadata(response), run_id=run_manager.run_id
+        )
 
 
-_FIELDS = {"model_name", "model", "temperature", "max_tokens", "stop", "namespace", "task",
-           "cache_sampled", "streaming", "callbacks", "tags", "metadata", "cache",
-           "disable_streaming", "output_version", "verbose"}
+_FIELDS = {
+    "model_name",
+    "model",
+    "temperature",
+    "max_tokens",
+    "stop",
+    "namespace",
+    "task",
+    "cache_sampled",
+    "streaming",
+    "callbacks",
+    "tags",
+    "metadata",
+    "cache",
+    "disable_streaming",
+    "output_version",
+    "verbose",
+}
 
 
 def _split_options(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -46,27 +46,45 @@ class ScriptedChatModel(BaseChatModel):
     def calls(self) -> int:
         return self._calls
 
-    def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
-                  run_manager: CallbackManagerForLLMRun | None = None,
-                  **kwargs: Any) -> ChatResult:
-        return ChatResult(generations=[ChatGeneration(message=self._answer(messages, stop,
-                                                                           kwargs))])
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        return ChatResult(
+            generations=[ChatGeneration(message=self._answer(messages, stop, kwargs))]
+        )
 
-    def _stream(self, messages: list[BaseMessage], stop: list[str] | None = None,
-                run_manager: CallbackManagerForLLMRun | None = None,
-                **kwargs: Any) -> Iterator[ChatGenerationChunk]:
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
         message = self._answer(messages, stop, kwargs)
         for word in re.findall(r"\S+\s*|\s+", message.text):
             yield ChatGenerationChunk(message=AIMessageChunk(word))
-        chunks = [tool_call_chunk(name=c["name"], args=json.dumps(c["args"], ensure_ascii=False),
-                                  id=c["id"], index=i)
-                  for i, c in enumerate(message.tool_calls)]
-        yield ChatGenerationChunk(message=AIMessageChunk(
-            "", tool_call_chunks=chunks, usage_metadata=message.usage_metadata,
-            chunk_position="last"))
+        chunks = [
+            tool_call_chunk(
+                name=c["name"], args=json.dumps(c["args"], ensure_ascii=False), id=c["id"], index=i
+            )
+            for i, c in enumerate(message.tool_calls)
+        ]
+        yield ChatGenerationChunk(
+            message=AIMessageChunk(
+                "",
+                tool_call_chunks=chunks,
+                usage_metadata=message.usage_metadata,
+                chunk_position="last",
+            )
+        )
 
-    def _answer(self, messages: list[BaseMessage], stop: list[str] | None,
-                kwargs: dict[str, Any]) -> AIMessage:
+    def _answer(
+        self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]
+    ) -> AIMessage:
         self._calls += 1
         if self.fail or (self.fail_every and self._calls % self.fail_every == 0):
             raise ConnectionError(f"{self.tag} is down")
@@ -82,12 +100,16 @@ class ScriptedChatModel(BaseChatModel):
         for s in stop or []:
             text = text.split(s)[0] if s and s in text[1:] else text
         prompt_chars = sum(len(m.text) for m in messages)
-        usage = {"input_tokens": prompt_chars // 4 + 1, "output_tokens": len(text) // 4 + 1,
-                 "total_tokens": prompt_chars // 4 + len(text) // 4 + 2}
+        usage = {
+            "input_tokens": prompt_chars // 4 + 1,
+            "output_tokens": len(text) // 4 + 1,
+            "total_tokens": prompt_chars // 4 + len(text) // 4 + 2,
+        }
         return AIMessage(text, tool_calls=calls, usage_metadata=usage)
 
-    def _tool_calls(self, messages: list[BaseMessage], tools: Sequence[dict[str, Any]],
-                    choice: Any) -> list[Any]:
+    def _tool_calls(
+        self, messages: list[BaseMessage], tools: Sequence[dict[str, Any]], choice: Any
+    ) -> list[Any]:
         if not tools or isinstance(messages[-1], ToolMessage):
             return []
         text = _last_human(messages)
@@ -144,8 +166,9 @@ def _fill(schema: dict[str, Any], text: str) -> dict[str, Any]:
     strings = iter([a or b for a, b in quoted])
     args: dict[str, Any] = {}
     for field, prop in (schema.get("properties") or {}).items():
-        kind = prop.get("type") or next((p.get("type") for p in prop.get("anyOf", [])
-                                         if p.get("type") != "null"), "string")
+        kind = prop.get("type") or next(
+            (p.get("type") for p in prop.get("anyOf", []) if p.get("type") != "null"), "string"
+        )
         if kind == "integer":
             args[field] = int(float(next(numbers, "0")))
         elif kind == "number":

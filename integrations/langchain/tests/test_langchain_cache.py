@@ -9,6 +9,7 @@ from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, Tool
 from langchain_core.outputs import ChatGeneration
 from langchain_sls_router import SLSSemanticCache
 from langchain_sls_router.testing import ScriptedChatModel, ScriptedToolChatModel
+
 from sls_router import UnknownEntryError
 
 
@@ -53,7 +54,7 @@ def test_clear_and_wrong_feedback(cache):
     model.invoke("Largest ocean?")
     assert model.calls == 2
     model.invoke("Largest ocean?")  # served from the cache
-    (prompt, llm_string), = cache._served  # what LangChain looked up
+    ((prompt, llm_string),) = cache._served  # what LangChain looked up
     cache.feedback(prompt, llm_string, 0.0)
     model.invoke("Largest ocean?")
     assert model.calls == 3  # a wrong cached answer is no longer served
@@ -77,9 +78,11 @@ def test_tool_call_answers_are_not_cached(cache):
 
 def test_a_cached_answer_is_served_only_in_its_own_context(cache):
     question = HumanMessage("What is the weather in Paris right now?")
-    turns = [question,
-             AIMessage("", tool_calls=[{"name": "weather", "args": {"city": "Paris"}, "id": "1"}]),
-             ToolMessage("18C and sunny", tool_call_id="1")]
+    turns = [
+        question,
+        AIMessage("", tool_calls=[{"name": "weather", "args": {"city": "Paris"}, "id": "1"}]),
+        ToolMessage("18C and sunny", tool_call_id="1"),
+    ]
     answer = [ChatGeneration(message=AIMessage("It is 18C and sunny in Paris."))]
     cache.update(dumps(turns), "m", answer)
     assert cache.lookup(dumps([question]), "m") is None  # the tool must not be skipped

@@ -8,31 +8,41 @@ from pathlib import Path
 
 import pytest
 from langchain_core.callbacks import BaseCallbackHandler
-from langchain_core.messages import (AIMessage, FunctionMessage, HumanMessage, SystemMessage,
-                                     ToolMessage)
+from langchain_core.messages import (
+    AIMessage,
+    FunctionMessage,
+    HumanMessage,
+    SystemMessage,
+    ToolMessage,
+)
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.tools import tool
 from langchain_sls_router import SLSFeedbackHandler, SmartRouterLLM
 from langchain_sls_router.testing import ScriptedChatModel, ScriptedToolChatModel
-from sls_router import (ConfigurationError, InvalidInputError, SLSRouterError,
-                        UnknownEntryError)
+
+from sls_router import ConfigurationError, InvalidInputError, SLSRouterError, UnknownEntryError
 
 PRICES = {"small": (0.15, 0.6), "large": (2.5, 10.0), "chat-only": (0.05, 0.1)}
-LOGPARSING = (Path(__file__).resolve().parents[3] / "sls_router" / "data" / "replay"
-              / "logparsing.jsonl.gz")
+LOGPARSING = (
+    Path(__file__).resolve().parents[3] / "sls_router" / "data" / "replay" / "logparsing.jsonl.gz"
+)
 
 
 @pytest.fixture
 def models() -> dict[str, ScriptedChatModel]:
-    return {"small": ScriptedToolChatModel(tag="small"), "large": ScriptedToolChatModel(tag="large"),
-            "chat-only": ScriptedChatModel(tag="chat-only")}
+    return {
+        "small": ScriptedToolChatModel(tag="small"),
+        "large": ScriptedToolChatModel(tag="large"),
+        "chat-only": ScriptedChatModel(tag="chat-only"),
+    }
 
 
 @pytest.fixture
 def llm(models) -> SmartRouterLLM:
-    return SmartRouterLLM.from_llms(models, prices=PRICES, embedder="hashing",
-                                    background_updates=False, random_state=0)
+    return SmartRouterLLM.from_llms(
+        models, prices=PRICES, embedder="hashing", background_updates=False, random_state=0
+    )
 
 
 def _calls(models) -> int:
@@ -46,8 +56,9 @@ def get_weather(city: str) -> str:
 
 
 def test_lcel_chain_answers_then_serves_the_repeat_from_cache(llm, models):
-    prompt = ChatPromptTemplate.from_messages([("system", "You answer in one line."),
-                                               ("human", "{question}")])
+    prompt = ChatPromptTemplate.from_messages(
+        [("system", "You answer in one line."), ("human", "{question}")]
+    )
     chain = prompt | llm | StrOutputParser()
     first = chain.invoke({"question": "Why is the sky blue?"})
     calls = _calls(models)
@@ -64,8 +75,9 @@ def test_metadata_and_usage_on_every_message(llm):
     assert meta["sls_cost_usd"] > 0 and meta["sls_tried"] == [meta["sls_model"]]
     assert meta["total_cost"] == meta["sls_cost_usd"]
     assert 0 <= meta["sls_predicted_quality"] <= 1
-    assert message.usage_metadata["total_tokens"] == (message.usage_metadata["input_tokens"]
-                                                      + message.usage_metadata["output_tokens"])
+    assert message.usage_metadata["total_tokens"] == (
+        message.usage_metadata["input_tokens"] + message.usage_metadata["output_tokens"]
+    )
     hit = llm.invoke("How do I reverse a list in Python?")
     assert hit.response_metadata["sls_cache_hit"] is True
     assert hit.response_metadata["sls_cost_usd"] == 0.0 and hit.text == message.text
@@ -101,8 +113,11 @@ def test_create_agent_tool_loop_runs_on_tool_capable_models(llm, models):
     assert calls[0].tool_calls[0]["args"] == {"city": "Paris"}
     assert results[0].text == "sunny in Paris"
     assert messages[-1].text.endswith("the tool said sunny in Paris")
-    assert all(m.response_metadata["sls_model"] in ("small", "large")
-               for m in messages if isinstance(m, AIMessage))
+    assert all(
+        m.response_metadata["sls_model"] in ("small", "large")
+        for m in messages
+        if isinstance(m, AIMessage)
+    )
     assert models["chat-only"].calls == 0
     assert len(llm.router.cache) == 0  # tool-call turns are never cached
 
@@ -111,10 +126,14 @@ def test_tool_calls_come_back_unchanged_and_are_never_cached(llm, models):
     bound = llm.bind_tools([get_weather], tool_choice="get_weather")
     first = bound.invoke("Weather for 'Oslo' please")
     second = bound.invoke("Weather for 'Oslo' please")
-    direct = models[first.response_metadata["sls_model"]].bind_tools(
-        [get_weather], tool_choice="get_weather").invoke("Weather for 'Oslo' please")
-    assert [(c["name"], c["args"]) for c in first.tool_calls] == \
-        [(c["name"], c["args"]) for c in direct.tool_calls]
+    direct = (
+        models[first.response_metadata["sls_model"]]
+        .bind_tools([get_weather], tool_choice="get_weather")
+        .invoke("Weather for 'Oslo' please")
+    )
+    assert [(c["name"], c["args"]) for c in first.tool_calls] == [
+        (c["name"], c["args"]) for c in direct.tool_calls
+    ]
     assert second.response_metadata["sls_cache_hit"] is False
     assert len(llm.router.cache) == 0
 
@@ -140,8 +159,7 @@ async def test_abatch_of_100_concurrent_requests_counts_feedback_exactly(llm):
     handler = SLSFeedbackHandler(llm, verifier=verifier)
     # unrelated texts: the hashing embedder would (rightly) call "report 1" and "report 12" alike
     prompts = [hashlib.sha256(str(i).encode()).hexdigest() for i in range(100)]
-    answers = await llm.abatch(prompts, config={"callbacks": [handler],
-                                                "max_concurrency": 25})
+    answers = await llm.abatch(prompts, config={"callbacks": [handler], "max_concurrency": 25})
     assert len({a.response_metadata["sls_request_id"] for a in answers}) == 100
     assert len(handler.decisions) == 100 and len(checked) == 100
     assert len(llm.router.learner.outcomes) == 100  # one training row per fresh answer
@@ -161,7 +179,7 @@ def test_callbacks_see_routing_events_and_rate_runs(llm):
     message = llm.invoke("Is 97 prime?", config={"callbacks": [handler, Recorder()]})
     assert [name for name, _ in events] == ["sls_route"]
     assert events[0][1].items() <= message.response_metadata.items()
-    (run_id, decision), = handler.decisions.items()
+    ((run_id, decision),) = handler.decisions.items()
     assert decision["sls_request_id"] == message.response_metadata["sls_request_id"]
     handler.feedback(run_id, 0.0)
     assert len(llm.router.learner.outcomes) == 1
@@ -189,12 +207,14 @@ def test_from_replay_answers_with_recorded_outputs():
 
 
 def test_state_keeps_what_was_learned(models, tmp_path):
-    first = SmartRouterLLM.from_llms(models, prices=PRICES, embedder="hashing",
-                                     state=tmp_path, background_updates=False)
+    first = SmartRouterLLM.from_llms(
+        models, prices=PRICES, embedder="hashing", state=tmp_path, background_updates=False
+    )
     answer = first.invoke("What is a mutex?")
     first.save(tmp_path)
-    again = SmartRouterLLM.from_llms(models, prices=PRICES, embedder="hashing",
-                                     state=tmp_path, background_updates=False)
+    again = SmartRouterLLM.from_llms(
+        models, prices=PRICES, embedder="hashing", state=tmp_path, background_updates=False
+    )
     hit = again.invoke("What is a mutex?")
     assert hit.response_metadata["sls_cache_hit"] and hit.text == answer.text
 
@@ -238,8 +258,9 @@ def test_bad_input_gets_clear_errors(llm, models):
 
 def test_every_model_failing_raises_one_error_listing_attempts():
     down = {"a": ScriptedChatModel(tag="a", fail=True), "b": ScriptedChatModel(tag="b", fail=True)}
-    llm = SmartRouterLLM.from_llms(down, prices={"a": (1, 1), "b": (2, 2)}, embedder="hashing",
-                                   background_updates=False)
+    llm = SmartRouterLLM.from_llms(
+        down, prices={"a": (1, 1), "b": (2, 2)}, embedder="hashing", background_updates=False
+    )
     with pytest.raises(SLSRouterError, match="every model failed") as caught:
         asyncio.run(llm.ainvoke("hello"))
     assert sorted(m for m, _ in caught.value.attempts) == ["a", "b"]
@@ -248,10 +269,13 @@ def test_every_model_failing_raises_one_error_listing_attempts():
 def test_threaded_batch_survives_a_flaky_provider_and_counts_feedback_exactly():
     flaky = ScriptedChatModel(tag="flaky", fail_every=3)  # a third of its calls fail
     steady = ScriptedChatModel(tag="steady")
-    llm = SmartRouterLLM.from_llms({"flaky": flaky, "steady": steady},
-                                   prices={"flaky": (0.1, 0.1), "steady": (5.0, 5.0)},
-                                   embedder="hashing", background_updates=False,
-                                   breaker_cooldown_s=0.05)
+    llm = SmartRouterLLM.from_llms(
+        {"flaky": flaky, "steady": steady},
+        prices={"flaky": (0.1, 0.1), "steady": (5.0, 5.0)},
+        embedder="hashing",
+        background_updates=False,
+        breaker_cooldown_s=0.05,
+    )
     prompts = [hashlib.sha256(f"load {i}".encode()).hexdigest() for i in range(400)]
     answers = llm.batch(prompts, config={"max_concurrency": 8})
     assert all(a.text for a in answers)  # every request answered

@@ -9,9 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 from langchain_sls_router import SmartRouterLLM
+from langchain_sls_router.testing import ScriptedChatModel, ScriptedToolChatModel
 from langchain_tests.integration_tests import ChatModelIntegrationTests
 from langchain_tests.unit_tests import ChatModelUnitTests
-from langchain_sls_router.testing import ScriptedChatModel, ScriptedToolChatModel
+
 from sls_router import SmartRouter
 
 
@@ -19,9 +20,13 @@ def _router() -> SmartRouter:
     from langchain_sls_router import langchain_pool
 
     pool = langchain_pool(
-        {"small": ScriptedToolChatModel(tag="small"), "large": ScriptedToolChatModel(tag="large"),
-         "chat-only": ScriptedChatModel(tag="chat-only")},
-        prices={"small": (0.15, 0.6), "large": (2.5, 10.0), "chat-only": (0.05, 0.1)})
+        {
+            "small": ScriptedToolChatModel(tag="small"),
+            "large": ScriptedToolChatModel(tag="large"),
+            "chat-only": ScriptedChatModel(tag="chat-only"),
+        },
+        prices={"small": (0.15, 0.6), "large": (2.5, 10.0), "chat-only": (0.05, 0.1)},
+    )
     return SmartRouter(pool, embedder="hashing", background_updates=False, random_state=0)
 
 

@@ -10,10 +10,10 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))  # li_scripted, whatever the rootdir
 
 from li_scripted import ScriptedLLM, ScriptedToolLLM  # noqa: E402
-
 from llama_index.core.instrumentation import get_dispatcher  # noqa: E402
 from llama_index.core.instrumentation.event_handlers import BaseEventHandler  # noqa: E402
 from llama_index.llms.sls_router import SmartRouterLLM  # noqa: E402
+
 from sls_router.testing import new_database, pg_server  # noqa: E402, F401 (this folder alone)
 
 ROUTER_OPTIONS = dict(embedder="hashing", background_updates=False, random_state=0)
@@ -37,9 +37,11 @@ def li_tooly() -> ScriptedToolLLM:
 @pytest.fixture
 def li_llm(li_small, li_large):
     """Two plain scripted models behind the router, hashing embedder, no threads."""
-    llm = SmartRouterLLM.from_llms({"small": li_small, "large": li_large},
-                                   prices={"small": (0.1, 0.2), "large": (5.0, 15.0)},
-                                   **ROUTER_OPTIONS)
+    llm = SmartRouterLLM.from_llms(
+        {"small": li_small, "large": li_large},
+        prices={"small": (0.1, 0.2), "large": (5.0, 15.0)},
+        **ROUTER_OPTIONS,
+    )
     yield llm
     llm.close()
 
@@ -47,9 +49,11 @@ def li_llm(li_small, li_large):
 @pytest.fixture
 def li_tool_llm(li_small, li_tooly):
     """A cheap model without tools and a pricier tool-capable one."""
-    llm = SmartRouterLLM.from_llms({"small": li_small, "tooly": li_tooly},
-                                   prices={"small": (0.1, 0.2), "tooly": (3.0, 9.0)},
-                                   **ROUTER_OPTIONS)
+    llm = SmartRouterLLM.from_llms(
+        {"small": li_small, "tooly": li_tooly},
+        prices={"small": (0.1, 0.2), "tooly": (3.0, 9.0)},
+        **ROUTER_OPTIONS,
+    )
     yield llm
     llm.close()
 

@@ -24,16 +24,21 @@ def _tool() -> FunctionTool:
 @pytest.mark.asyncio
 @pytest.mark.parametrize("streaming", [True, False])
 async def test_function_agent_tool_loop(li_tool_llm, li_tooly, li_small, li_events, streaming):
-    agent = FunctionAgent(tools=[_tool()], llm=li_tool_llm, streaming=streaming,
-                          system_prompt="You are a careful calculator.")
-    for run in range(2):  # requests with tools are never cached: the model runs again
+    agent = FunctionAgent(
+        tools=[_tool()],
+        llm=li_tool_llm,
+        streaming=streaming,
+        system_prompt="You are a careful calculator.",
+    )
+    for _ in range(2):  # requests with tools are never cached: the model runs again
         handler = agent.run(user_msg="What is 6 times 7?")
         results = [ev async for ev in handler.stream_events() if isinstance(ev, ToolCallResult)]
         answer = await handler
         assert "42" in str(answer)
         made = li_tooly.last_tool_calls[0]  # what the chosen model produced ...
         assert [(r.tool_id, r.tool_name, r.tool_kwargs) for r in results] == [
-            (made.tool_id, made.tool_name, made.tool_kwargs)]  # ... reached the agent unchanged
+            (made.tool_id, made.tool_name, made.tool_kwargs)
+        ]  # ... reached the agent unchanged
         assert results[0].tool_output.content == "42"
     routes = li_events.of(SLSRouteEvent)
     assert len(routes) == 4 and {e.model for e in routes} == {"tooly"}  # tools -> tool models
@@ -75,5 +80,4 @@ def test_text_requests_may_use_any_model_tool_requests_only_tool_models(li_tool_
     li_tool_llm.chat_with_tools([_tool()], user_msg="What is 2 times 2?")
     plain = li_tool_llm.chat_with_tools([], user_msg="Say hello.")  # no tools bound: plain chat
     assert plain.additional_kwargs["sls_model"] in {"small", "tooly"}
-    assert li_tool_llm.chat_with_tools([], user_msg="Say hello.").additional_kwargs[
-        "sls_cache_hit"]
+    assert li_tool_llm.chat_with_tools([], user_msg="Say hello.").additional_kwargs["sls_cache_hit"]

@@ -7,8 +7,13 @@ import asyncio
 import pytest
 from llama_index.core.base.llms.types import ChatMessage
 from llama_index.core.tools import FunctionTool
-from llama_index.llms.sls_router import (SLSCacheHitEvent, SLSFeedbackEvent,
-                                         SLSFeedbackEventHandler, SLSRouteEvent)
+from llama_index.llms.sls_router import (
+    SLSCacheHitEvent,
+    SLSFeedbackEvent,
+    SLSFeedbackEventHandler,
+    SLSRouteEvent,
+)
+
 from sls_router import ConfigurationError
 
 
@@ -35,10 +40,19 @@ def test_route_and_cache_hit_events_describe_each_answer(li_llm, li_events):
     assert [type(e) for e in routes] == [SLSRouteEvent, SLSCacheHitEvent]
     for event, response in zip(routes, (fresh, hit)):
         meta = response.additional_kwargs
-        assert (event.request_id, event.model, event.cache_hit, event.cost_usd,
-                event.predicted_quality) == (meta["sls_request_id"], meta["sls_model"],
-                                             meta["sls_cache_hit"], meta["sls_cost_usd"],
-                                             meta["sls_predicted_quality"])
+        assert (
+            event.request_id,
+            event.model,
+            event.cache_hit,
+            event.cost_usd,
+            event.predicted_quality,
+        ) == (
+            meta["sls_request_id"],
+            meta["sls_model"],
+            meta["sls_cache_hit"],
+            meta["sls_cost_usd"],
+            meta["sls_predicted_quality"],
+        )
     assert routes[0].tried == [fresh.additional_kwargs["sls_model"]] and routes[1].tried == []
     assert routes[0].span_id is not None  # inside the LLM call's span, like core events
 
@@ -47,14 +61,17 @@ def test_handler_judges_every_entry_point_exactly_once(li_llm, li_events, li_han
     verifier = Verifier(1.0)
     handler = li_handlers(SLSFeedbackEventHandler(li_llm, verifier))
     outcomes = len(li_llm.router.learner.outcomes)
-    ids = [li_llm.chat(user("Chat question one?")).additional_kwargs["sls_request_id"],
-           list(li_llm.stream_chat(user("Stream question two?")))[-1]
-           .additional_kwargs["sls_request_id"],
-           li_llm.complete("Complete question three?").additional_kwargs["sls_request_id"],
-           list(li_llm.stream_complete("Stream complete four?"))[-1]
-           .additional_kwargs["sls_request_id"],
-           asyncio.run(li_llm.achat(user("Async question five?")))
-           .additional_kwargs["sls_request_id"]]
+    ids = [
+        li_llm.chat(user("Chat question one?")).additional_kwargs["sls_request_id"],
+        list(li_llm.stream_chat(user("Stream question two?")))[-1].additional_kwargs[
+            "sls_request_id"
+        ],
+        li_llm.complete("Complete question three?").additional_kwargs["sls_request_id"],
+        list(li_llm.stream_complete("Stream complete four?"))[-1].additional_kwargs[
+            "sls_request_id"
+        ],
+        asyncio.run(li_llm.achat(user("Async question five?"))).additional_kwargs["sls_request_id"],
+    ]
     feedback = li_events.of(SLSFeedbackEvent)
     assert sorted(e.request_id for e in feedback) == sorted(ids)  # once each, none twice
     assert {e.source for e in feedback} == {"verifier"} and handler.applied == len(ids)
@@ -70,16 +87,18 @@ def test_a_rejecting_verifier_removes_the_answer_from_the_cache(li_llm, li_handl
     assert not li_llm.chat(user("Tallest mountain?")).additional_kwargs["sls_cache_hit"]
 
 
-def test_handler_skips_abstentions_tool_calls_and_other_routers(li_llm, li_tool_llm,
-                                                                li_events, li_handlers):
+def test_handler_skips_abstentions_tool_calls_and_other_routers(
+    li_llm, li_tool_llm, li_events, li_handlers
+):
     abstain = Verifier(None)
     li_handlers(SLSFeedbackEventHandler(li_llm, abstain))
     li_llm.chat(user("Skip me?"))
     assert abstain.seen and not li_events.of(SLSFeedbackEvent)
     other = Verifier(1.0)
     handler = li_handlers(SLSFeedbackEventHandler(li_tool_llm, other))
-    tool = FunctionTool.from_defaults(fn=lambda a, b: a * b, name="multiply",
-                                      description="Multiply a and b.")
+    tool = FunctionTool.from_defaults(
+        fn=lambda a, b: a * b, name="multiply", description="Multiply a and b."
+    )
     li_tool_llm.chat_with_tools([tool], user_msg="What is 2 times 3?")  # a tool call: skipped
     assert other.seen == []
     li_llm.chat(user("Served by another router?"))  # unknown to li_tool_llm's router

@@ -13,10 +13,17 @@ from llama_index.core.base.llms.types import ChatMessage, ImageBlock, TextBlock
 from llama_index.core.prompts import PromptTemplate
 from llama_index.core.tools import FunctionTool
 from llama_index.llms.sls_router import SmartRouterLLM
+
+from sls_router import (
+    CallableBackend,
+    ConfigurationError,
+    InvalidInputError,
+    ModelSpec,
+    SmartRouter,
+    UnknownEntryError,
+)
 from sls_router.metadata import KEYS
 from sls_router.types import CHARS_PER_TOKEN
-from sls_router import (CallableBackend, ConfigurationError, InvalidInputError, ModelSpec,
-                        SmartRouter, UnknownEntryError)
 
 OPTIONS = dict(embedder="hashing", background_updates=False, random_state=0)
 
@@ -31,8 +38,9 @@ def calls(*llms) -> int:
 
 def test_metadata_describes_the_pool(li_small, li_tooly):
     li_small.context = 1000
-    llm = SmartRouterLLM.from_llms({"small": li_small, "tooly": li_tooly},
-                                   prices={"small": (0, 0), "tooly": (1, 2)}, **OPTIONS)
+    llm = SmartRouterLLM.from_llms(
+        {"small": li_small, "tooly": li_tooly}, prices={"small": (0, 0), "tooly": (1, 2)}, **OPTIONS
+    )
     meta = llm.metadata
     assert meta.context_window == min(1000, li_tooly.metadata.context_window)
     assert meta.num_output == min(li_small.metadata.num_output, li_tooly.metadata.num_output)
@@ -68,8 +76,9 @@ def test_reported_usage_is_used_and_missing_usage_estimated(li_small, li_large):
             assert usage["completion_tokens"] == len(text.split())
         else:  # the adapter's estimate: characters / 4, rounded up
             assert usage["completion_tokens"] == math.ceil(len(text) / CHARS_PER_TOKEN)
-            assert usage["prompt_tokens"] == math.ceil(len("user: Name three primary colours.")
-                                                       / CHARS_PER_TOKEN)
+            assert usage["prompt_tokens"] == math.ceil(
+                len("user: Name three primary colours.") / CHARS_PER_TOKEN
+            )
         expected = (usage["prompt_tokens"] * 2.0 + usage["completion_tokens"] * 8.0) / 1e6
         assert response.additional_kwargs["sls_cost_usd"] == pytest.approx(expected)
 
@@ -110,11 +119,12 @@ async def test_fresh_stream_and_fresh_chat_agree(li_small, li_tooly):
         llm = SmartRouterLLM.from_llms({name: model}, prices={name: (1, 1)}, **OPTIONS)
         messages = user("Describe the water cycle.")
         sampled = {"temperature": 0.7}  # sampled requests are not cached: every call is fresh
-        texts = {llm.chat(messages, **sampled).message.content,
-                 "".join(c.delta or "" for c in llm.stream_chat(messages, **sampled)),
-                 (await llm.achat(messages, **sampled)).message.content,
-                 "".join([c.delta or "" async for c in await llm.astream_chat(messages,
-                                                                              **sampled)])}
+        texts = {
+            llm.chat(messages, **sampled).message.content,
+            "".join(c.delta or "" for c in llm.stream_chat(messages, **sampled)),
+            (await llm.achat(messages, **sampled)).message.content,
+            "".join([c.delta or "" async for c in await llm.astream_chat(messages, **sampled)]),
+        }
         assert len(texts) == 1, texts
 
 
@@ -161,10 +171,14 @@ async def test_concurrent_async_calls_overlap(li_small):
 
 def test_history_and_system_prompt_scope_the_cache(li_llm):
     question = ChatMessage(role="user", content="And what about tomorrow?")
-    history_a = [ChatMessage(role="user", content="Weather in Oslo today?"),
-                 ChatMessage(role="assistant", content="Snow.")]
-    history_b = [ChatMessage(role="user", content="Weather in Cairo today?"),
-                 ChatMessage(role="assistant", content="Sunny.")]
+    history_a = [
+        ChatMessage(role="user", content="Weather in Oslo today?"),
+        ChatMessage(role="assistant", content="Snow."),
+    ]
+    history_b = [
+        ChatMessage(role="user", content="Weather in Cairo today?"),
+        ChatMessage(role="assistant", content="Sunny."),
+    ]
     first = li_llm.chat([*history_a, question])
     assert not li_llm.chat([*history_b, question]).additional_kwargs["sls_cache_hit"]
     assert not li_llm.chat([question]).additional_kwargs["sls_cache_hit"]
@@ -177,29 +191,46 @@ def test_history_and_system_prompt_scope_the_cache(li_llm):
 def test_turns_after_the_question_change_the_scope(li_llm):
     question = ChatMessage(role="user", content="How many moons has Mars?")
     li_llm.chat([question])
-    after = [question,
-             ChatMessage(role="assistant", content="", additional_kwargs={"tool_calls": [
-                 {"id": "c1", "function": {"name": "lookup", "arguments": "{}"}}]}),
-             ChatMessage(role="tool", content="2", additional_kwargs={"tool_call_id": "c1"})]
+    after = [
+        question,
+        ChatMessage(
+            role="assistant",
+            content="",
+            additional_kwargs={
+                "tool_calls": [{"id": "c1", "function": {"name": "lookup", "arguments": "{}"}}]
+            },
+        ),
+        ChatMessage(role="tool", content="2", additional_kwargs={"tool_call_id": "c1"}),
+    ]
     assert not li_llm.chat(after).additional_kwargs["sls_cache_hit"]
     assert li_llm.chat(after).additional_kwargs["sls_cache_hit"]
 
 
 def test_a_cached_answer_is_served_only_in_its_own_context(li_llm, li_small, li_large):
     question = ChatMessage(role="user", content="What is the weather in Paris right now?")
-    after = [question,
-             ChatMessage(role="assistant", content="", additional_kwargs={"tool_calls": [
-                 {"id": "c1", "function": {"name": "weather", "arguments": '{"city": "Paris"}'}}]}),
-             ChatMessage(role="tool", content="18C and sunny",
-                         additional_kwargs={"tool_call_id": "c1"})]
+    after = [
+        question,
+        ChatMessage(
+            role="assistant",
+            content="",
+            additional_kwargs={
+                "tool_calls": [
+                    {"id": "c1", "function": {"name": "weather", "arguments": '{"city": "Paris"}'}}
+                ]
+            },
+        ),
+        ChatMessage(role="tool", content="18C and sunny", additional_kwargs={"tool_call_id": "c1"}),
+    ]
     first = li_llm.chat(after)
     assert not first.additional_kwargs["sls_cache_hit"]
     # the answer written after the tool's result is not served to the question alone
     assert not li_llm.chat([question]).additional_kwargs["sls_cache_hit"]
     system = ChatMessage(role="system", content="Answer in French.")
     assert not li_llm.chat([system, *after]).additional_kwargs["sls_cache_hit"]
-    earlier = [ChatMessage(role="user", content="Weather in Oslo?"),
-               ChatMessage(role="assistant", content="Snow.")]
+    earlier = [
+        ChatMessage(role="user", content="Weather in Oslo?"),
+        ChatMessage(role="assistant", content="Snow."),
+    ]
     assert not li_llm.chat([*earlier, *after]).additional_kwargs["sls_cache_hit"]
     before = calls(li_small, li_large)
     same = li_llm.chat(after)
@@ -211,13 +242,17 @@ def test_templated_prompts_cache_on_the_query_and_scope_on_the_context(li_llm):
     template = PromptTemplate("Context:\n{context_str}\nQuery: {query_str}\nAnswer: ")
     context = "The Nile is about 6650 km long. " * 20
     first = li_llm.predict(template, context_str=context, query_str="How long is the Nile?")
-    request = li_llm._chat_request(li_llm._get_messages(
-        template, context_str=context, query_str="How long is the Nile?"), {})
+    request = li_llm._chat_request(
+        li_llm._get_messages(template, context_str=context, query_str="How long is the Nile?"), {}
+    )
     assert request.query == "How long is the Nile?"  # embedded: the query, not the context
     hit = li_llm.predict(template, context_str=context, query_str="How long is the Nile?")
     assert hit == first
-    other = li_llm.chat(li_llm._get_messages(template, context_str=context + "Updated.",
-                                             query_str="How long is the Nile?"))
+    other = li_llm.chat(
+        li_llm._get_messages(
+            template, context_str=context + "Updated.", query_str="How long is the Nile?"
+        )
+    )
     assert not other.additional_kwargs["sls_cache_hit"]  # another context, another scope
     partial = template.partial_format(query_str="How long is the Nile?")  # as synthesizers do
     again = li_llm.chat(li_llm._get_messages(partial, context_str=context))
@@ -253,8 +288,10 @@ def test_bad_input_gets_clear_errors_and_loses_nothing(li_llm):
     li_llm.chat(user("What is the speed of light?"))
     with pytest.raises(InvalidInputError, match="empty message list"):
         li_llm.chat([])
-    image = ChatMessage(role="user", blocks=[TextBlock(text="what is this?"),
-                                             ImageBlock(url="http://example.com/cat.png")])
+    image = ChatMessage(
+        role="user",
+        blocks=[TextBlock(text="what is this?"), ImageBlock(url="http://example.com/cat.png")],
+    )
     with pytest.raises(InvalidInputError, match="image"):
         li_llm.chat([image])
     with pytest.raises(InvalidInputError, match="image"):
@@ -271,20 +308,25 @@ def test_bad_input_gets_clear_errors_and_loses_nothing(li_llm):
 
 def test_from_llms_refuses_bad_pools(li_small, li_large):
     with pytest.raises(ConfigurationError, match=r"no price for model 'large'.*\(0, 0\)"):
-        SmartRouterLLM.from_llms({"small": li_small, "large": li_large},
-                                 prices={"small": (1, 1)}, **OPTIONS)
+        SmartRouterLLM.from_llms(
+            {"small": li_small, "large": li_large}, prices={"small": (1, 1)}, **OPTIONS
+        )
     with pytest.raises(ConfigurationError, match="not a LlamaIndex LLM"):
         SmartRouterLLM.from_llms({"small": "gpt-4o"}, prices={"small": (1, 1)}, **OPTIONS)
     with pytest.raises(ConfigurationError, match="no such LLM"):
-        SmartRouterLLM.from_llms({"small": li_small}, prices={"small": (1, 1), "smal": (1, 1)},
-                                 **OPTIONS)
+        SmartRouterLLM.from_llms(
+            {"small": li_small}, prices={"small": (1, 1), "smal": (1, 1)}, **OPTIONS
+        )
     with pytest.raises(ConfigurationError, match="input_usd_per_mtok"):
         SmartRouterLLM.from_llms({"small": li_small}, prices={"small": 0.5}, **OPTIONS)
     with pytest.raises(ConfigurationError, match="finite number >= 0"):
         SmartRouterLLM.from_llms({"small": li_small}, prices={"small": (-1, 1)}, **OPTIONS)
     with pytest.raises(ConfigurationError, match="function-calling"):
-        SmartRouterLLM.from_llms({"small": li_small}, prices={
-            "small": ModelSpec("small", supports_tools=True)}, **OPTIONS)
+        SmartRouterLLM.from_llms(
+            {"small": li_small},
+            prices={"small": ModelSpec("small", supports_tools=True)},
+            **OPTIONS,
+        )
     with pytest.raises(ConfigurationError, match="non-empty dict"):
         SmartRouterLLM.from_llms({}, prices={}, **OPTIONS)
     with pytest.raises(ConfigurationError, match="needs a SmartRouter"):
@@ -292,8 +334,15 @@ def test_from_llms_refuses_bad_pools(li_small, li_large):
 
 
 def test_around_an_existing_router():
-    router = SmartRouter([(ModelSpec("echo", input_per_mtok=1.0, output_per_mtok=1.0),
-                           CallableBackend(lambda r: f"echo: {r.embed_text}"))], **OPTIONS)
+    router = SmartRouter(
+        [
+            (
+                ModelSpec("echo", input_per_mtok=1.0, output_per_mtok=1.0),
+                CallableBackend(lambda r: f"echo: {r.embed_text}"),
+            )
+        ],
+        **OPTIONS,
+    )
     llm = SmartRouterLLM(router=router, namespace="tenant-a")
     assert llm.chat(user("ping")).message.content == "echo: ping"
     other_tenant = SmartRouterLLM(router=router, namespace="tenant-b")
@@ -303,22 +352,46 @@ def test_around_an_existing_router():
 
 def test_from_replay_serves_recorded_answers_and_keeps_its_state(tmp_path):
     data = tmp_path / "tiny.jsonl"
-    records = [{"id": f"r{i}", "prompt": f"Classify ticket {i}: printer on fire",
-                "responses": {"cheap": {"output": f"hardware-{i}", "score": 1.0,
-                                        "input_tokens": 10, "output_tokens": 2, "cost": 1e-6},
-                              "big": {"output": f"hardware-{i}", "score": 1.0,
-                                      "input_tokens": 10, "output_tokens": 2, "cost": 5e-5}}}
-               for i in range(3)]
+    records = [
+        {
+            "id": f"r{i}",
+            "prompt": f"Classify ticket {i}: printer on fire",
+            "responses": {
+                "cheap": {
+                    "output": f"hardware-{i}",
+                    "score": 1.0,
+                    "input_tokens": 10,
+                    "output_tokens": 2,
+                    "cost": 1e-6,
+                },
+                "big": {
+                    "output": f"hardware-{i}",
+                    "score": 1.0,
+                    "input_tokens": 10,
+                    "output_tokens": 2,
+                    "cost": 5e-5,
+                },
+            },
+        }
+        for i in range(3)
+    ]
     data.write_text("\n".join(json.dumps(r) for r in records))
-    (tmp_path / "tiny.models.json").write_text(json.dumps({
-        "cheap": {"input_per_mtok": 0.1, "output_per_mtok": 0.1},
-        "big": {"input_per_mtok": 5, "output_per_mtok": 5}}))
+    (tmp_path / "tiny.models.json").write_text(
+        json.dumps(
+            {
+                "cheap": {"input_per_mtok": 0.1, "output_per_mtok": 0.1},
+                "big": {"input_per_mtok": 5, "output_per_mtok": 5},
+            }
+        )
+    )
     llm = SmartRouterLLM.from_replay(data, state=tmp_path / "state", **OPTIONS)
     response = llm.chat(user("Classify ticket 1: printer on fire"))
     recorded = {"cheap": 1e-6, "big": 5e-5}
     assert response.message.content == "hardware-1"
-    assert response.additional_kwargs["sls_cost_usd"] == recorded[
-        response.additional_kwargs["sls_model"]]
+    assert (
+        response.additional_kwargs["sls_cost_usd"]
+        == recorded[response.additional_kwargs["sls_model"]]
+    )
     assert llm.chat(user("Classify ticket 1: printer on fire")).additional_kwargs["sls_cache_hit"]
     llm.router.save()
     again = SmartRouterLLM.from_replay(data, state=tmp_path / "state", **OPTIONS)
@@ -349,8 +422,9 @@ def test_replicas_on_one_database_share_the_cache(li_small, li_large, new_databa
     prices = {"small": (0.1, 0.2), "large": (5.0, 15.0)}
     llms = {"small": li_small, "large": li_large}
     url = new_database()
-    first, second = (SmartRouterLLM.from_llms(llms, prices=prices, state=url, **OPTIONS)
-                     for _ in range(2))
+    first, second = (
+        SmartRouterLLM.from_llms(llms, prices=prices, state=url, **OPTIONS) for _ in range(2)
+    )
     try:
         answer = first.chat(user("What is a semaphore?"))
         first.router.save()  # waits for the queued writes

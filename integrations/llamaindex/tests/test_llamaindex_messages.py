@@ -7,19 +7,34 @@ import json
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from llama_index.core.base.llms.types import (ChatMessage, ChatResponse, CompletionResponse,
-                                              ImageBlock, MessageRole, TextBlock, ThinkingBlock,
-                                              ToolCallBlock)
+from llama_index.core.base.llms.types import (
+    ChatMessage,
+    ChatResponse,
+    CompletionResponse,
+    ImageBlock,
+    MessageRole,
+    TextBlock,
+    ThinkingBlock,
+    ToolCallBlock,
+)
 from llama_index.core.tools import FunctionTool
 from llama_index.llms.sls_router.backend import estimate_usage, read_usage
-from sls_router.types import CHARS_PER_TOKEN
-from llama_index.llms.sls_router.messages import (QUERY_KEY, from_engine_message,
-                                                  from_engine_messages, mark_query, marked_query,
-                                                  specs_to_tools, to_engine_message,
-                                                  to_engine_messages, tool_calls_from_message,
-                                                  tools_to_specs, with_call_ids)
+from llama_index.llms.sls_router.messages import (
+    QUERY_KEY,
+    from_engine_message,
+    from_engine_messages,
+    mark_query,
+    marked_query,
+    specs_to_tools,
+    to_engine_message,
+    to_engine_messages,
+    tool_calls_from_message,
+    tools_to_specs,
+    with_call_ids,
+)
+
 from sls_router import InvalidInputError, Request
-from sls_router.types import check_tool_calls
+from sls_router.types import CHARS_PER_TOKEN, check_tool_calls
 
 
 def multiply(a: int, b: int) -> int:
@@ -28,18 +43,26 @@ def multiply(a: int, b: int) -> int:
 
 
 def test_roles_map_onto_the_four_engine_roles():
-    messages = [ChatMessage(role=MessageRole.DEVELOPER, content="be brief"),
-                ChatMessage(role="user", content="hi"),
-                ChatMessage(role=MessageRole.CHATBOT, content="hello")]
+    messages = [
+        ChatMessage(role=MessageRole.DEVELOPER, content="be brief"),
+        ChatMessage(role="user", content="hi"),
+        ChatMessage(role=MessageRole.CHATBOT, content="hello"),
+    ]
     assert to_engine_messages(messages) == [
-        {"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"},
-        {"role": "assistant", "content": "hello"}]
+        {"role": "system", "content": "be brief"},
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": "hello"},
+    ]
 
 
 def test_tool_call_blocks_round_trip_unchanged():
-    message = ChatMessage(role="assistant", blocks=[
-        TextBlock(text="computing"),
-        ToolCallBlock(tool_call_id="c-7", tool_name="multiply", tool_kwargs={"a": 6, "b": 7})])
+    message = ChatMessage(
+        role="assistant",
+        blocks=[
+            TextBlock(text="computing"),
+            ToolCallBlock(tool_call_id="c-7", tool_name="multiply", tool_kwargs={"a": 6, "b": 7}),
+        ],
+    )
     engine = to_engine_message(message)
     assert engine["tool_calls"] == [{"id": "c-7", "name": "multiply", "args": {"a": 6, "b": 7}}]
     back = from_engine_message(engine)
@@ -48,23 +71,28 @@ def test_tool_call_blocks_round_trip_unchanged():
 
 
 def test_thinking_blocks_are_dropped_and_text_joined_like_llamaindex():
-    message = ChatMessage(role="assistant", blocks=[
-        ThinkingBlock(content="hmm"), TextBlock(text="a"), TextBlock(text="b")])
+    message = ChatMessage(
+        role="assistant",
+        blocks=[ThinkingBlock(content="hmm"), TextBlock(text="a"), TextBlock(text="b")],
+    )
     assert to_engine_message(message)["content"] == message.content == "a\nb"
 
 
 def test_tool_result_needs_its_call_id():
     with pytest.raises(InvalidInputError, match="tool_call_id"):
         to_engine_message(ChatMessage(role="tool", content="42"))
-    engine = to_engine_message(ChatMessage(role="tool", content="42",
-                                           additional_kwargs={"tool_call_id": "c-7"}))
+    engine = to_engine_message(
+        ChatMessage(role="tool", content="42", additional_kwargs={"tool_call_id": "c-7"})
+    )
     assert engine == {"role": "tool", "content": "42", "tool_call_id": "c-7"}
     assert from_engine_message(engine).additional_kwargs == {"tool_call_id": "c-7"}
 
 
 def test_images_and_empty_lists_are_refused_with_what_to_do():
-    image = ChatMessage(role="user", blocks=[TextBlock(text="what is this?"),
-                                             ImageBlock(url="http://example.com/a.png")])
+    image = ChatMessage(
+        role="user",
+        blocks=[TextBlock(text="what is this?"), ImageBlock(url="http://example.com/a.png")],
+    )
     with pytest.raises(InvalidInputError, match="'image' block.*text only"):
         to_engine_messages([image])
     with pytest.raises(InvalidInputError, match="at least one ChatMessage"):
@@ -76,11 +104,22 @@ def test_images_and_empty_lists_are_refused_with_what_to_do():
 
 
 def test_openai_shaped_tool_calls_in_additional_kwargs_are_read():
-    message = ChatMessage(role="assistant", content="", additional_kwargs={"tool_calls": [
-        {"id": "call_1", "type": "function",
-         "function": {"name": "multiply", "arguments": json.dumps({"a": 2, "b": 3})}}]})
+    message = ChatMessage(
+        role="assistant",
+        content="",
+        additional_kwargs={
+            "tool_calls": [
+                {
+                    "id": "call_1",
+                    "type": "function",
+                    "function": {"name": "multiply", "arguments": json.dumps({"a": 2, "b": 3})},
+                }
+            ]
+        },
+    )
     assert to_engine_message(message)["tool_calls"] == [
-        {"id": "call_1", "name": "multiply", "args": {"a": 2, "b": 3}}]
+        {"id": "call_1", "name": "multiply", "args": {"a": 2, "b": 3}}
+    ]
 
 
 def test_partial_json_arguments_read_as_empty_args():
@@ -90,10 +129,14 @@ def test_partial_json_arguments_read_as_empty_args():
 
 
 def test_missing_call_ids_get_stable_ones_and_given_ids_stay():
-    calls = with_call_ids([{"id": None, "name": "f", "args": {}},
-                           {"id": "mine", "name": "g", "args": {}}], "abcdef0123456789")
-    assert calls[0]["id"] == with_call_ids([{"id": None, "name": "f", "args": {}}],
-                                           "abcdef0123456789")[0]["id"]
+    calls = with_call_ids(
+        [{"id": None, "name": "f", "args": {}}, {"id": "mine", "name": "g", "args": {}}],
+        "abcdef0123456789",
+    )
+    assert (
+        calls[0]["id"]
+        == with_call_ids([{"id": None, "name": "f", "args": {}}], "abcdef0123456789")[0]["id"]
+    )
     assert calls[1]["id"] == "mine"
 
 
@@ -111,8 +154,10 @@ def test_tool_specs_are_openai_functions_and_come_back_identical():
 
 
 def test_query_marks_live_on_a_copy_of_the_last_user_turn():
-    messages = [ChatMessage(role="system", content="s"),
-                ChatMessage(role="user", content="Context: x\nQuery: why?\nAnswer:")]
+    messages = [
+        ChatMessage(role="system", content="s"),
+        ChatMessage(role="user", content="Context: x\nQuery: why?\nAnswer:"),
+    ]
     marked = mark_query(messages, "why?")
     assert marked_query(marked) == "why?" and marked_query(messages) is None
     assert messages[1].additional_kwargs == {} and marked[1].additional_kwargs[QUERY_KEY]
@@ -121,8 +166,14 @@ def test_query_marks_live_on_a_copy_of_the_last_user_turn():
 
 
 def test_usage_is_read_where_integrations_put_it():
-    assert read_usage(CompletionResponse(text="x", raw={"usage": {
-        "prompt_tokens": 11, "completion_tokens": 3}})).input_tokens == 11
+    assert (
+        read_usage(
+            CompletionResponse(
+                text="x", raw={"usage": {"prompt_tokens": 11, "completion_tokens": 3}}
+            )
+        ).input_tokens
+        == 11
+    )
 
     class _Usage:
         input_tokens, output_tokens = 5, 9
@@ -131,8 +182,10 @@ def test_usage_is_read_where_integrations_put_it():
         usage = _Usage()
 
     assert read_usage(ChatResponse(message=ChatMessage(content="x"), raw=_Raw())).output_tokens == 9
-    response = ChatResponse(message=ChatMessage(content="x"),
-                            additional_kwargs={"prompt_tokens": 4, "completion_tokens": 2})
+    response = ChatResponse(
+        message=ChatMessage(content="x"),
+        additional_kwargs={"prompt_tokens": 4, "completion_tokens": 2},
+    )
     assert (read_usage(response).input_tokens, read_usage(response).output_tokens) == (4, 2)
     assert read_usage(ChatResponse(message=ChatMessage(content="x"), raw={"id": 1})) is None
 
@@ -145,17 +198,32 @@ def test_missing_usage_is_estimated_from_characters():
 
 
 _text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=20)
-_call = st.fixed_dictionaries({"id": st.text(min_size=1, max_size=8), "name": st.from_regex(
-    r"[a-z_]{1,10}", fullmatch=True), "args": st.dictionaries(
-    st.from_regex(r"[a-z]{1,5}", fullmatch=True), st.integers() | _text, max_size=3)})
+_call = st.fixed_dictionaries(
+    {
+        "id": st.text(min_size=1, max_size=8),
+        "name": st.from_regex(r"[a-z_]{1,10}", fullmatch=True),
+        "args": st.dictionaries(
+            st.from_regex(r"[a-z]{1,5}", fullmatch=True), st.integers() | _text, max_size=3
+        ),
+    }
+)
 _message = st.one_of(
-    st.builds(lambda r, c: {"role": r, "content": c}, st.sampled_from(["system", "user"]),
-              _text),
-    st.builds(lambda c, calls: {"role": "assistant", "content": c,
-                                **({"tool_calls": calls} if calls else {})},
-              _text, st.lists(_call, max_size=2)),
-    st.builds(lambda c, i: {"role": "tool", "content": c, "tool_call_id": i}, _text,
-              st.text(min_size=1, max_size=8)))
+    st.builds(lambda r, c: {"role": r, "content": c}, st.sampled_from(["system", "user"]), _text),
+    st.builds(
+        lambda c, calls: {
+            "role": "assistant",
+            "content": c,
+            **({"tool_calls": calls} if calls else {}),
+        },
+        _text,
+        st.lists(_call, max_size=2),
+    ),
+    st.builds(
+        lambda c, i: {"role": "tool", "content": c, "tool_call_id": i},
+        _text,
+        st.text(min_size=1, max_size=8),
+    ),
+)
 
 
 @settings(max_examples=60, deadline=None)

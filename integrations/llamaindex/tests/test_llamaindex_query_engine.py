@@ -9,13 +9,16 @@ import numpy as np
 import pytest
 from llama_index.core import Document, Settings, VectorStoreIndex
 from llama_index.llms.sls_router import SLSCacheHitEvent, SLSEmbedding, SLSRouteEvent
+
 from sls_router import ConfigurationError
 from sls_router.embeddings import get_embedder
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "llamaindex_query_engine.py"
-DOCS = ["The Danube flows through ten countries and ends in the Black Sea.",
-        "Mount Kilimanjaro is the highest mountain in Africa, about 5895 metres tall.",
-        "The Atacama desert in Chile is one of the driest places on Earth."]
+DOCS = [
+    "The Danube flows through ten countries and ends in the Black Sea.",
+    "Mount Kilimanjaro is the highest mountain in Africa, about 5895 metres tall.",
+    "The Atacama desert in Chile is one of the driest places on Earth.",
+]
 
 
 @pytest.fixture

@@ -33,17 +33,19 @@ KINDS = ("logparsing", "humaneval", "overruling")
 __all__ = ["KINDS", "convert", "convert_humaneval", "convert_logparsing", "convert_overruling"]
 
 
-def convert(kind: str, src: str | Path, out: str | Path, *,
-            limit_per_source: int | None = None) -> dict:
+def convert(
+    kind: str, src: str | Path, out: str | Path, *, limit_per_source: int | None = None
+) -> dict:
     """Convert the recorded source SRC of KIND into the replay file OUT (+ sidecar).
 
     KIND is one of `KINDS`. `limit_per_source` keeps only the first N log lines of each
     system (logparsing), the first N problems (humaneval, each with its 10 runs) or the
     first N rows (overruling)."""
     converters: dict[str, Callable[..., dict]] = {
-        "logparsing": convert_logparsing, "humaneval": convert_humaneval,
-        "overruling": convert_overruling}
+        "logparsing": convert_logparsing,
+        "humaneval": convert_humaneval,
+        "overruling": convert_overruling,
+    }
     if kind not in converters:
         raise InvalidInputError(f"unknown source kind {kind!r}; use one of {', '.join(KINDS)}.")
     return converters[kind](src, out, limit_per_source=limit_per_source)
-

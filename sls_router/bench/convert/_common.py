@@ -20,18 +20,20 @@ from ..trace import normalise
 
 
 def check_limit(limit: int | None) -> int | None:
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)
-                              or limit < 1):
-        raise InvalidInputError(f"limit_per_source must be a positive integer or None, got "
-                                f"{limit!r}.")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise InvalidInputError(
+            f"limit_per_source must be a positive integer or None, got {limit!r}."
+        )
     return limit
 
 
 def require_dir(src: str | Path, holds: str) -> Path:
     folder = Path(src)
     if not folder.is_dir():
-        raise InvalidInputError(f"source folder {folder} does not exist or is not a folder; "
-                                f"pass the folder holding {holds}.")
+        raise InvalidInputError(
+            f"source folder {folder} does not exist or is not a folder; "
+            f"pass the folder holding {holds}."
+        )
     return folder
 
 
@@ -49,7 +51,8 @@ def read_csv(path: Path, required: list[str], limit: int | None) -> list[tuple[i
             if missing:
                 raise InvalidInputError(
                     f"{path}: missing column(s) {', '.join(map(repr, missing))}; is it the right "
-                    "file? Pass the source file as published (unedited header).")
+                    "file? Pass the source file as published (unedited header)."
+                )
             for i, row in enumerate(reader, 1):
                 if limit is not None and i > limit:
                     break
@@ -57,14 +60,16 @@ def read_csv(path: Path, required: list[str], limit: int | None) -> list[tuple[i
                 if absent:
                     raise InvalidInputError(
                         f"{path}: row {i} (line {reader.line_num}) is short: no value for "
-                        f"{', '.join(map(repr, absent))}; fix or remove the row.")
+                        f"{', '.join(map(repr, absent))}; fix or remove the row."
+                    )
                 rows.append((i, row))
     except InvalidInputError:
         raise
     except (OSError, EOFError, UnicodeDecodeError, csv.Error) as exc:
         kind = "a gzipped UTF-8 CSV" if opener is gzip.open else "a UTF-8 CSV"
-        raise InvalidInputError(f"cannot read {path} as {kind} ({exc}); use the source file "
-                                "as published.") from exc
+        raise InvalidInputError(
+            f"cannot read {path} as {kind} ({exc}); use the source file as published."
+        ) from exc
     return rows
 
 
@@ -75,16 +80,19 @@ def number(row: dict, column: str, path: Path, i: int) -> float:
     except ValueError:
         value = math.nan
     if not math.isfinite(value):
-        raise InvalidInputError(f"{path}: row {i}: column {column!r} must be a number, got "
-                                f"{row.get(column)!r}; fix the row or drop it.")
+        raise InvalidInputError(
+            f"{path}: row {i}: column {column!r} must be a number, got "
+            f"{row.get(column)!r}; fix the row or drop it."
+        )
     return value
 
 
 def count(row: dict, column: str, path: Path, i: int) -> int:
     value = number(row, column, path, i)
     if value < 0:
-        raise InvalidInputError(f"{path}: row {i}: column {column!r} must be a token count >= 0, "
-                                f"got {row[column]!r}.")
+        raise InvalidInputError(
+            f"{path}: row {i}: column {column!r} must be a token count >= 0, got {row[column]!r}."
+        )
     return int(round(value))
 
 
@@ -100,11 +108,24 @@ def round6(x: float) -> float:
     return float(f"{x:.10g}")
 
 
-def response(output: str, score: float, in_tok: int, out_tok: int, price_in: float,
-              price_out: float, latency: float | None) -> dict[str, Any]:
+def response(
+    output: str,
+    score: float,
+    in_tok: int,
+    out_tok: int,
+    price_in: float,
+    price_out: float,
+    latency: float | None,
+) -> dict[str, Any]:
     cost = (in_tok * price_in + out_tok * price_out) / 1e6
-    return {"output": output, "score": score, "input_tokens": in_tok,
-            "output_tokens": out_tok, "cost": round6(cost), "latency_s": latency}
+    return {
+        "output": output,
+        "score": score,
+        "input_tokens": in_tok,
+        "output_tokens": out_tok,
+        "cost": round6(cost),
+        "latency_s": latency,
+    }
 
 
 def summary(records: list[dict], models: list[str]) -> dict[str, dict]:
@@ -115,12 +136,12 @@ def summary(records: list[dict], models: list[str]) -> dict[str, dict]:
         cost[model] = round(sum(x["cost"] for x in resps), 4)
         lats = [x["latency_s"] for x in resps if x["latency_s"] is not None]
         lat[model] = round(statistics.median(lats), 3) if lats else None
-    return {"per_model_accuracy": acc, "per_model_cost": cost,
-            "per_model_median_latency_s": lat}
+    return {"per_model_accuracy": acc, "per_model_cost": cost, "per_model_median_latency_s": lat}
 
 
-def finish(records: list[dict], models: list[str], sidecar: dict, out: str | Path,
-            notes: list[str]) -> dict:
+def finish(
+    records: list[dict], models: list[str], sidecar: dict, out: str | Path, notes: list[str]
+) -> dict:
     if not records:
         raise InvalidInputError("the source holds no requests to convert; check SRC.")
     out = Path(out)
@@ -129,8 +150,14 @@ def finish(records: list[dict], models: list[str], sidecar: dict, out: str | Pat
     lines = (json.dumps(r, ensure_ascii=False, separators=(",", ":")) + "\n" for r in records)
     atomic_write(out, lines, gz=out.name.endswith(".gz"))
     atomic_write(side, iter([json.dumps(sidecar, indent=1) + "\n"]), gz=False)
-    return {"requests": len(records), "models": models, **summary(records, models),
-            "notes": notes, "out": str(out), "sidecar": str(side)}
+    return {
+        "requests": len(records),
+        "models": models,
+        **summary(records, models),
+        "notes": notes,
+        "out": str(out),
+        "sidecar": str(side),
+    }
 
 
 def atomic_write(path: Path, chunks: Iterator[str], *, gz: bool) -> None:
@@ -138,9 +165,12 @@ def atomic_write(path: Path, chunks: Iterator[str], *, gz: bool) -> None:
     try:
         with os.fdopen(fd, "wb") as raw:
             if gz:  # mtime=0 and no file name: the same input gives the same bytes
-                with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0,
-                                   compresslevel=9) as zf, \
-                        io.TextIOWrapper(zf, encoding="utf-8", newline="\n") as fh:
+                with (
+                    gzip.GzipFile(
+                        filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=9
+                    ) as zf,
+                    io.TextIOWrapper(zf, encoding="utf-8", newline="\n") as fh,
+                ):
                     for chunk in chunks:
                         fh.write(chunk)
             else:

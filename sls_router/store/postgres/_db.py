@@ -35,8 +35,10 @@ def _psycopg():
     except ImportError as exc:
         from ...errors import DependencyError
 
-        raise DependencyError("the PostgreSQL store needs psycopg, psycopg-pool and pgvector: "
-                              "pip install 'sls-router[postgres]'.") from exc
+        raise DependencyError(
+            "the PostgreSQL store needs psycopg, psycopg-pool and pgvector: "
+            "pip install 'sls-router[postgres]'."
+        ) from exc
     return psycopg, psycopg_pool, register_vector
 
 
@@ -52,12 +54,23 @@ class Database:
     ef_search : pgvector's HNSW search breadth (recall of scoped lookups).
     """
 
-    def __init__(self, url: str, embedder: str, dim: int, *, pool_size: int = 4,
-                 retry_s: float = 1.0, ef_search: int = 100, connect_timeout_s: float = 5.0,
-                 ) -> None:
+    def __init__(
+        self,
+        url: str,
+        embedder: str,
+        dim: int,
+        *,
+        pool_size: int = 4,
+        retry_s: float = 1.0,
+        ef_search: int = 100,
+        connect_timeout_s: float = 5.0,
+    ) -> None:
         psycopg, psycopg_pool, register_vector = _psycopg()
-        self._operational = (psycopg.OperationalError, psycopg_pool.PoolTimeout,
-                             psycopg_pool.PoolClosed)
+        self._operational = (
+            psycopg.OperationalError,
+            psycopg_pool.PoolTimeout,
+            psycopg_pool.PoolClosed,
+        )
         self._psycopg = psycopg
         self.url = url
         self.retry_s = retry_s
@@ -65,21 +78,30 @@ class Database:
             with psycopg.connect(url, autocommit=True, connect_timeout=connect_timeout_s) as conn:
                 migrate(conn, embedder, dim)
         except psycopg.ProgrammingError as exc:  # a malformed URL
-            raise ConfigurationError(f"{_safe(url)} is not a usable PostgreSQL URL ({exc}); pass "
-                                     "postgresql://user:password@host:port/database.") from exc
+            raise ConfigurationError(
+                f"{_safe(url)} is not a usable PostgreSQL URL ({exc}); pass "
+                "postgresql://user:password@host:port/database."
+            ) from exc
         except psycopg.OperationalError as exc:
             raise StoreUnavailableError(
                 f"cannot connect to {_safe(url)} ({str(exc).strip()}); check that the server runs "
-                "and that the URL's host, port, user and password are right.") from exc
+                "and that the URL's host, port, user and password are right."
+            ) from exc
 
         def configure(conn: Any) -> None:
             register_vector(conn)
             conn.execute(f"SET hnsw.ef_search = {int(ef_search)}")
 
         self.pool = psycopg_pool.ConnectionPool(
-            url, min_size=1, max_size=pool_size, open=True, configure=configure,
+            url,
+            min_size=1,
+            max_size=pool_size,
+            open=True,
+            configure=configure,
             kwargs={"autocommit": True, "connect_timeout": connect_timeout_s},
-            timeout=connect_timeout_s, name="sls-router")
+            timeout=connect_timeout_s,
+            name="sls-router",
+        )
         self.available = True
         self._outbox: deque[Write] = deque()
         self._lock = threading.Lock()
@@ -88,8 +110,9 @@ class Database:
         self._idle.set()
         self._closed = False
         self._last_probe = 0.0
-        self._writer = threading.Thread(target=self._write_loop, daemon=True,
-                                        name="sls-router-pg-writer")
+        self._writer = threading.Thread(
+            target=self._write_loop, daemon=True, name="sls-router-pg-writer"
+        )
         self._writer.start()
 
     # -- reads --------------------------------------------------------------------
@@ -129,8 +152,10 @@ class Database:
         """Flush what can be flushed, then release the connections."""
         self.flush(timeout)
         if self._outbox:
-            log.error("closing with %d writes the database never took (it is unreachable)",
-                      len(self._outbox))
+            log.error(
+                "closing with %d writes the database never took (it is unreachable)",
+                len(self._outbox),
+            )
         self._closed = True
         self._wake.set()
         self._writer.join(timeout)
@@ -174,8 +199,7 @@ class Database:
                         except self._operational:
                             raise
                         except Exception as exc:  # noqa: BLE001
-                            log.error("the database refused a write, which was dropped: %s",
-                                      exc)
+                            log.error("the database refused a write, which was dropped: %s", exc)
                 return True
             except self._operational as exc:
                 self._down(exc)
@@ -186,9 +210,11 @@ class Database:
         with self._lock:
             was, self.available = self.available, False
         if was:
-            log.warning("the shared database is unreachable (%s); answering without the shared "
-                        "cache, with the last predictors, and queueing writes until it returns",
-                        str(exc).strip() or type(exc).__name__)
+            log.warning(
+                "the shared database is unreachable (%s); answering without the shared "
+                "cache, with the last predictors, and queueing writes until it returns",
+                str(exc).strip() or type(exc).__name__,
+            )
 
     def _probe(self) -> bool:
         now = time.monotonic()
@@ -221,4 +247,3 @@ def _safe(url: str) -> str:
         return url.split("://", 1)[0] + "://..." if "://" in url else "the database URL"
     params.pop("password", None)
     return make_conninfo(**params) or "the database URL"
-

@@ -16,7 +16,6 @@ from __future__ import annotations
 import secrets
 import threading
 from collections import OrderedDict
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,12 +25,18 @@ from ...cache.thresholds import EntryVerdicts
 from ._db import Database, pg_text
 from .lessons import PostgresLessons
 
-_COLUMNS = ("id, scope, text, answer, answer_hash, created_at, expires_at, payload, hits, "
-            "confirmed, verdicts")
-_SEARCH = (f"SELECT {_COLUMNS}, embedding <#> %(v)s FROM sls_cache_entries "
-           "WHERE scope = %(scope)s ORDER BY embedding <#> %(v)s LIMIT %(k)s")
+_COLUMNS = (
+    "id, scope, text, answer, answer_hash, created_at, expires_at, payload, hits, "
+    "confirmed, verdicts"
+)
+_SEARCH = (
+    f"SELECT {_COLUMNS}, embedding <#> %(v)s FROM sls_cache_entries "
+    "WHERE scope = %(scope)s ORDER BY embedding <#> %(v)s LIMIT %(k)s"
+)
 # `+ 0` hides the order from the HNSW index: an exact scan of the (small) scope
-_SEARCH_EXACT = _SEARCH.replace("ORDER BY embedding <#> %(v)s", "ORDER BY (embedding <#> %(v)s) + 0")
+_SEARCH_EXACT = _SEARCH.replace(
+    "ORDER BY embedding <#> %(v)s", "ORDER BY (embedding <#> %(v)s) + 0"
+)
 _EVICT_EVERY = 100
 
 
@@ -49,12 +54,22 @@ class PostgresEntries:
         self._adds = 0
 
     def __len__(self) -> int:
-        return self.db.read(lambda c: c.execute(
-            "SELECT count(*) FROM sls_cache_entries").fetchone()[0]) or 0
+        return (
+            self.db.read(
+                lambda c: c.execute("SELECT count(*) FROM sls_cache_entries").fetchone()[0]
+            )
+            or 0
+        )
 
     def scope_count(self) -> int:
-        return self.db.read(lambda c: c.execute(
-            "SELECT count(DISTINCT scope) FROM sls_cache_entries").fetchone()[0]) or 0
+        return (
+            self.db.read(
+                lambda c: c.execute(
+                    "SELECT count(DISTINCT scope) FROM sls_cache_entries"
+                ).fetchone()[0]
+            )
+            or 0
+        )
 
     def new_id(self) -> int:
         return secrets.randbits(63) or 1
@@ -68,20 +83,36 @@ class PostgresEntries:
             "embedding, created_at, expires_at, payload, hits, confirmed, verdicts, replica) "
             "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
             "ON CONFLICT DO NOTHING",
-            (entry.id, pg_text(request_id) if isinstance(request_id, str) else None,
-             pg_text(entry.scope), pg_text(entry.text), pg_text(entry.answer),
-             entry.answer_hash, np.asarray(vector, np.float32),
-             entry.created_at, entry.expires_at,
-             Jsonb(entry.payload) if entry.payload is not None else None, entry.hits,
-             entry.confirmed, Jsonb(entry.verdicts.to_state()), self.replica))
+            (
+                entry.id,
+                pg_text(request_id) if isinstance(request_id, str) else None,
+                pg_text(entry.scope),
+                pg_text(entry.text),
+                pg_text(entry.answer),
+                entry.answer_hash,
+                np.asarray(vector, np.float32),
+                entry.created_at,
+                entry.expires_at,
+                Jsonb(entry.payload) if entry.payload is not None else None,
+                entry.hits,
+                entry.confirmed,
+                Jsonb(entry.verdicts.to_state()),
+                self.replica,
+            ),
+        )
         with self._lock:
             self._recent[entry.id] = entry
             while len(self._recent) > self._max_recent:
                 self._recent.popitem(last=False)
             self._adds += 1
 
-    def search(self, scope: str, vector: np.ndarray, k: int, now: float,
-               ) -> tuple[Neighbours, int] | None:
+    def search(
+        self,
+        scope: str,
+        vector: np.ndarray,
+        k: int,
+        now: float,
+    ) -> tuple[Neighbours, int] | None:
         params = {"v": np.asarray(vector, np.float32), "scope": pg_text(scope), "k": k}
 
         def run(conn: Any) -> list[tuple]:
@@ -105,16 +136,30 @@ class PostgresEntries:
         return live, expired
 
     def get(self, entry_id: int) -> CacheEntry | None:
-        found = self.db.read(lambda c: [c.execute(
-            f"SELECT {_COLUMNS} FROM sls_cache_entries WHERE id = %s", (entry_id,)).fetchone()])
+        found = self.db.read(
+            lambda c: [
+                c.execute(
+                    f"SELECT {_COLUMNS} FROM sls_cache_entries WHERE id = %s", (entry_id,)
+                ).fetchone()
+            ]
+        )
         if found is not None:
             return None if found[0] is None else _entry(found[0])
         with self._lock:  # the database is away: what this replica wrote lately
             return self._recent.get(entry_id)
 
     def ids(self) -> list[int]:
-        return self.db.read(lambda c: [r[0] for r in c.execute(
-            "SELECT id FROM sls_cache_entries ORDER BY last_used").fetchall()]) or []
+        return (
+            self.db.read(
+                lambda c: [
+                    r[0]
+                    for r in c.execute(
+                        "SELECT id FROM sls_cache_entries ORDER BY last_used"
+                    ).fetchall()
+                ]
+            )
+            or []
+        )
 
     def remove(self, entry_id: int) -> bool:
         held = self.get(entry_id) is not None
@@ -128,26 +173,46 @@ class PostgresEntries:
 
     def touch(self, entry: CacheEntry) -> None:
         entry.hits += 1
-        self.db.write("UPDATE sls_cache_entries SET hits = hits + 1, "
-                      "last_used = nextval('sls_cache_lru') WHERE id = %s", (entry.id,))
+        self.db.write(
+            "UPDATE sls_cache_entries SET hits = hits + 1, "
+            "last_used = nextval('sls_cache_lru') WHERE id = %s",
+            (entry.id,),
+        )
 
     def update(self, entry: CacheEntry) -> None:
         from psycopg.types.json import Jsonb
 
-        self.db.write("UPDATE sls_cache_entries SET verdicts = %s, confirmed = %s WHERE id = %s",
-                      (Jsonb(entry.verdicts.to_state()), entry.confirmed, entry.id))
+        self.db.write(
+            "UPDATE sls_cache_entries SET verdicts = %s, confirmed = %s WHERE id = %s",
+            (Jsonb(entry.verdicts.to_state()), entry.confirmed, entry.id),
+        )
 
     def clear(self, scope: str | None) -> int:
         self.db.flush()
         if scope is None:
-            return self.db.read(lambda c: c.execute(
-                "DELETE FROM sls_cache_entries").rowcount) or 0
-        return self.db.read(lambda c: c.execute(
-            "DELETE FROM sls_cache_entries WHERE scope = %s", (pg_text(scope),)).rowcount) or 0
+            return self.db.read(lambda c: c.execute("DELETE FROM sls_cache_entries").rowcount) or 0
+        return (
+            self.db.read(
+                lambda c: (
+                    c.execute(
+                        "DELETE FROM sls_cache_entries WHERE scope = %s", (pg_text(scope),)
+                    ).rowcount
+                )
+            )
+            or 0
+        )
 
     def expire(self, now: float) -> int:
-        return self.db.read(lambda c: c.execute(
-            "DELETE FROM sls_cache_entries WHERE expires_at <= %s", (now,)).rowcount) or 0
+        return (
+            self.db.read(
+                lambda c: (
+                    c.execute(
+                        "DELETE FROM sls_cache_entries WHERE expires_at <= %s", (now,)
+                    ).rowcount
+                )
+            )
+            or 0
+        )
 
     def evict(self, capacity: int) -> int:
         """Checked every 100 inserts (or tenth of the capacity): it scans the recency index."""
@@ -156,9 +221,18 @@ class PostgresEntries:
             due, self._adds = self._adds >= every, self._adds % every
         if not due:
             return 0
-        return self.db.read(lambda c: c.execute(
-            "DELETE FROM sls_cache_entries WHERE id IN (SELECT id FROM sls_cache_entries "
-            "ORDER BY last_used DESC OFFSET %s)", (capacity,)).rowcount) or 0
+        return (
+            self.db.read(
+                lambda c: (
+                    c.execute(
+                        "DELETE FROM sls_cache_entries WHERE id IN (SELECT id FROM "
+                        "sls_cache_entries ORDER BY last_used DESC OFFSET %s)",
+                        (capacity,),
+                    ).rowcount
+                )
+            )
+            or 0
+        )
 
     def snapshot(self) -> None:
         """Everything is written as it happens: this waits for queued writes (nothing to
@@ -167,9 +241,29 @@ class PostgresEntries:
 
 
 def _entry(row: tuple) -> CacheEntry:
-    (entry_id, scope, text, answer, answer_hash, created_at, expires_at, payload, hits,
-     confirmed, verdicts) = row[:11]
-    return CacheEntry(id=int(entry_id), scope=scope, text=text, answer=answer,
-                      answer_hash=answer_hash, created_at=float(created_at),
-                      expires_at=expires_at, payload=payload, hits=int(hits),
-                      confirmed=bool(confirmed), verdicts=EntryVerdicts.from_state(verdicts))
+    (
+        entry_id,
+        scope,
+        text,
+        answer,
+        answer_hash,
+        created_at,
+        expires_at,
+        payload,
+        hits,
+        confirmed,
+        verdicts,
+    ) = row[:11]
+    return CacheEntry(
+        id=int(entry_id),
+        scope=scope,
+        text=text,
+        answer=answer,
+        answer_hash=answer_hash,
+        created_at=float(created_at),
+        expires_at=expires_at,
+        payload=payload,
+        hits=int(hits),
+        confirmed=bool(confirmed),
+        verdicts=EntryVerdicts.from_state(verdicts),
+    )

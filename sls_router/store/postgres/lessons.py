@@ -24,17 +24,26 @@ class PostgresLessons:
     def mark_wrong(self, scope: str, answer_hash: str) -> None:
         with self._lock:
             self._wrong.add((scope, answer_hash))
-        self.db.write("INSERT INTO sls_wrong_answers VALUES (%s, %s) ON CONFLICT DO NOTHING",
-                      (pg_text(scope), answer_hash))
+        self.db.write(
+            "INSERT INTO sls_wrong_answers VALUES (%s, %s) ON CONFLICT DO NOTHING",
+            (pg_text(scope), answer_hash),
+        )
 
     def is_wrong(self, scope: str, answer_hash: str) -> bool:
         if (scope, answer_hash) in self._wrong:
             return True
-        return bool(self.db.read(lambda c: c.execute(
-            "SELECT 1 FROM sls_wrong_answers WHERE scope = %s AND answer_hash = %s",
-            (pg_text(scope), answer_hash)).fetchone()))
+        return bool(
+            self.db.read(
+                lambda c: c.execute(
+                    "SELECT 1 FROM sls_wrong_answers WHERE scope = %s AND answer_hash = %s",
+                    (pg_text(scope), answer_hash),
+                ).fetchone()
+            )
+        )
 
     def learned(self, similarity: float, ratio: float, correct: bool) -> None:
-        self.db.write("INSERT INTO sls_cache_verdicts (event_id, replica, similarity, ratio, "
-                      "correct) VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-                      (uuid.uuid4(), self.replica, similarity, ratio, correct))
+        self.db.write(
+            "INSERT INTO sls_cache_verdicts (event_id, replica, similarity, ratio, "
+            "correct) VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+            (uuid.uuid4(), self.replica, similarity, ratio, correct),
+        )

@@ -33,12 +33,16 @@ from .entries import PostgresEntries
 if TYPE_CHECKING:
     from ...embeddings import Embedder
 
-_PULL_OUTCOMES = ("SELECT model, score, weight, source, embedding, features FROM sls_outcomes "
-                  "WHERE tx >= %(lo)s::xid8 AND tx < %(hi)s::xid8 AND replica <> %(me)s "
-                  "ORDER BY tx")
-_PULL_VERDICTS = ("SELECT similarity, ratio, correct FROM sls_cache_verdicts "
-                  "WHERE tx >= %(lo)s::xid8 AND tx < %(hi)s::xid8 AND replica <> %(me)s "
-                  "ORDER BY tx")
+_PULL_OUTCOMES = (
+    "SELECT model, score, weight, source, embedding, features FROM sls_outcomes "
+    "WHERE tx >= %(lo)s::xid8 AND tx < %(hi)s::xid8 AND replica <> %(me)s "
+    "ORDER BY tx"
+)
+_PULL_VERDICTS = (
+    "SELECT similarity, ratio, correct FROM sls_cache_verdicts "
+    "WHERE tx >= %(lo)s::xid8 AND tx < %(hi)s::xid8 AND replica <> %(me)s "
+    "ORDER BY tx"
+)
 
 
 class PostgresStore:
@@ -54,8 +58,16 @@ class PostgresStore:
     ef_search : pgvector HNSW search breadth.
     """
 
-    def __init__(self, url: str, *, replica: str | None = None, sync_every_s: float = 10.0,
-                 retry_s: float = 1.0, pool_size: int = 4, ef_search: int = 100) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        replica: str | None = None,
+        sync_every_s: float = 10.0,
+        retry_s: float = 1.0,
+        pool_size: int = 4,
+        ef_search: int = 100,
+    ) -> None:
         if not sync_every_s > 0 or not retry_s > 0:
             raise ConfigurationError("sync_every_s and retry_s must be > 0 seconds.")
         self.url = url
@@ -75,10 +87,17 @@ class PostgresStore:
         """Connect (the embedder's name and dimension shape the tables); the cache's
         entries live in the database."""
         if self.db is not None:
-            raise ConfigurationError("this PostgresStore already serves a router; make one "
-                                     "store per router.")
-        self.db = Database(self.url, embedder.name, embedder.dim, pool_size=self.pool_size,
-                           retry_s=self.retry_s, ef_search=self.ef_search)
+            raise ConfigurationError(
+                "this PostgresStore already serves a router; make one store per router."
+            )
+        self.db = Database(
+            self.url,
+            embedder.name,
+            embedder.dim,
+            pool_size=self.pool_size,
+            retry_s=self.retry_s,
+            ef_search=self.ef_search,
+        )
         return PostgresEntries(self.db, self.replica)
 
     # -- what this replica learns, published ---------------------------------------
@@ -87,23 +106,49 @@ class PostgresStore:
             "INSERT INTO sls_outcomes (event_id, replica, model, score, weight, source, "
             "embedding, features) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) "
             "ON CONFLICT DO NOTHING",
-            (uuid.uuid4(), self.replica, outcome.model, float(outcome.score),
-             float(outcome.weight), outcome.source, np.asarray(outcome.vector, np.float32),
-             [float(x) for x in outcome.features]))
+            (
+                uuid.uuid4(),
+                self.replica,
+                outcome.model,
+                float(outcome.score),
+                float(outcome.weight),
+                outcome.source,
+                np.asarray(outcome.vector, np.float32),
+                [float(x) for x in outcome.features],
+            ),
+        )
 
-    def append_feedback(self, request_id: str, namespace: str, model: str, cache_hit: bool,
-                        score: float, source: str) -> None:
+    def append_feedback(
+        self,
+        request_id: str,
+        namespace: str,
+        model: str,
+        cache_hit: bool,
+        score: float,
+        source: str,
+    ) -> None:
         self._db.write(
             "INSERT INTO sls_feedback (event_id, request_id, namespace, model, cache_hit, score, "
             "source, replica) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-            (uuid.uuid4(), pg_text(request_id), pg_text(namespace), model, bool(cache_hit),
-             float(score), source, self.replica))
+            (
+                uuid.uuid4(),
+                pg_text(request_id),
+                pg_text(namespace),
+                model,
+                bool(cache_hit),
+                float(score),
+                source,
+                self.replica,
+            ),
+        )
 
     def log_update(self, entry: dict[str, Any]) -> None:
         from psycopg.types.json import Jsonb
 
-        self._db.write("INSERT INTO sls_update_log (replica, entry) VALUES (%s, %s)",
-                       (self.replica, Jsonb(entry)))
+        self._db.write(
+            "INSERT INTO sls_update_log (replica, entry) VALUES (%s, %s)",
+            (self.replica, Jsonb(entry)),
+        )
 
     # -- what the others learned, pulled -------------------------------------------
     def pull(self, cursor: str) -> tuple[Sequence[Outcome], Sequence[tuple], str]:
@@ -113,9 +158,17 @@ class PostgresStore:
         if pulled is None:
             return (), (), cursor
         outcomes, verdicts, cursor = pulled
-        rows = [Outcome(vector.to_numpy().astype(np.float32), np.asarray(features, np.float32),
-                        model, score, weight, source)
-                for model, score, weight, source, vector, features in outcomes]
+        rows = [
+            Outcome(
+                vector.to_numpy().astype(np.float32),
+                np.asarray(features, np.float32),
+                model,
+                score,
+                weight,
+                source,
+            )
+            for model, score, weight, source, vector, features in outcomes
+        ]
         return rows, [tuple(v) for v in verdicts], cursor
 
     def _pull(self, conn: Any, cursor: str) -> tuple[list, list, str]:
@@ -139,6 +192,7 @@ class PostgresStore:
     @property
     def _db(self) -> Database:
         if self.db is None:
-            raise ConfigurationError("this PostgresStore is not open; use "
-                                     "SmartRouter.open(url, pool).")
+            raise ConfigurationError(
+                "this PostgresStore is not open; use SmartRouter.open(url, pool)."
+            )
         return self.db

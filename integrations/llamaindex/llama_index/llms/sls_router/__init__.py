@@ -9,6 +9,12 @@ from .embedding import SLSEmbedding
 from .events import SLSCacheHitEvent, SLSFeedbackEvent, SLSFeedbackEventHandler, SLSRouteEvent
 
 __all__ = [
-    "LlamaIndexBackend", "SLSCacheHitEvent", "SLSEmbedding", "SLSFeedbackEvent",
-    "SLSFeedbackEventHandler", "SLSRouteEvent", "SmartRouterLLM", "llm_pool",
+    "LlamaIndexBackend",
+    "SLSCacheHitEvent",
+    "SLSEmbedding",
+    "SLSFeedbackEvent",
+    "SLSFeedbackEventHandler",
+    "SLSRouteEvent",
+    "SmartRouterLLM",
+    "llm_pool",
 ]

@@ -13,13 +13,13 @@ from typing import Any
 from llama_index.core.base.llms.types import ChatResponse, CompletionResponse
 from llama_index.core.llms.function_calling import FunctionCallingLLM
 from llama_index.core.llms.llm import LLM
+
 from sls_router.backends import StreamChunk
 from sls_router.errors import ConfigurationError, InvalidInputError
 from sls_router.pool import check_prices, priced_spec
 from sls_router.types import Completion, ModelSpec, Request, Usage, estimate_tokens
 
 from .messages import from_engine_messages, selections_to_tool_calls, specs_to_tools
-
 
 _INPUT_KEYS = ("prompt_tokens", "input_tokens", "prompt_token_count")
 _OUTPUT_KEYS = ("completion_tokens", "output_tokens", "candidates_token_count")
@@ -42,8 +42,10 @@ class LlamaIndexBackend:
 
     def __init__(self, llm: LLM) -> None:
         if not isinstance(llm, LLM):
-            raise ConfigurationError(f"LlamaIndexBackend wraps a LlamaIndex LLM, got "
-                                     f"{type(llm).__name__}; pass e.g. OpenAI(model=...).")
+            raise ConfigurationError(
+                f"LlamaIndexBackend wraps a LlamaIndex LLM, got "
+                f"{type(llm).__name__}; pass e.g. OpenAI(model=...)."
+            )
         self.llm = llm
 
     # -- the four Backend methods share _call_args and _completion --------------------
@@ -52,8 +54,9 @@ class LlamaIndexBackend:
         if kind == "prompt":
             return self._completion(request, self.llm.complete(first, **kwargs))
         if tools:
-            return self._completion(request, self.llm.chat_with_tools(
-                tools, chat_history=first, **kwargs))
+            return self._completion(
+                request, self.llm.chat_with_tools(tools, chat_history=first, **kwargs)
+            )
         return self._completion(request, self.llm.chat(first, **kwargs))
 
     async def acomplete(self, request: Request) -> Completion:
@@ -61,8 +64,9 @@ class LlamaIndexBackend:
         if kind == "prompt":
             return self._completion(request, await self.llm.acomplete(first, **kwargs))
         if tools:
-            return self._completion(request, await self.llm.achat_with_tools(
-                tools, chat_history=first, **kwargs))
+            return self._completion(
+                request, await self.llm.achat_with_tools(tools, chat_history=first, **kwargs)
+            )
         return self._completion(request, await self.llm.achat(first, **kwargs))
 
     def stream(self, request: Request) -> Iterator[StreamChunk]:
@@ -86,8 +90,7 @@ class LlamaIndexBackend:
         if kind == "prompt":
             responses = await self.llm.astream_complete(first, **kwargs)
         elif tools:
-            responses = await self.llm.astream_chat_with_tools(tools, chat_history=first,
-                                                               **kwargs)
+            responses = await self.llm.astream_chat_with_tools(tools, chat_history=first, **kwargs)
         else:
             responses = await self.llm.astream_chat(first, **kwargs)
         deltas: list[str] = []
@@ -105,8 +108,10 @@ class LlamaIndexBackend:
             return "prompt", request.prompt, [], kwargs
         tools = specs_to_tools(request.tools)
         if tools and not isinstance(self.llm, FunctionCallingLLM):
-            raise InvalidInputError(f"{type(self.llm).__name__} cannot call tools; give it "
-                                    "supports_tools=False in its ModelSpec.")
+            raise InvalidInputError(
+                f"{type(self.llm).__name__} cannot call tools; give it "
+                "supports_tools=False in its ModelSpec."
+            )
         if not tools:
             for flag in _TOOL_FLAGS:
                 kwargs.pop(flag, None)
@@ -119,8 +124,12 @@ class LlamaIndexBackend:
         completion = self._completion(request, last, streamed="".join(deltas) or None)
         return StreamChunk("" if deltas else completion.text, completion)
 
-    def _completion(self, request: Request, response: ChatResponse | CompletionResponse | None,
-                    streamed: str | None = None) -> Completion:
+    def _completion(
+        self,
+        request: Request,
+        response: ChatResponse | CompletionResponse | None,
+        streamed: str | None = None,
+    ) -> Completion:
         if response is None:
             text, calls = "", None
         elif isinstance(response, ChatResponse):
@@ -138,24 +147,38 @@ class LlamaIndexBackend:
         return selections_to_tool_calls(selections or [])
 
 
-def llm_pool(llms: Mapping[str, LLM], prices: Mapping[str, Any]
-             ) -> list[tuple[ModelSpec, LlamaIndexBackend]]:
+def llm_pool(
+    llms: Mapping[str, LLM], prices: Mapping[str, Any]
+) -> list[tuple[ModelSpec, LlamaIndexBackend]]:
     """(ModelSpec, backend) pairs for the router from ``{name: llm}`` and their prices.
 
     A price is ``(input_usd_per_mtok, output_usd_per_mtok)`` or a full `ModelSpec`
     with the same name; context window and tool support come from the LLM itself.
     """
     if not isinstance(llms, Mapping) or not llms:
-        raise ConfigurationError("from_llms needs a non-empty dict {name: LlamaIndex LLM}, "
-                                 "e.g. {'small': Ollama(...), 'large': OpenAI(...)}.")
+        raise ConfigurationError(
+            "from_llms needs a non-empty dict {name: LlamaIndex LLM}, "
+            "e.g. {'small': Ollama(...), 'large': OpenAI(...)}."
+        )
     for name, llm in llms.items():
         if not isinstance(llm, LLM):
-            raise ConfigurationError(f"{name!r} is a {type(llm).__name__}, not a LlamaIndex "
-                                     "LLM; pass LLM objects such as OpenAI(model=...).")
+            raise ConfigurationError(
+                f"{name!r} is a {type(llm).__name__}, not a LlamaIndex "
+                "LLM; pass LLM objects such as OpenAI(model=...)."
+            )
     check_prices(list(llms), prices)
-    return [(priced_spec(name, prices[name], supports_tools=supports_tools(llm),
-                         context_window=llm.metadata.context_window), LlamaIndexBackend(llm))
-            for name, llm in llms.items()]
+    return [
+        (
+            priced_spec(
+                name,
+                prices[name],
+                supports_tools=supports_tools(llm),
+                context_window=llm.metadata.context_window,
+            ),
+            LlamaIndexBackend(llm),
+        )
+        for name, llm in llms.items()
+    ]
 
 
 def read_usage(response: Any) -> Usage | None:
@@ -163,8 +186,12 @@ def read_usage(response: Any) -> Usage | None:
     if response is None:
         return None
     raw = getattr(response, "raw", None)
-    for source in (_field(raw, "usage"), _field(raw, "usage_metadata"), raw,
-                   getattr(response, "additional_kwargs", None)):
+    for source in (
+        _field(raw, "usage"),
+        _field(raw, "usage_metadata"),
+        raw,
+        getattr(response, "additional_kwargs", None),
+    ):
         counts = _counts(source)
         if counts is not None:
             return counts

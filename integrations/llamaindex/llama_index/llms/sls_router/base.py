@@ -12,27 +12,42 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from llama_index.core.base.llms.types import (ChatMessage, ChatResponse, ChatResponseAsyncGen,
-                                              ChatResponseGen, CompletionResponse,
-                                              CompletionResponseAsyncGen, CompletionResponseGen,
-                                              LLMMetadata, MessageRole)
+from llama_index.core.base.llms.types import (
+    ChatMessage,
+    ChatResponse,
+    ChatResponseAsyncGen,
+    ChatResponseGen,
+    CompletionResponse,
+    CompletionResponseAsyncGen,
+    CompletionResponseGen,
+    LLMMetadata,
+    MessageRole,
+)
 from llama_index.core.bridge.pydantic import Field, PrivateAttr
 from llama_index.core.constants import DEFAULT_NUM_OUTPUTS
 from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
 from llama_index.core.llms.function_calling import FunctionCallingLLM
 from llama_index.core.llms.llm import LLM, ToolSelection
+
 from sls_router import SmartRouter, StreamChunk
-from sls_router.replay import replay_pool
 from sls_router.errors import ConfigurationError, InvalidInputError
 from sls_router.metadata import REQUEST_ID_KEY, routing_metadata
 from sls_router.pool import router_for
+from sls_router.replay import replay_pool
 from sls_router.types import Request, Response
 
 from .backend import llm_pool
 from .events import emit_feedback, emit_route
-from .messages import (from_engine_message, mark_query, marked_query, to_engine_messages,
-                       tool_calls_from_message, tool_calls_to_selections, tools_to_specs,
-                       with_call_ids)
+from .messages import (
+    from_engine_message,
+    mark_query,
+    marked_query,
+    to_engine_messages,
+    tool_calls_from_message,
+    tool_calls_to_selections,
+    tools_to_specs,
+    with_call_ids,
+)
 
 _TOOL_KWARGS = ("allow_parallel_tool_calls", "tool_required", "tool_choice")
 
@@ -55,48 +70,73 @@ class SmartRouterLLM(FunctionCallingLLM):
     last user message. Requests with tools go only to tool-capable models, never cached.
     """
 
-    namespace: str = Field(default="default",
-                           description="Tenant id: requests of one namespace share a cache.")
-    task: str | None = Field(default=None,
-                             description="Task tag such as 'qa/docs' (router feature).")
-    is_chat_model: bool = Field(default=True,
-                                description="Query engines send messages (scoped cache).")
-    num_output: int = Field(default=DEFAULT_NUM_OUTPUTS,
-                            description="Tokens LlamaIndex reserves for the answer.")
+    namespace: str = Field(
+        default="default", description="Tenant id: requests of one namespace share a cache."
+    )
+    task: str | None = Field(
+        default=None, description="Task tag such as 'qa/docs' (router feature)."
+    )
+    is_chat_model: bool = Field(
+        default=True, description="Query engines send messages (scoped cache)."
+    )
+    num_output: int = Field(
+        default=DEFAULT_NUM_OUTPUTS, description="Tokens LlamaIndex reserves for the answer."
+    )
     _router: SmartRouter = PrivateAttr()
 
     def __init__(self, router: SmartRouter, **kwargs: Any) -> None:
         if not isinstance(router, SmartRouter):
-            raise ConfigurationError(f"SmartRouterLLM needs a SmartRouter, got "
-                                     f"{type(router).__name__}; or use SmartRouterLLM.from_llms"
-                                     "(...) / SmartRouterLLM.from_replay(path).")
+            raise ConfigurationError(
+                f"SmartRouterLLM needs a SmartRouter, got "
+                f"{type(router).__name__}; or use SmartRouterLLM.from_llms"
+                "(...) / SmartRouterLLM.from_replay(path)."
+            )
         super().__init__(**kwargs)
         if not self.namespace:
             raise ConfigurationError("namespace must be a non-empty string (the tenant's id).")
         self._router = router
 
     @classmethod
-    def from_llms(cls, llms: Mapping[str, LLM], prices: Mapping[str, Any], *,
-                  namespace: str = "default", task: str | None = None,
-                  **router_options: Any) -> "SmartRouterLLM":
+    def from_llms(
+        cls,
+        llms: Mapping[str, LLM],
+        prices: Mapping[str, Any],
+        *,
+        namespace: str = "default",
+        task: str | None = None,
+        **router_options: Any,
+    ) -> SmartRouterLLM:
         """Route among LlamaIndex LLMs; ``prices={name: (input_per_mtok, output_per_mtok)}``
         in USD per million tokens. `router_options` go to `SmartRouter` (embedder,
         preset, cache, verifier, ...). ``state`` is a directory (what
         ``llm.router.save()`` wrote there is restored) or a postgresql:// URL (a cache and
         feedback shared by every replica opened on it)."""
         router = router_for(llm_pool(llms, prices), **router_options)
-        outputs = [llm.metadata.num_output for llm in llms.values()
-                   if llm.metadata.num_output > 0]
-        return cls(router=router, namespace=namespace, task=task,
-                   num_output=min(outputs, default=DEFAULT_NUM_OUTPUTS))
+        outputs = [llm.metadata.num_output for llm in llms.values() if llm.metadata.num_output > 0]
+        return cls(
+            router=router,
+            namespace=namespace,
+            task=task,
+            num_output=min(outputs, default=DEFAULT_NUM_OUTPUTS),
+        )
 
     @classmethod
-    def from_replay(cls, path: str | Path, *, sleep: bool = False, namespace: str = "default",
-                    task: str | None = None, **router_options: Any) -> "SmartRouterLLM":
+    def from_replay(
+        cls,
+        path: str | Path,
+        *,
+        sleep: bool = False,
+        namespace: str = "default",
+        task: str | None = None,
+        **router_options: Any,
+    ) -> SmartRouterLLM:
         """Route among the models of a recorded dataset (see `sls_router.replay`);
         ``state`` as in `from_llms`."""
-        return cls(router=router_for(replay_pool(path, sleep=sleep), **router_options),
-                   namespace=namespace, task=task)
+        return cls(
+            router=router_for(replay_pool(path, sleep=sleep), **router_options),
+            namespace=namespace,
+            task=task,
+        )
 
     @classmethod
     def class_name(cls) -> str:
@@ -110,16 +150,20 @@ class SmartRouterLLM(FunctionCallingLLM):
     def metadata(self) -> LLMMetadata:
         specs = list(self._router.specs.values())
         return LLMMetadata(
-            context_window=min(s.context_window for s in specs), num_output=self.num_output,
+            context_window=min(s.context_window for s in specs),
+            num_output=self.num_output,
             is_chat_model=self.is_chat_model,
             is_function_calling_model=any(s.supports_tools for s in specs),
-            model_name="sls-router[" + ",".join(s.name for s in specs) + "]")
+            model_name="sls-router[" + ",".join(s.name for s in specs) + "]",
+        )
 
     def feedback(self, request_id: str, score: float, source: str = "user") -> None:
         """Score the answer served to `request_id` (from ``additional_kwargs``) in [0, 1]."""
         if not isinstance(request_id, str):
-            raise InvalidInputError(f"request_id must be the str from additional_kwargs"
-                                    f"['{REQUEST_ID_KEY}'], got {type(request_id).__name__}.")
+            raise InvalidInputError(
+                f"request_id must be the str from additional_kwargs"
+                f"['{REQUEST_ID_KEY}'], got {type(request_id).__name__}."
+            )
         self._router.feedback(request_id, score, source=source)
         emit_feedback(request_id, score, source)
 
@@ -149,8 +193,9 @@ class SmartRouterLLM(FunctionCallingLLM):
         return gen()
 
     @llm_chat_callback()
-    async def astream_chat(self, messages: Sequence[ChatMessage],
-                           **kwargs: Any) -> ChatResponseAsyncGen:
+    async def astream_chat(
+        self, messages: Sequence[ChatMessage], **kwargs: Any
+    ) -> ChatResponseAsyncGen:
         request = self._chat_request(messages, kwargs)
         pieces = _Pieces(self, chat=True)
 
@@ -168,14 +213,16 @@ class SmartRouterLLM(FunctionCallingLLM):
         return self._completion_response(self._router.complete(request))
 
     @llm_completion_callback()
-    async def acomplete(self, prompt: str, formatted: bool = False,
-                        **kwargs: Any) -> CompletionResponse:
+    async def acomplete(
+        self, prompt: str, formatted: bool = False, **kwargs: Any
+    ) -> CompletionResponse:
         request = self._prompt_request(prompt, kwargs)
         return self._completion_response(await self._router.acomplete(request))
 
     @llm_completion_callback()
-    def stream_complete(self, prompt: str, formatted: bool = False,
-                        **kwargs: Any) -> CompletionResponseGen:
+    def stream_complete(
+        self, prompt: str, formatted: bool = False, **kwargs: Any
+    ) -> CompletionResponseGen:
         request = self._prompt_request(prompt, kwargs)
         pieces = _Pieces(self, chat=False)
 
@@ -187,8 +234,9 @@ class SmartRouterLLM(FunctionCallingLLM):
         return gen()
 
     @llm_completion_callback()
-    async def astream_complete(self, prompt: str, formatted: bool = False,
-                               **kwargs: Any) -> CompletionResponseAsyncGen:
+    async def astream_complete(
+        self, prompt: str, formatted: bool = False, **kwargs: Any
+    ) -> CompletionResponseAsyncGen:
         request = self._prompt_request(prompt, kwargs)
         pieces = _Pieces(self, chat=False)
 
@@ -200,26 +248,38 @@ class SmartRouterLLM(FunctionCallingLLM):
         return gen()
 
     # -- tools (what FunctionAgent and predict_and_call use) ----------------------------
-    def _prepare_chat_with_tools(self, tools: Sequence[Any], user_msg: str | ChatMessage | None
-                                 = None, chat_history: list[ChatMessage] | None = None,
-                                 verbose: bool = False, allow_parallel_tool_calls: bool = False,
-                                 tool_required: bool = False, **kwargs: Any) -> dict[str, Any]:
+    def _prepare_chat_with_tools(
+        self,
+        tools: Sequence[Any],
+        user_msg: str | ChatMessage | None = None,
+        chat_history: list[ChatMessage] | None = None,
+        verbose: bool = False,
+        allow_parallel_tool_calls: bool = False,
+        tool_required: bool = False,
+        **kwargs: Any,
+    ) -> dict[str, Any]:
         messages = list(chat_history or [])
         if isinstance(user_msg, str):
             user_msg = ChatMessage(role=MessageRole.USER, content=user_msg)
         if user_msg is not None:
             messages.append(user_msg)
-        return {"messages": messages, "tools": list(tools or []),
-                "allow_parallel_tool_calls": allow_parallel_tool_calls,
-                "tool_required": tool_required, **kwargs}
+        return {
+            "messages": messages,
+            "tools": list(tools or []),
+            "allow_parallel_tool_calls": allow_parallel_tool_calls,
+            "tool_required": tool_required,
+            **kwargs,
+        }
 
-    def get_tool_calls_from_response(self, response: ChatResponse,
-                                     error_on_no_tool_call: bool = True,
-                                     **kwargs: Any) -> list[ToolSelection]:
+    def get_tool_calls_from_response(
+        self, response: ChatResponse, error_on_no_tool_call: bool = True, **kwargs: Any
+    ) -> list[ToolSelection]:
         calls = tool_calls_from_message(response.message)
         if not calls and error_on_no_tool_call:
-            raise InvalidInputError("the response holds no tool call; pass "
-                                    "error_on_no_tool_call=False to accept text answers.")
+            raise InvalidInputError(
+                "the response holds no tool call; pass "
+                "error_on_no_tool_call=False to accept text answers."
+            )
         return tool_calls_to_selections(calls)
 
     # -- templated prompts: cache and route on the query, not on the retrieved context ---
@@ -253,29 +313,55 @@ class SmartRouterLLM(FunctionCallingLLM):
                 params.pop(key, None)
         # the engine scopes the cache by everything but the query: turns after it (tool
         # calls, results) and the rest of a templated turn (instructions, context)
-        return Request(messages=engine_messages, tools=specs or None, params=params,
-                       query=marked_query(messages), namespace=self.namespace, task=self.task)
+        return Request(
+            messages=engine_messages,
+            tools=specs or None,
+            params=params,
+            query=marked_query(messages),
+            namespace=self.namespace,
+            task=self.task,
+        )
 
     def _prompt_request(self, prompt: str, kwargs: dict[str, Any]) -> Request:
         if not isinstance(prompt, str):
-            raise InvalidInputError(f"prompt must be a str, got {type(prompt).__name__}; use "
-                                    "chat(messages) for ChatMessage lists.")
-        return Request(prompt=str(prompt), query=getattr(prompt, "sls_query", None),
-                       params=dict(kwargs), namespace=self.namespace, task=self.task)
+            raise InvalidInputError(
+                f"prompt must be a str, got {type(prompt).__name__}; use "
+                "chat(messages) for ChatMessage lists."
+            )
+        return Request(
+            prompt=str(prompt),
+            query=getattr(prompt, "sls_query", None),
+            params=dict(kwargs),
+            namespace=self.namespace,
+            task=self.task,
+        )
 
     def _chat_response(self, response: Response, delta: str | None = None) -> ChatResponse:
         emit_route(response)
-        message = from_engine_message({
-            "role": "assistant", "content": response.text,
-            "tool_calls": with_call_ids(response.tool_calls, response.request_id)})
-        return ChatResponse(message=message, delta=delta, raw=_raw(response),
-                            additional_kwargs=routing_metadata(response))
+        message = from_engine_message(
+            {
+                "role": "assistant",
+                "content": response.text,
+                "tool_calls": with_call_ids(response.tool_calls, response.request_id),
+            }
+        )
+        return ChatResponse(
+            message=message,
+            delta=delta,
+            raw=_raw(response),
+            additional_kwargs=routing_metadata(response),
+        )
 
-    def _completion_response(self, response: Response,
-                             delta: str | None = None) -> CompletionResponse:
+    def _completion_response(
+        self, response: Response, delta: str | None = None
+    ) -> CompletionResponse:
         emit_route(response)
-        return CompletionResponse(text=response.text, delta=delta, raw=_raw(response),
-                                  additional_kwargs=routing_metadata(response))
+        return CompletionResponse(
+            text=response.text,
+            delta=delta,
+            raw=_raw(response),
+            additional_kwargs=routing_metadata(response),
+        )
 
 
 class _MarkedPrompt(str):
@@ -283,7 +369,7 @@ class _MarkedPrompt(str):
 
     sls_query: str
 
-    def __new__(cls, text: str, query: str) -> "_MarkedPrompt":
+    def __new__(cls, text: str, query: str) -> _MarkedPrompt:
         marked = super().__new__(cls, text)
         marked.sls_query = query
         return marked
@@ -309,14 +395,19 @@ class _Pieces:
             return None
         self.text += item.text
         if self.chat:
-            return ChatResponse(message=ChatMessage(role=MessageRole.ASSISTANT, content=self.text),
-                                delta=item.text)
+            return ChatResponse(
+                message=ChatMessage(role=MessageRole.ASSISTANT, content=self.text), delta=item.text
+            )
         return CompletionResponse(text=self.text, delta=item.text)
 
 
 def _raw(response: Response) -> dict[str, Any]:
     usage = response.usage
-    return {"usage": {"prompt_tokens": usage.input_tokens,
-                      "completion_tokens": usage.output_tokens,
-                      "total_tokens": usage.total_tokens},
-            "upstream": response.raw}
+    return {
+        "usage": {
+            "prompt_tokens": usage.input_tokens,
+            "completion_tokens": usage.output_tokens,
+            "total_tokens": usage.total_tokens,
+        },
+        "upstream": response.raw,
+    }

@@ -12,6 +12,7 @@ from typing import Any
 
 from llama_index.core.base.embeddings.base import BaseEmbedding, Embedding
 from llama_index.core.bridge.pydantic import PrivateAttr
+
 from sls_router.embeddings import Embedder, get_embedder
 
 
@@ -24,11 +25,13 @@ class SLSEmbedding(BaseEmbedding):
 
     _embedder: Any = PrivateAttr()
 
-    def __init__(self, embedder: str | Embedder = "minilm", *, embed_batch_size: int = 64,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self, embedder: str | Embedder = "minilm", *, embed_batch_size: int = 64, **kwargs: Any
+    ) -> None:
         resolved = get_embedder(embedder)
-        super().__init__(model_name=f"sls-router/{resolved.name}",
-                         embed_batch_size=embed_batch_size, **kwargs)
+        super().__init__(
+            model_name=f"sls-router/{resolved.name}", embed_batch_size=embed_batch_size, **kwargs
+        )
         self._embedder = resolved
 
     @classmethod

@@ -20,6 +20,7 @@ from llama_index.core.instrumentation import get_dispatcher
 from llama_index.core.instrumentation.event_handlers import BaseEventHandler
 from llama_index.core.instrumentation.events import BaseEvent
 from llama_index.core.instrumentation.events.llm import LLMChatEndEvent, LLMCompletionEndEvent
+
 from sls_router import BoundedVerifier, Verifier
 from sls_router.errors import ConfigurationError, UnknownEntryError
 from sls_router.metadata import request_id_of
@@ -48,14 +49,19 @@ class SLSRouteEvent(BaseEvent):
         return "SLSRouteEvent"
 
     @classmethod
-    def from_response(cls, response: Response) -> "SLSRouteEvent":
+    def from_response(cls, response: Response) -> SLSRouteEvent:
         event_cls = SLSCacheHitEvent if response.cache_hit else SLSRouteEvent
         return event_cls(
-            request_id=response.request_id, model=response.model, cache_hit=response.cache_hit,
-            cost_usd=response.cost_usd, latency_s=response.latency_s,
+            request_id=response.request_id,
+            model=response.model,
+            cache_hit=response.cache_hit,
+            cost_usd=response.cost_usd,
+            latency_s=response.latency_s,
             predicted_quality=response.predicted_quality,
-            input_tokens=response.usage.input_tokens, output_tokens=response.usage.output_tokens,
-            tried=list(response.tried))
+            input_tokens=response.usage.input_tokens,
+            output_tokens=response.usage.output_tokens,
+            tried=list(response.tried),
+        )
 
 
 class SLSCacheHitEvent(SLSRouteEvent):
@@ -88,8 +94,7 @@ def emit_route(response: Response) -> None:
 
 
 def emit_feedback(request_id: str, score: float, source: str) -> None:
-    dispatcher().event(SLSFeedbackEvent(request_id=request_id, score=float(score),
-                                        source=source))
+    dispatcher().event(SLSFeedbackEvent(request_id=request_id, score=float(score), source=source))
 
 
 class SLSFeedbackEventHandler(BaseEventHandler):
@@ -123,14 +128,19 @@ class SLSFeedbackEventHandler(BaseEventHandler):
     _seen: OrderedDict = PrivateAttr(default_factory=OrderedDict)
     _lock: Any = PrivateAttr(default_factory=threading.Lock)
 
-    def __init__(self, target: Any, verifier: Verifier, *, verifier_timeout_s: float = 10.0,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self, target: Any, verifier: Verifier, *, verifier_timeout_s: float = 10.0, **kwargs: Any
+    ) -> None:
         if not callable(getattr(target, "feedback", None)):
-            raise ConfigurationError(f"SLSFeedbackEventHandler needs a SmartRouter or "
-                                     f"SmartRouterLLM, got {type(target).__name__}.")
-        super().__init__(target=target,
-                         verifier=BoundedVerifier(verifier, timeout_s=verifier_timeout_s),
-                         **kwargs)
+            raise ConfigurationError(
+                f"SLSFeedbackEventHandler needs a SmartRouter or "
+                f"SmartRouterLLM, got {type(target).__name__}."
+            )
+        super().__init__(
+            target=target,
+            verifier=BoundedVerifier(verifier, timeout_s=verifier_timeout_s),
+            **kwargs,
+        )
 
     @classmethod
     def class_name(cls) -> str:
@@ -168,8 +178,9 @@ def _judgeable(event: BaseEvent) -> tuple[str, Request, str] | None:
             return None
         if any(isinstance(b, ToolCallBlock) for b in response.message.blocks):
             return None
-        request = Request(messages=to_engine_messages(event.messages),
-                          query=marked_query(event.messages))
+        request = Request(
+            messages=to_engine_messages(event.messages), query=marked_query(event.messages)
+        )
         answer = response.message.content or ""
     elif isinstance(event, LLMCompletionEndEvent):
         response = event.response

@@ -13,21 +13,35 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from llama_index.core.base.llms.types import (CachePoint, ChatMessage, MessageRole, TextBlock,
-                                              ThinkingBlock, ToolCallBlock)
+from llama_index.core.base.llms.types import (
+    CachePoint,
+    ChatMessage,
+    MessageRole,
+    TextBlock,
+    ThinkingBlock,
+    ToolCallBlock,
+)
 from llama_index.core.llms.llm import ToolSelection
 from llama_index.core.tools.types import BaseTool, ToolMetadata, ToolOutput
+
 from sls_router.errors import InvalidInputError
 
 _TO_ENGINE_ROLE = {
-    MessageRole.SYSTEM: "system", MessageRole.DEVELOPER: "system",
+    MessageRole.SYSTEM: "system",
+    MessageRole.DEVELOPER: "system",
     MessageRole.USER: "user",
-    MessageRole.ASSISTANT: "assistant", MessageRole.CHATBOT: "assistant",
+    MessageRole.ASSISTANT: "assistant",
+    MessageRole.CHATBOT: "assistant",
     MessageRole.MODEL: "assistant",
-    MessageRole.TOOL: "tool", MessageRole.FUNCTION: "tool",
+    MessageRole.TOOL: "tool",
+    MessageRole.FUNCTION: "tool",
 }
-_FROM_ENGINE_ROLE = {"system": MessageRole.SYSTEM, "user": MessageRole.USER,
-                     "assistant": MessageRole.ASSISTANT, "tool": MessageRole.TOOL}
+_FROM_ENGINE_ROLE = {
+    "system": MessageRole.SYSTEM,
+    "user": MessageRole.USER,
+    "assistant": MessageRole.ASSISTANT,
+    "tool": MessageRole.TOOL,
+}
 QUERY_KEY = "sls_query"
 """Key, in a user message's additional_kwargs, of the text to cache and route on."""
 # blocks that carry nothing the next model needs: reasoning traces and cache markers
@@ -38,18 +52,24 @@ _SKIPPED_BLOCKS = (ThinkingBlock, CachePoint)
 def to_engine_messages(messages: Sequence[ChatMessage]) -> list[dict[str, Any]]:
     """LlamaIndex messages -> engine dicts; refuses what the router cannot route."""
     if isinstance(messages, (str, bytes)) or not isinstance(messages, Sequence):
-        raise InvalidInputError(f"messages must be a list of ChatMessage, got "
-                                f"{type(messages).__name__}; use complete(prompt) for a string.")
+        raise InvalidInputError(
+            f"messages must be a list of ChatMessage, got "
+            f"{type(messages).__name__}; use complete(prompt) for a string."
+        )
     if not messages:
-        raise InvalidInputError("chat() got an empty message list; pass at least one "
-                                "ChatMessage(role='user', content='...').")
+        raise InvalidInputError(
+            "chat() got an empty message list; pass at least one "
+            "ChatMessage(role='user', content='...')."
+        )
     return [to_engine_message(m, i) for i, m in enumerate(messages)]
 
 
 def to_engine_message(message: ChatMessage, index: int = 0) -> dict[str, Any]:
     if not isinstance(message, ChatMessage):
-        raise InvalidInputError(f"message {index} is a {type(message).__name__}; pass "
-                                "llama_index.core.llms.ChatMessage objects.")
+        raise InvalidInputError(
+            f"message {index} is a {type(message).__name__}; pass "
+            "llama_index.core.llms.ChatMessage objects."
+        )
     role = _TO_ENGINE_ROLE.get(MessageRole(message.role))
     texts: list[str] = []
     calls: list[dict[str, Any]] = []
@@ -62,13 +82,15 @@ def to_engine_message(message: ChatMessage, index: int = 0) -> dict[str, Any]:
             kind = getattr(block, "block_type", type(block).__name__)
             raise InvalidInputError(
                 f"message {index} holds a {kind!r} block; sls-router routes and caches text "
-                "only. Describe the content in text, or call a multimodal model directly.")
+                "only. Describe the content in text, or call a multimodal model directly."
+            )
     calls.extend(_legacy_tool_calls(message.additional_kwargs.get("tool_calls")))
     out: dict[str, Any] = {"role": role, "content": "\n".join(texts)}
     if calls:
         if role != "assistant":
-            raise InvalidInputError(f"message {index} ({role}) carries tool calls; only "
-                                    "assistant messages may.")
+            raise InvalidInputError(
+                f"message {index} ({role}) carries tool calls; only assistant messages may."
+            )
         out["tool_calls"] = calls
     if role == "tool":
         call_id = message.additional_kwargs.get("tool_call_id")
@@ -76,7 +98,8 @@ def to_engine_message(message: ChatMessage, index: int = 0) -> dict[str, Any]:
             raise InvalidInputError(
                 f"message {index} is a tool result without a tool call id; pass "
                 "ChatMessage(role='tool', content=..., additional_kwargs={'tool_call_id': id}) "
-                "with the id of the assistant's tool call it answers.")
+                "with the id of the assistant's tool call it answers."
+            )
         out["tool_call_id"] = call_id
     return out
 
@@ -91,8 +114,9 @@ def from_engine_message(message: Mapping[str, Any]) -> ChatMessage:
     content = message.get("content") or ""
     calls = message.get("tool_calls") or []
     if role == MessageRole.TOOL:
-        return ChatMessage(role=role, content=content,
-                           additional_kwargs={"tool_call_id": message["tool_call_id"]})
+        return ChatMessage(
+            role=role, content=content, additional_kwargs={"tool_call_id": message["tool_call_id"]}
+        )
     if calls:
         blocks: list[Any] = [TextBlock(text=content)] if content else []
         blocks.extend(tool_calls_to_blocks(calls))
@@ -109,9 +133,10 @@ def mark_query(messages: list[ChatMessage], query: Any) -> list[ChatMessage]:
         if message.role == MessageRole.USER:
             if query not in (message.content or ""):
                 return messages
-            marked = message.model_copy(update={"additional_kwargs": {
-                **message.additional_kwargs, QUERY_KEY: query}})
-            return [*messages[:i], marked, *messages[i + 1:]]
+            marked = message.model_copy(
+                update={"additional_kwargs": {**message.additional_kwargs, QUERY_KEY: query}}
+            )
+            return [*messages[:i], marked, *messages[i + 1 :]]
     return messages
 
 
@@ -126,8 +151,12 @@ def marked_query(messages: Sequence[ChatMessage]) -> str | None:
 
 # -- tool calls -----------------------------------------------------------------------
 def tool_calls_to_blocks(calls: Sequence[Mapping[str, Any]]) -> list[ToolCallBlock]:
-    return [ToolCallBlock(tool_call_id=c.get("id"), tool_name=c["name"],
-                          tool_kwargs=dict(c.get("args") or {})) for c in calls]
+    return [
+        ToolCallBlock(
+            tool_call_id=c.get("id"), tool_name=c["name"], tool_kwargs=dict(c.get("args") or {})
+        )
+        for c in calls
+    ]
 
 
 def tool_calls_from_message(message: ChatMessage) -> list[dict[str, Any]]:
@@ -137,25 +166,36 @@ def tool_calls_from_message(message: ChatMessage) -> list[dict[str, Any]]:
 
 
 def selections_to_tool_calls(selections: Sequence[ToolSelection]) -> list[dict[str, Any]]:
-    return [{"id": s.tool_id or None, "name": s.tool_name, "args": dict(s.tool_kwargs)}
-            for s in selections]
+    return [
+        {"id": s.tool_id or None, "name": s.tool_name, "args": dict(s.tool_kwargs)}
+        for s in selections
+    ]
 
 
 def tool_calls_to_selections(calls: Sequence[Mapping[str, Any]]) -> list[ToolSelection]:
-    return [ToolSelection(tool_id=c.get("id") or "", tool_name=c["name"],
-                          tool_kwargs=dict(c.get("args") or {})) for c in calls]
+    return [
+        ToolSelection(
+            tool_id=c.get("id") or "", tool_name=c["name"], tool_kwargs=dict(c.get("args") or {})
+        )
+        for c in calls
+    ]
 
 
-def with_call_ids(calls: Sequence[Mapping[str, Any]] | None, request_id: str
-                  ) -> list[dict[str, Any]]:
+def with_call_ids(
+    calls: Sequence[Mapping[str, Any]] | None, request_id: str
+) -> list[dict[str, Any]]:
     """Give id-less calls a stable id so a tool result can answer them; keep given ids."""
-    return [{**c, "id": c.get("id") or f"call_{request_id[:12]}_{i}"}
-            for i, c in enumerate(calls or [])]
+    return [
+        {**c, "id": c.get("id") or f"call_{request_id[:12]}_{i}"} for i, c in enumerate(calls or [])
+    ]
 
 
 def _call_from_block(block: ToolCallBlock) -> dict[str, Any]:
-    return {"id": block.tool_call_id, "name": block.tool_name,
-            "args": _parse_args(block.tool_kwargs)}
+    return {
+        "id": block.tool_call_id,
+        "name": block.tool_name,
+        "args": _parse_args(block.tool_kwargs),
+    }
 
 
 def _legacy_tool_calls(raw: Any) -> list[dict[str, Any]]:
@@ -165,14 +205,17 @@ def _legacy_tool_calls(raw: Any) -> list[dict[str, Any]]:
     calls = []
     for item in raw if isinstance(raw, Sequence) and not isinstance(raw, str) else [raw]:
         if isinstance(item, ToolSelection):
-            calls.append({"id": item.tool_id, "name": item.tool_name,
-                          "args": dict(item.tool_kwargs)})
+            calls.append(
+                {"id": item.tool_id, "name": item.tool_name, "args": dict(item.tool_kwargs)}
+            )
             continue
         function = _get(item, "function")
         name = _get(function, "name") if function is not None else _get(item, "name")
         if not isinstance(name, str):
-            raise InvalidInputError(f"cannot read tool call {item!r}; put tool calls in "
-                                    "ToolCallBlock blocks of the assistant message.")
+            raise InvalidInputError(
+                f"cannot read tool call {item!r}; put tool calls in "
+                "ToolCallBlock blocks of the assistant message."
+            )
         args = _get(function, "arguments") if function is not None else _get(item, "args")
         calls.append({"id": _get(item, "id"), "name": name, "args": _parse_args(args)})
     return calls
@@ -202,8 +245,10 @@ def tools_to_specs(tools: Sequence[Any] | None) -> list[dict[str, Any]]:
     for tool in tools or []:
         metadata = getattr(tool, "metadata", None)
         if not isinstance(metadata, ToolMetadata) or not metadata.name:
-            raise InvalidInputError(f"{tool!r} is not a LlamaIndex tool with a name; pass "
-                                    "FunctionTool / BaseTool objects.")
+            raise InvalidInputError(
+                f"{tool!r} is not a LlamaIndex tool with a name; pass "
+                "FunctionTool / BaseTool objects."
+            )
         specs.append(metadata.to_openai_tool(skip_length_check=True))
     return specs
 
@@ -231,16 +276,21 @@ class SpecTool(BaseTool):
     def __init__(self, spec: Mapping[str, Any]) -> None:
         function = spec.get("function", spec)
         self._metadata = _SpecToolMetadata(
-            description=function.get("description") or "", name=function["name"],
-            fn_schema=None, parameters=dict(function.get("parameters") or {}))
+            description=function.get("description") or "",
+            name=function["name"],
+            fn_schema=None,
+            parameters=dict(function.get("parameters") or {}),
+        )
 
     @property
     def metadata(self) -> ToolMetadata:
         return self._metadata
 
     def __call__(self, input: Any) -> ToolOutput:  # noqa: A002 (BaseTool's signature)
-        raise InvalidInputError(f"tool {self._metadata.name!r} only describes a tool to a "
-                                "model; run the original tool object instead.")
+        raise InvalidInputError(
+            f"tool {self._metadata.name!r} only describes a tool to a "
+            "model; run the original tool object instead."
+        )
 
 
 def specs_to_tools(specs: Sequence[Mapping[str, Any]] | None) -> list[SpecTool]:
