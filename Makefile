@@ -6,7 +6,7 @@ PIP := $(PY) -m pip install -q -c constraints.txt
 INTEGRATIONS := $(wildcard integrations/*/pyproject.toml)
 STAMP := $(VENV)/.installed
 
-.PHONY: install sandbox demo test bench clean
+.PHONY: install sandbox demo lint test test-fast bench clean
 
 install: $(STAMP) sandbox
 
@@ -35,8 +35,20 @@ demo: install
 		--feedback verifier --strategies $(DEMO_STRATEGIES) \
 		--json out/demo/bench.json --report out/demo
 
-test: install
+# ruff (lint and format check) and mypy, configured in pyproject.toml
+lint: install
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy
+
+# every test: tests/unit (fast, no server), tests/integration (PostgreSQL, subprocesses,
+# the sandbox), and each integration's own tests, after the lint
+test: lint
 	$(PY) -m pytest -q
+
+# the quick loop while working: unit tests without a server or the slow ones
+test-fast: install
+	$(PY) -m pytest -q tests/unit -m "not postgres and not slow"
 
 clean:
 	rm -rf $(VENV) .pytest_cache

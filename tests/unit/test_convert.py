@@ -21,7 +21,7 @@ from sls_router.bench.convert import (
 from sls_router.errors import InvalidInputError
 from sls_router.replay import load_dataset, sidecar_path
 
-REPLAY = Path(__file__).resolve().parents[1] / "sls_router" / "data" / "replay"
+REPLAY = Path(__file__).resolve().parents[2] / "sls_router" / "data" / "replay"
 
 
 def _norm(text: str) -> str:

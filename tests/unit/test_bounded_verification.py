@@ -58,15 +58,24 @@ def test_many_wildcards_that_do_not_match_return_at_once():
             f"dn{i}" for i in range(n)
         )
         template = "Warning: we failed to resolve data source name " + " ".join(["<*>"] * n) + " x"
-        started = time.perf_counter()
+        started = time.thread_time()
         assert not template_matches(template, line)
         assert template_matches(template[:-2], line)
-        assert time.perf_counter() - started < 0.5  # milliseconds; 0.5 s leaves slack
+        assert time.thread_time() - started < 0.5  # CPU time: milliseconds; 0.5 s leaves slack
 
 
 def test_every_pair_of_the_bundled_log_replay_is_checked_fast():
+    """Each of the 192,000 (template, line) pairs in under 50 ms of this thread's CPU time
+    (not wall time: other processes on the machine must not fail it); a pair over the
+    bound is measured twice more and must be over it every time to count as slow."""
     path = files("sls_router") / "data" / "replay" / "logparsing.jsonl.gz"
-    verifier, slowest, pairs, passed = LogTemplateVerifier(), 0.0, 0, 0
+    verifier, pairs, passed, slow = LogTemplateVerifier(), 0, 0, []
+
+    def cpu_s(request, output):
+        started = time.thread_time()
+        verdict = verifier(request, output)
+        return time.thread_time() - started, verdict
+
     with gzip.open(str(path), "rt") as fh:
         for raw in fh:
             record = json.loads(raw)
@@ -74,12 +83,16 @@ def test_every_pair_of_the_bundled_log_replay_is_checked_fast():
                 prompt=record["prompt"], query=record.get("query"), task=record["task"]
             )
             for response in record["responses"].values():
-                started = time.perf_counter()
-                passed += verifier(request, response["output"]) == 1.0
-                slowest = max(slowest, time.perf_counter() - started)
+                took, verdict = cpu_s(request, response["output"])
+                if (
+                    took >= 0.05
+                    and min(cpu_s(request, response["output"])[0] for _ in range(2)) >= 0.05
+                ):
+                    slow.append((record["id"], took))
+                passed += verdict == 1.0
                 pairs += 1
     assert pairs == 192_000 and 0 < passed < pairs
-    assert slowest < 0.05, f"slowest check took {slowest * 1000:.1f} ms"
+    assert slow == [], f"checks over 50 ms: {slow[:5]}"
 
 
 def _hang_forever(request, answer):

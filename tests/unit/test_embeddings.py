@@ -339,7 +339,7 @@ def test_static_loads_an_existing_folder_in_a_fresh_process_without_network(
         k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
     }
     env["PYTHONPATH"] = os.pathsep.join(
-        [str(Path(__file__).resolve().parents[1]), env.get("PYTHONPATH", "")]
+        [str(Path(__file__).resolve().parents[2]), env.get("PYTHONPATH", "")]
     )
     done = subprocess.run(
         [sys.executable, "-c", script, str(static_cache_dir), RESET],
