@@ -5,7 +5,7 @@ integration packages; the engine ships plain callables here and recorded answers
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -56,7 +56,7 @@ class CallableBackend(BaseBackend):
     def __init__(
         self,
         fn: Callable[[Request], str | Completion],
-        afn: Callable[[Request], object] | None = None,
+        afn: Callable[[Request], Awaitable[str | Completion]] | None = None,
     ) -> None:
         if not callable(fn):
             raise InvalidInputError("CallableBackend needs a function request -> str | Completion.")

@@ -103,7 +103,8 @@ class Failover:
         """The call whose answer is served: the first accepted one, else the first one."""
         usable = [c for c in self.calls if c.completion.answered]
         passed = [c for c in usable if c.verdict != 0.0]
-        return (passed or usable or [None])[0]
+        candidates = passed or usable
+        return candidates[0] if candidates else None
 
     def finish(self, request_id: str, predicted_quality: float) -> Response:
         """The response to serve; raises BackendError (listing each attempt) when every

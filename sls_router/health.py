@@ -100,6 +100,8 @@ def retry_after_s(exc: BaseException) -> float | None:
         headers = getattr(getattr(exc, "response", None), "headers", None)
         if headers is not None and hasattr(headers, "get"):
             value = headers.get("retry-after") or headers.get("Retry-After")
+    if value is None:
+        return None
     try:
         seconds = float(value)
     except (TypeError, ValueError):

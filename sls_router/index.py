@@ -109,9 +109,14 @@ class VectorIndex:
     def _search_params(self) -> faiss.SearchParameters:
         if self._params is None:
             sel = faiss.IDSelectorBitmap(len(self._live), faiss.swig_ptr(self._live))
-            params = faiss.SearchParametersHNSW() if self._hnsw else faiss.SearchParameters()
+            params: faiss.SearchParameters
             if self._hnsw:
-                params.efSearch = self.ef_search
+                # SearchParametersHNSW exists in faiss but is missing from its stubs
+                hnsw_params = faiss.SearchParametersHNSW()  # type: ignore[attr-defined]
+                hnsw_params.efSearch = self.ef_search
+                params = hnsw_params
+            else:
+                params = faiss.SearchParameters()
             params.sel = sel
             self._params, self._sel = params, sel  # the params do not own the selector
         return self._params
@@ -158,6 +163,7 @@ class VectorIndex:
     def _rebuild(self, *, use_hnsw: bool) -> None:
         ids = self._live_ids()
         vecs = self.vectors(ids.tolist())
+        inner: faiss.Index
         if use_hnsw:
             inner = faiss.IndexHNSWFlat(self.dim, self.hnsw_m, faiss.METRIC_INNER_PRODUCT)
             inner.hnsw.efSearch = self.ef_search

@@ -126,7 +126,7 @@ def load_dataset(path: str | Path, limit: int | None = None) -> ReplayDataset:
             "`sls-router convert` or pass the right path."
         )
     models = _load_models(sidecar_path(path))
-    records = []
+    records: list[ReplayRecord] = []
     with _open_text(path) as fh:
         for lineno, line in enumerate(fh, 1):
             if not line.strip():

@@ -490,12 +490,14 @@ class SmartRouter:
                 request_id, served.namespace, served.model, served.cache_hit, fb.score, source
             )
         if self.cache is not None:
-            self._judge_cache(served, fb.score >= 0.5, weak=source == "verifier")
+            self._judge_cache(self.cache, served, fb.score >= 0.5, weak=source == "verifier")
         if not served.cache_hit:
             self._record_outcome(served.vector, served.features, served.model, fb.score, source)
         self.learner.feedback_arrived()
 
-    def _judge_cache(self, served: _Served, correct: bool, weak: bool) -> None:
+    def _judge_cache(
+        self, cache: SemanticCache, served: _Served, correct: bool, weak: bool
+    ) -> None:
         """Labels and ratings judge the cache; a verifier's pass is `weak` evidence (wrong
         answers pass too), so it never loosens thresholds: it only confirms answers that
         an independent answer agreed with. A rejection is a sure wrong either way."""
@@ -503,23 +505,24 @@ class SmartRouter:
             if served.cache_hit:
                 if correct and weak:
                     return
-                self.cache.observe(served.lookup, correct)
+                assert served.lookup is not None  # a hit was served from its lookup
+                cache.observe(served.lookup, correct)
                 return
             if served.entry_id is not None and not correct:
-                self.cache.feedback(served.entry_id, False)  # its own answer is wrong
+                cache.feedback(served.entry_id, False)  # its own answer is wrong
             elif served.entry_id is not None and not weak:
-                self.cache.confirm(served.entry_id)
+                cache.confirm(served.entry_id)
             lookup = served.lookup
             if correct and lookup is not None and lookup.candidate_id is not None:
-                candidate = self.cache.get(lookup.candidate_id)
+                candidate = cache.get(lookup.candidate_id)
                 same_answer = _digest(candidate.answer) == served.answer_digest
                 same_model = (candidate.payload or {}).get("model") == served.model
                 if weak and same_answer:
-                    self.cache.confirm(candidate.id)
+                    cache.confirm(candidate.id)
                     if served.entry_id is not None:
-                        self.cache.confirm(served.entry_id)
+                        cache.confirm(served.entry_id)
                 elif not weak and (same_answer or same_model):  # a meaningful counterfactual
-                    self.cache.observe(lookup, same_answer)
+                    cache.observe(lookup, same_answer)
         except UnknownEntryError:
             pass  # the entry was evicted meanwhile: nothing left to judge
 
@@ -544,12 +547,15 @@ class SmartRouter:
             and (request.temperature == 0 or request.cache_sampled)
             and bool(np.any(vector))
         )
-        lookup = None
+        lookup: CacheLookup | None = None
         if cacheable:
+            assert self.cache is not None  # part of `cacheable`
             lookup = self.cache.lookup(request.embed_text, scope, vector=vector)
-            if lookup.hit and self._verify_text(request, lookup.answer) == 0.0:
-                self.cache.observe(lookup, False)  # checked before serving: a sure miss
-                lookup = dataclasses.replace(lookup, hit=False, reason="rejected_by_verifier")
+            if lookup.hit:
+                assert lookup.answer is not None  # a hit carries its answer
+                if self._verify_text(request, lookup.answer) == 0.0:
+                    self.cache.observe(lookup, False)  # checked before serving: a sure miss
+                    lookup = dataclasses.replace(lookup, hit=False, reason="rejected_by_verifier")
             if lookup.hit:
                 return RoutePlan(request, vector, features, scope, cacheable, lookup, None, started)
         candidates = [s for s in self.specs.values() if s.supports_tools or not request.tools]
@@ -566,6 +572,7 @@ class SmartRouter:
         )
 
     def _failover(self, plan: RoutePlan) -> Failover:
+        assert plan.decision is not None  # a plan without one is served from the cache
         return Failover(
             plan.decision.ranking, health=self.health, specs=self.specs, recheck=self.recheck
         )
@@ -580,9 +587,11 @@ class SmartRouter:
         """Serve the failover's answer: learn from every call made, cache the answer,
         and send the verifier's verdicts as feedback."""
         chosen = failover.chosen
+        assert plan.quality is not None  # set with the decision
         response = failover.finish(
             plan.request.id, plan.quality[chosen.model] if chosen is not None else 0.0
         )
+        assert chosen is not None  # finish raised BackendError otherwise
         self.learner.observe_calls(
             plan.request.task,
             [(c.model, c.completion.usage.output_tokens, c.latency_s) for c in failover.calls],
@@ -591,6 +600,7 @@ class SmartRouter:
         completion, verdict = chosen.completion, chosen.verdict
         entry_id = None
         if plan.cacheable and verdict != 0.0 and not completion.tool_calls and completion.text:
+            assert self.cache is not None  # part of `cacheable`
             entry_id = self.cache.insert(  # only a verifier's pass: wait for confirmation
                 plan.request.embed_text,
                 completion.text,
@@ -623,6 +633,7 @@ class SmartRouter:
 
     def _cached_response(self, plan: RoutePlan) -> Response:
         lookup = plan.lookup
+        assert self.cache is not None and lookup is not None and lookup.answer is not None  # a hit
         payload = lookup.payload or {}
         response = Response(
             text=lookup.answer,

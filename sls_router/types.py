@@ -47,7 +47,7 @@ class ModelSpec:
                 "max_concurrency must be positive."
             )
 
-    def cost(self, input_tokens: int, output_tokens: int) -> float:
+    def cost(self, input_tokens: float, output_tokens: float) -> float:
         return (input_tokens * self.input_per_mtok + output_tokens * self.output_per_mtok) / 1e6
 
     def charge(self, completion: Completion) -> float:
@@ -107,6 +107,7 @@ class Request:
         if self.prompt is not None:
             empty = not self.prompt.strip()
         else:
+            assert self.messages is not None  # checked above: messages or a prompt
             empty = not any(m["content"].strip() or m.get("tool_calls") for m in self.messages)
         if empty:
             raise InvalidInputError("the request is empty: give a non-empty prompt or user turn.")

@@ -33,12 +33,18 @@ class Replayer:
             return None
         return self.backends[model].completion_for(record)
 
+    def cost(self, record: ReplayRecord, model: str) -> float:
+        """What `model`'s recorded answer to `record` cost (it must have one)."""
+        cost = self.backends[model].completion_for(record).cost_usd
+        assert cost is not None  # completion_for prices every recorded answer
+        return cost
+
     def right(self, record: ReplayRecord, model: str) -> bool:
         resp = record.responses.get(model)
         return resp is not None and resp.score >= 0.5
 
     def mean_cost(self, model: str) -> float:
-        costs = [c.cost_usd for r in self.dataset if (c := self.call(r, model)) is not None]
+        costs = [self.cost(r, model) for r in self.dataset if model in r.responses]
         return float(np.mean(costs)) if costs else float("inf")
 
     def accuracy(self, model: str) -> float:
@@ -54,6 +60,8 @@ class Replayer:
             cost = latency = 0.0
             for model in called:
                 completion = self.call(record, model)
+                # `called` holds recorded models only, and completion_for prices them all
+                assert completion is not None and completion.cost_usd is not None
                 cost += completion.cost_usd
                 latency += completion.latency_s or 0.0
                 trace.calls[model] += 1
@@ -61,7 +69,7 @@ class Replayer:
         return trace
 
     def cheapest_available(self, record: ReplayRecord) -> str:
-        return min(record.responses, key=lambda m: self.call(record, m).cost_usd)
+        return min(record.responses, key=lambda m: self.cost(record, m))
 
 
 def single(replayer: Replayer, model: str) -> Trace:
@@ -79,7 +87,7 @@ def oracle(replayer: Replayer) -> Trace:
     def serve(i: int, record: ReplayRecord) -> list[str]:
         right = [m for m in record.responses if replayer.right(record, m)]
         pool = right or list(record.responses)
-        return [min(pool, key=lambda m: replayer.call(record, m).cost_usd)]
+        return [min(pool, key=lambda m: replayer.cost(record, m))]
 
     return replayer.run(serve)
 

@@ -283,8 +283,15 @@ def _shared_store(args: argparse.Namespace) -> int:
             with psycopg.connect(server.get_uri(), autocommit=True) as conn:
                 conn.execute("CREATE DATABASE sls_lookups")
                 conn.execute("CREATE DATABASE sls_replicas")
+
+        def database_url(name: str) -> str:
+            if args.url:
+                return args.url
+            assert server is not None  # started above when no --url was given
+            return server.get_uri(name)
+
         try:
-            lookup_url = args.url or server.get_uri("sls_lookups")
+            lookup_url = database_url("sls_lookups")
             figures = {"lookups": lookup_figures(lookup_url, entries=args.entries)}
             if args.url is not None:  # the replica runs need empty tables
                 with psycopg.connect(args.url, autocommit=True) as conn:
@@ -293,7 +300,7 @@ def _shared_store(args: argparse.Namespace) -> int:
                         "sls_cache_verdicts, sls_wrong_answers, sls_update_log"
                     )
             figures["replicas"] = compare_replicas(
-                args.url or server.get_uri("sls_replicas"), args.processes, args.requests
+                database_url("sls_replicas"), args.processes, args.requests
             )
         finally:
             if server is not None:

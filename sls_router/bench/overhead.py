@@ -98,7 +98,7 @@ def clustered(base: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def _texts(n: int, rng: np.random.Generator, topics: tuple[str, ...]) -> list[str]:
-    return [f"{topics[i % len(topics)]} item {i} {rng.integers(1e9)}" for i in range(n)]
+    return [f"{topics[i % len(topics)]} item {i} {rng.integers(10**9)}" for i in range(n)]
 
 
 def measure_overhead(
@@ -119,11 +119,13 @@ def measure_overhead(
         for k in range(models)
     ]
     router = SmartRouter(pool, embedder=embedder, random_state=seed, background_updates=False)
+    cache = router.cache
+    assert cache is not None  # built with the default cache
     scope = request_scope(Request(prompt="any prompt"))  # every timed request's scope
     texts = traffic(min(entries, 5000), rng)
     vectors = clustered(router.embedder.encode(texts), entries, rng)
     for i in tqdm(range(entries), desc="filling the cache", mininterval=2):
-        router.cache.insert(f"synthetic {i}", f"answer {i}", scope, vector=vectors[i])
+        cache.insert(f"synthetic {i}", f"answer {i}", scope, vector=vectors[i])
     names = [s for s in router.specs]
     for i in tqdm(range(history), desc="model history", mininterval=2):
         vector, model, score = vectors[i % entries], names[i % models], float(rng.random() < 0.6)
@@ -137,7 +139,7 @@ def measure_overhead(
     miss_texts = _texts(decisions, rng, _MISS_TOPICS)
     hit_texts = _texts(decisions, rng, _HIT_TOPICS)
     for text, vec in zip(hit_texts, router.embedder.encode(hit_texts)):
-        router.cache.insert(text, "cached answer", scope, vector=vec)
+        cache.insert(text, "cached answer", scope, vector=vec)
     miss_ms, hit_ms, served = [], [], {"miss": 0, "hit": 0}
     for text in miss_texts:
         start = time.perf_counter()

@@ -51,10 +51,11 @@ class PrecomputedEmbedder:
         self._vectors = vectors
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
-        rows = [self._rows.get(t) for t in texts]
-        if all(r is not None for r in rows):
-            return self._vectors[rows]
-        return self.base.encode(list(texts))
+        try:
+            rows = [self._rows[t] for t in texts]
+        except KeyError:  # a text not of the replay
+            return self.base.encode(list(texts))
+        return self._vectors[rows]
 
     def vector(self, text: str) -> np.ndarray:
         return self._vectors[self._rows[text]]
@@ -99,7 +100,8 @@ def run_sls(
         request = Request(prompt=record.prompt, query=record.query, task=record.task, id=record.id)
         response = router.complete(request)
         if response.cache_hit:
-            source = answered.get((response.raw or {}).get("request_id"))
+            source_id = (response.raw or {}).get("request_id")
+            source = answered.get(source_id) if source_id is not None else None
             right = judge_hit(record, response.text, *(source or (None, None)))
             trace.add(right, 0.0, 0.0, "cache", hit=True)
         else:
@@ -145,22 +147,27 @@ def run_bench(
     texts = [r.embed_text for r in dataset]
     needs_vectors = any(s in SLS_STRATEGIES or s == "static_knn" for s in chosen)
     shared = PrecomputedEmbedder(base, texts) if needs_vectors else None
+
+    def precomputed() -> PrecomputedEmbedder:
+        assert shared is not None  # made whenever a chosen strategy needs vectors
+        return shared
+
     accuracy = {m: replayer.accuracy(m) for m in replayer.models}
-    best = max(accuracy, key=accuracy.get)
+    best = max(accuracy, key=accuracy.__getitem__)
     cheapest = min(replayer.models, key=replayer.mean_cost)
     n_learn = max(1, int(len(dataset) * 0.02))
     traces: dict[str, Trace] = {}
     for name in chosen:
         start = time.perf_counter()
-        kw = dict(feedback=feedback, preset=preset, seed=seed, desc=name)
+        kw: dict[str, Any] = dict(feedback=feedback, preset=preset, seed=seed, desc=name)
         if name == "sls":
-            trace = run_sls(dataset, shared, **kw)
+            trace = run_sls(dataset, precomputed(), **kw)
         elif name == "sls_no_cache":
-            trace = run_sls(dataset, shared, cache=False, **kw)
+            trace = run_sls(dataset, precomputed(), cache=False, **kw)
         elif name == "sls_no_updates":
-            trace = run_sls(dataset, shared, learn_until=n_learn, **kw)
+            trace = run_sls(dataset, precomputed(), learn_until=n_learn, **kw)
         elif name == "sls_cache_best_single":
-            trace = run_sls(dataset, shared, models=[best], **kw)
+            trace = run_sls(dataset, precomputed(), models=[best], **kw)
         elif name.startswith("single:"):
             trace = baselines.single(replayer, name.split(":", 1)[1])
         elif name == "random":
@@ -175,7 +182,8 @@ def run_bench(
             chain = sorted(replayer.models, key=replayer.mean_cost)
             trace = baselines.cascade(replayer, chain)
         else:  # static_knn
-            vectors = np.vstack([shared.vector(t) for t in texts])
+            embedded = precomputed()
+            vectors = np.vstack([embedded.vector(t) for t in texts])
             specs = [spec for spec, _ in replay_pool(dataset)]
             trace = baselines.static_knn(replayer, vectors, specs, preset=preset, seed=seed)
         if not trace.wall_s:

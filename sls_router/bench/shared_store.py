@@ -75,8 +75,11 @@ def lookup_figures(
         ms, recall = [], []
         for q, truth in zip(queries, exact):
             t = time.perf_counter()
-            found, _ = store.search(_SCOPE, q, 10, 0.0)
+            result = store.search(_SCOPE, q, 10, 0.0)
             ms.append((time.perf_counter() - t) * 1e3)
+            if result is None:  # only a shared store answers None: its database is down
+                raise RuntimeError(f"{name}: the database could not be reached")
+            found, _ = result
             recall.append(len({e.id for e, _ in found} & set(truth.tolist())) / 10)
         figures[name] = {**_percentiles(ms), "recall_at_10": round(float(np.mean(recall)), 3)}
     db.close()
@@ -197,9 +200,11 @@ def replica_figures(
         for k, state in enumerate(states)
     ]
     for proc in procs:  # every replica has loaded its data, models and state
+        assert proc.stdout is not None and proc.stdin is not None  # both PIPEs
         if proc.stdout.readline().strip() != "ready":
             raise RuntimeError("a replica failed to start; see its stderr")
     for proc in procs:
+        assert proc.stdin is not None  # a PIPE
         proc.stdin.write("go\n")
         proc.stdin.flush()
     results = []
@@ -226,7 +231,12 @@ def shared_tables(url: str) -> dict[str, int]:
     import psycopg
 
     with psycopg.connect(url) as conn:
-        one = lambda sql: int(conn.execute(sql).fetchone()[0])  # noqa: E731
+
+        def one(sql: str) -> int:
+            row = conn.execute(sql).fetchone()
+            assert row is not None  # a count is one row
+            return int(row[0])
+
         return {
             "feedback_rows": one("SELECT count(*) FROM sls_feedback"),
             "entries": one("SELECT count(*) FROM sls_cache_entries"),

@@ -113,6 +113,12 @@ def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _entries(router: SmartRouter) -> int:
+    """How many entries the router's cache holds (every router here has a cache)."""
+    assert router.cache is not None
+    return len(router.cache)
+
+
 def _ms(values: list[float] | np.ndarray, q: float) -> float:
     return round(float(np.percentile(values, q)) * 1e3, 3) if len(values) else math.nan
 
@@ -229,9 +235,11 @@ def fault_scenario(requests: int = 1500, fault_rate: float = 0.3, seed: int = 0)
 
     def streamed(request: Request) -> Response:
         items = list(router.stream(request))
-        if "".join(c.text for c in items if isinstance(c, StreamChunk)) != items[-1].text:
+        final = items[-1]
+        assert isinstance(final, Response)  # a stream ends with its Response
+        if "".join(c.text for c in items if isinstance(c, StreamChunk)) != final.text:
             raise AssertionError("the streamed chunks do not add up to the final text")
-        return items[-1]
+        return final
 
     async def async_all() -> None:
         gate = asyncio.Semaphore(16)
@@ -264,7 +272,7 @@ def fault_scenario(requests: int = 1500, fault_rate: float = 0.3, seed: int = 0)
         )
         for r in answered
     )
-    calls = Counter()
+    calls: Counter[str] = Counter()
     for m in models:
         calls.update(m.calls)
     status = router.health.status()
@@ -343,7 +351,7 @@ def load_scenario(
     ]  # repeats: hits and fresh answers mix
     errors: list[str] = []
     lock = threading.Lock()
-    tally = Counter()
+    tally: Counter[str] = Counter()
 
     def judge(response: Response) -> float:
         # hits are judged right and 1 in 10 fresh answers wrong: a wrong fresh answer removes
@@ -412,7 +420,7 @@ def load_scenario(
         "outcomes": len(router.learner.outcomes),
         "outcomes_expected": tally["fresh"],
         "knn_records": router.learner.knn.n_records_,
-        "cache_entries": len(router.cache),
+        "cache_entries": _entries(router),
         "cache_entries_expected": expected_entries,
         "cache_hits": tally["hits"],
         "refits": len(router.learner.updates.log),
@@ -483,7 +491,7 @@ def tenant_scenario(
                 hits += response.cache_hit
                 served.append((ns, response))
     rejected = tried = 0
-    before = len(router.cache), len(router.learner.outcomes)
+    before = _entries(router), len(router.learner.outcomes)
     for i, (ns, response) in enumerate(served[:: max(1, len(served) // 200)]):
         other = namespaces[
             (namespaces.index(ns) + 1 + i % (len(namespaces) - 1)) % len(namespaces)
@@ -498,7 +506,7 @@ def tenant_scenario(
                 router.feedback(request_id, 0.0, namespace=namespace)
             except UnknownEntryError:
                 rejected += 1
-    unchanged = (len(router.cache), len(router.learner.outcomes)) == before
+    unchanged = (_entries(router), len(router.learner.outcomes)) == before
     router.close()
     return {
         "namespaces": len(namespaces),
@@ -550,7 +558,7 @@ def rss_scenario(
     wall = time.perf_counter() - started
     gc.collect()
     end = rss_mb()
-    entries = len(router.cache)
+    entries = _entries(router)
     router.close()
     return {
         "rss_requests": requests,

@@ -16,13 +16,14 @@ import math
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..backends import CallableBackend
+from ..cache import SemanticCache
 from ..embeddings import MAX_TEXT_CHARS, get_embedder
 from ..errors import SLSRouterError, StateError
 from ..replay import ModelProfile, RecordedResponse, ReplayBackend, ReplayDataset, ReplayRecord
@@ -33,6 +34,11 @@ Check = Callable[["InputEnv", Any], bool]
 HUGE = ("the quick brown fox jumps over the lazy dog; " * 23_000)[:1_000_000]
 
 
+def _mistyped(value: Any) -> Any:
+    """`value` where its type is wrong on purpose: the case is that mistake."""
+    return value
+
+
 class RecordingEmbedder:
     """The hashing embedder, noting the length of every text it is given."""
 
@@ -41,7 +47,7 @@ class RecordingEmbedder:
         self.name, self.dim = self.base.name, self.base.dim
         self.lengths: list[int] = []
 
-    def encode(self, texts: list[str]) -> np.ndarray:
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
         self.lengths.extend(len(t) for t in texts)
         return self.base.encode(texts)
 
@@ -73,10 +79,16 @@ class InputEnv:
             for i, n in enumerate(names)
         ]
 
+    @property
+    def cache(self) -> SemanticCache:
+        """The router's cache (it is built with one)."""
+        assert self.router.cache is not None
+        return self.router.cache
+
     def snapshot(self) -> tuple[frozenset[int], int, int]:
         r = self.router
         return (
-            frozenset(r.cache.entries.ids()),
+            frozenset(self.cache.entries.ids()),
             len(r.learner.outcomes),
             r.learner.updates.total_events,
         )
@@ -136,8 +148,8 @@ def request_cases() -> list[tuple[str, Callable[[InputEnv], Any], Check | None]]
         ("empty prompt", lambda e: e.ask(Request(prompt="")), None),
         ("whitespace prompt", lambda e: e.ask(Request(prompt=" \n\t\u3000 ")), None),
         ("no prompt, no messages", lambda e: e.ask(Request()), None),
-        ("prompt is an int", lambda e: e.ask(Request(prompt=123)), None),
-        ("prompt is bytes", lambda e: e.ask(Request(prompt=b"hello")), None),
+        ("prompt is an int", lambda e: e.ask(Request(prompt=_mistyped(123))), None),
+        ("prompt is bytes", lambda e: e.ask(Request(prompt=_mistyped(b"hello"))), None),
         ("request is None", lambda e: e.ask(None), None),
         ("request is a list", lambda e: e.ask(["hello"]), None),
         ("lone high surrogate", lambda e: e.ask("\ud800"), None),
@@ -146,8 +158,8 @@ def request_cases() -> list[tuple[str, Callable[[InputEnv], Any], Check | None]]
         ("surrogate in the query", lambda e: e.ask(Request(prompt="ok", query="\udc80")), None),
         ("1 MB prompt ending in a surrogate", lambda e: e.ask(HUGE + "\ud800"), None),
         ("messages empty", lambda e: e.ask(Request(messages=[])), None),
-        ("messages is a string", lambda e: e.ask(Request(messages="hi")), None),
-        ("messages of ints", lambda e: e.ask(Request(messages=[1, 2])), None),
+        ("messages is a string", lambda e: e.ask(Request(messages=_mistyped("hi"))), None),
+        ("messages of ints", lambda e: e.ask(Request(messages=_mistyped([1, 2]))), None),
         ("unknown role", lambda e: e.ask(msgs({"role": "hacker", "content": "x"})), None),
         ("missing role", lambda e: e.ask(msgs({"content": "x"})), None),
         ("content None only", lambda e: e.ask(msgs(user(None))), None),
@@ -180,20 +192,22 @@ def request_cases() -> list[tuple[str, Callable[[InputEnv], Any], Check | None]]
             None,
         ),
         ("empty namespace", lambda e: e.ask(Request(prompt="hi", namespace="")), None),
-        ("namespace None", lambda e: e.ask(Request(prompt="hi", namespace=None)), None),
-        ("namespace int", lambda e: e.ask(Request(prompt="hi", namespace=5)), None),
-        ("params is a string", lambda e: e.ask(Request(prompt="hi", params="t=0")), None),
+        ("namespace None", lambda e: e.ask(Request(prompt="hi", namespace=_mistyped(None))), None),
+        ("namespace int", lambda e: e.ask(Request(prompt="hi", namespace=_mistyped(5))), None),
+        (
+            "params is a string",
+            lambda e: e.ask(Request(prompt="hi", params=_mistyped("t=0"))),
+            None,
+        ),
     ]
     for value in (math.nan, math.inf, -1.0, "hot", 10**400, True):
-        cases.append(
-            (
-                f"temperature {value!r:.20}",
-                lambda e, v=value: e.ask(Request(prompt="hi", params={"temperature": v})),
-                None,
-            )
-        )
+
+        def temperature(e: InputEnv, v: Any = value) -> Response:
+            return e.ask(Request(prompt="hi", params={"temperature": v}))
+
+        cases.append((f"temperature {value!r:.20}", temperature, None))
     cases += [
-        ("task is an int", lambda e: e.ask(Request(prompt="hi", task=5)), None),
+        ("task is an int", lambda e: e.ask(Request(prompt="hi", task=_mistyped(5))), None),
         (
             "tools but no tool-capable model",
             lambda e: e.ask(
@@ -239,23 +253,23 @@ def request_cases() -> list[tuple[str, Callable[[InputEnv], Any], Check | None]]
 def feedback_cases() -> list[tuple[str, Callable[[InputEnv], Any], Check | None]]:
     cases: list[tuple[str, Callable[[InputEnv], Any], Check | None]] = []
     for score in (math.nan, math.inf, -math.inf, -0.1, 1.5, "1", None, [1], 1j):
-        cases.append(
-            (
-                f"feedback score {score!r}",
-                lambda e, s=score: e.feedback(e.served.request_id, s),
-                None,
-            )
-        )
+
+        def with_score(e: InputEnv, s: Any = score) -> None:
+            e.feedback(e.served.request_id, s)
+
+        cases.append((f"feedback score {score!r}", with_score, None))
     for source in (None, 5, ""):
-        cases.append(
-            (
-                f"feedback source {source!r}",
-                lambda e, s=source: e.feedback(e.served.request_id, 1.0, s),
-                None,
-            )
-        )
+
+        def with_source(e: InputEnv, s: Any = source) -> None:
+            e.feedback(e.served.request_id, 1.0, s)
+
+        cases.append((f"feedback source {source!r}", with_source, None))
     for rid in ("0" * 32, None, 123, ""):
-        cases.append((f"feedback request id {rid!r}", lambda e, r=rid: e.feedback(r, 1.0), None))
+
+        def with_id(e: InputEnv, r: Any = rid) -> None:
+            e.feedback(r, 1.0)
+
+        cases.append((f"feedback request id {rid!r}", with_id, None))
     cases += [
         (
             "feedback for another tenant",
@@ -290,10 +304,13 @@ def config_cases() -> list[tuple[str, Callable[[InputEnv], Any], Check | None]]:
         ],
         {"m": ModelProfile()},
     )
-    cases: list[tuple[str, Callable[[InputEnv], Any], Check | None]] = [
-        (f"model name {name!r}", lambda e, n=name: ModelSpec(n), None)
-        for name in ("", "   ", None, 5)
-    ]
+    cases: list[tuple[str, Callable[[InputEnv], Any], Check | None]] = []
+    for name in ("", "   ", None, 5):
+
+        def named(e: InputEnv, n: Any = name) -> ModelSpec:
+            return ModelSpec(n)
+
+        cases.append((f"model name {name!r}", named, None))
     for attr, value in (
         ("input_per_mtok", math.nan),
         ("output_per_mtok", math.inf),
@@ -302,13 +319,11 @@ def config_cases() -> list[tuple[str, Callable[[InputEnv], Any], Check | None]]:
         ("timeout_s", 0.0),
         ("context_window", 0),
     ):
-        cases.append(
-            (
-                f"ModelSpec {attr}={value!r}",
-                lambda e, a=attr, v=value: ModelSpec("m", **{a: v}),
-                None,
-            )
-        )
+
+        def priced(e: InputEnv, a: str = attr, v: Any = value) -> ModelSpec:
+            return ModelSpec("m", **{a: v})
+
+        cases.append((f"ModelSpec {attr}={value!r}", priced, None))
     cases += [
         (
             "duplicate model names",
@@ -328,7 +343,7 @@ def config_cases() -> list[tuple[str, Callable[[InputEnv], Any], Check | None]]:
         ("backend returns an int", lambda e: _with_garbage(e, lambda r: 42), _garbage_failed_over),
         (
             "completion text None",
-            lambda e: _with_garbage(e, lambda r: Completion(None)),
+            lambda e: _with_garbage(e, lambda r: Completion(_mistyped(None))),
             _garbage_failed_over,
         ),
         (
@@ -347,22 +362,22 @@ def config_cases() -> list[tuple[str, Callable[[InputEnv], Any], Check | None]]:
             _garbage_failed_over,
         ),
         ("every backend garbage", lambda e: _with_garbage(e, lambda r: None, alone=True), None),
-        ("cache insert of None", lambda e: e.router.cache.insert("q", None), None),
-        ("cache lookup of ''", lambda e: e.router.cache.lookup(""), None),
-        ("cache verdict on unknown id", lambda e: e.router.cache.feedback(10**9, False), None),
+        ("cache insert of None", lambda e: e.cache.insert("q", _mistyped(None)), None),
+        ("cache lookup of ''", lambda e: e.cache.lookup(""), None),
+        ("cache verdict on unknown id", lambda e: e.cache.feedback(10**9, False), None),
         (
             "cache verdict 'yes'",
-            lambda e: e.router.cache.feedback(e.router.cache.entries.ids()[0], "yes"),
+            lambda e: e.cache.feedback(e.cache.entries.ids()[0], _mistyped("yes")),
             None,
         ),
         (
             "cache lookup NaN vector",
-            lambda e: e.router.cache.lookup("x", vector=np.full(e.embedder.dim, np.nan)),
+            lambda e: e.cache.lookup("x", vector=np.full(e.embedder.dim, np.nan)),
             None,
         ),
         (
             "cache lookup wrong dimension",
-            lambda e: e.router.cache.lookup("x", vector=np.ones(7)),
+            lambda e: e.cache.lookup("x", vector=np.ones(7)),
             None,
         ),
     ]

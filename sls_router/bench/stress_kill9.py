@@ -74,6 +74,7 @@ def child(directory: Path, log_path: Path, seed: int) -> None:
         def save() -> None:
             nonlocal gen
             gen += 1
+            assert router.cache is not None  # a router opened with the default cache
             line = {
                 "generation": gen,
                 "entries": len(router.cache),
@@ -102,6 +103,7 @@ def _logged(log_path: Path) -> list[dict[str, int]]:
 
 
 def _wait_ready(proc: subprocess.Popen, timeout_s: float) -> bool:
+    assert proc.stdout is not None  # started with stdout=PIPE
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         ready, _, _ = select.select([proc.stdout], [], [], 0.2)
@@ -133,6 +135,7 @@ def kill9_trial(
             stdout=subprocess.PIPE,
             stderr=err,
         )
+        assert proc.stdout is not None  # stdout=PIPE
         try:
             if not _wait_ready(proc, timeout_s):
                 proc.kill()
@@ -162,6 +165,7 @@ def kill9_trial(
     try:
         gen = LocalStore(directory).generation
         expected = next((line for line in reversed(logged) if line["generation"] == gen), None)
+        assert router.cache is not None  # it was saved with one
         found = {
             "generation": gen,
             "entries": len(router.cache),

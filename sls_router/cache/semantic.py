@@ -234,6 +234,7 @@ class SemanticCache:
                 self.lessons.mark_wrong(entry.scope, entry.answer_hash)
                 self.entries.remove(entry_id)
             return
+        assert ratio is not None  # given a value with `similarity` above
         with self._lock:
             _record(entry, similarity, correct)
             self._counts["right_hits" if correct else "wrong_hits"] += 1
@@ -252,6 +253,7 @@ class SemanticCache:
         """
         correct = _check_verdict(correct)
         if lookup.hit:
+            assert lookup.entry_id is not None  # the cache names the entry of every hit
             self.feedback(
                 lookup.entry_id, correct, similarity=lookup.similarity, ratio=lookup.ratio
             )
@@ -330,7 +332,7 @@ class SemanticCache:
         best, best_sim = neighbours[0]
         other_sim = _nearest_other_answer(neighbours, self.neighbours)
         ratio = distance_ratio(best_sim, other_sim)
-        common = dict(
+        common: dict[str, Any] = dict(
             candidate_id=best.id,
             similarity=best_sim,
             margin=best_sim - other_sim,

@@ -105,7 +105,10 @@ def check_params(**checks: bool) -> None:
 
 
 def check_outcomes(
-    n: int, models: Sequence[str], scores: Sequence[float], weights: Sequence[float] | None
+    n: int,
+    models: Sequence[str],
+    scores: Sequence[float] | np.ndarray,
+    weights: Sequence[float] | np.ndarray | None,
 ) -> tuple[list[str], np.ndarray, np.ndarray]:
     """Validate a batch of n outcomes: names, scores in [0, 1], positive weights."""
     names = [check_name(m) for m in models]

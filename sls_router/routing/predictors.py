@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -105,8 +105,10 @@ class KNNQualityPredictor:
         self.models_: list[str] = []
         self._model_ids: dict[str, int] = {}
         self._index = VectorIndex(dim, hnsw_min_entries=self.hnsw_min_entries) if dim else None
-        self._n, self._midx = 0, np.zeros(64, dtype=np.int32)
-        self._scores, self._weights = np.zeros(64), np.zeros(64)
+        self._n = 0
+        self._midx: np.ndarray = np.zeros(64, dtype=np.int32)
+        self._scores: np.ndarray = np.zeros(64)
+        self._weights: np.ndarray = np.zeros(64)
         # candidate list -> (models known then, their column ids): the router asks about
         # the same few lists on every request
         self._cols: dict[tuple[str, ...], tuple[int, np.ndarray]] = {}
@@ -144,6 +146,7 @@ class KNNQualityPredictor:
             )
         self._midx[n : n + m] = [self._model_id(name) for name in models]
         self._scores[n : n + m], self._weights[n : n + m] = s, w
+        assert self._index is not None  # callers _reset(dim) first
         self._index.add(np.arange(n, n + m, dtype=np.int64), v)
         self._n = n + m
 
@@ -165,8 +168,8 @@ class KNNQualityPredictor:
         self,
         vectors: Any,
         models: Sequence[str],
-        scores: Sequence[float],
-        weights: Sequence[float] | None = None,
+        scores: Sequence[float] | np.ndarray,
+        weights: Sequence[float] | np.ndarray | None = None,
     ) -> KNNQualityPredictor:
         """Forget everything and learn from these outcomes (validated before any change)."""
         v = self._vectors(vectors, None)
@@ -187,6 +190,7 @@ class KNNQualityPredictor:
         v = self._query(vector)
         if self._n and models:
             fetch = min(self._n, max(self.k, min(self.k * len(models) * 2, self.max_candidates)))
+            assert self._index is not None  # records imply an index
             ids, sims = self._index.search_arrays(v, fetch)
             mask = self._midx[ids] == self._columns(models)[:, None]
             mask &= np.cumsum(mask, axis=1) <= self.k
@@ -217,17 +221,22 @@ class KNNQualityPredictor:
 
     def _columns(self, models: list[str]) -> np.ndarray:
         key = tuple(models)
-        known, cols = self._cols.get(key, (-1, None))
-        if known != len(self.models_):
-            if len(self._cols) > 64:
-                self._cols.clear()
-            cols = np.array([self._model_ids.get(m, -1) for m in models])
-            self._cols[key] = (len(self.models_), cols)
+        cached = self._cols.get(key)
+        if cached is not None and cached[0] == len(self.models_):
+            return cached[1]
+        if len(self._cols) > 64:
+            self._cols.clear()
+        cols = np.array([self._model_ids.get(m, -1) for m in models])
+        self._cols[key] = (len(self.models_), cols)
         return cols
 
     def to_state(self) -> dict:
         n = self._n
-        vecs = self._index.vectors(list(range(n))) if n else np.zeros((0, self.dim_ or 0))
+        if n:
+            assert self._index is not None  # records imply an index
+            vecs = self._index.vectors(list(range(n)))
+        else:
+            vecs = np.zeros((0, self.dim_ or 0))
         return {
             **state_header(self),
             "dim": self.dim_,
@@ -316,8 +325,8 @@ class LogisticQualityPredictor:
         self,
         X: Any,
         models: Sequence[str],
-        scores: Sequence[float],
-        weights: Sequence[float] | None = None,
+        scores: Sequence[float] | np.ndarray,
+        weights: Sequence[float] | np.ndarray | None = None,
     ) -> LogisticQualityPredictor:
         """Refit every model from scratch on these outcomes (validated before any change)."""
         X = np.asarray(X, dtype=np.float32)
@@ -436,6 +445,15 @@ class LogisticQualityPredictor:
         return self
 
 
+_K = TypeVar("_K")
+
+
+def _count(table: dict[_K, list[float]], key: _K, value: float) -> None:
+    """Add one observation to a running ``[n, sum]`` in ``table``."""
+    n, total = table.get(key, (0.0, 0.0))
+    table[key] = [n + 1.0, total + value]
+
+
 class TokenCostPredictor:
     """Expected output tokens per (model, task), hence expected cost in USD.
 
@@ -461,13 +479,9 @@ class TokenCostPredictor:
         t, name = check_nonneg(output_tokens, "output_tokens"), check_name(model)
         if task is not None and not isinstance(task, str):
             raise InvalidInputError(f"task {task!r}: pass a task tag string or None.")
-        for table, key in (
-            (self.counts_, (name, task)),
-            (self.model_counts_, name),
-            (self.task_counts_, task),
-        ):
-            n, total = table.get(key, (0.0, 0.0))
-            table[key] = [n + 1.0, total + t]
+        _count(self.counts_, (name, task), t)
+        _count(self.model_counts_, name, t)
+        _count(self.task_counts_, task, t)
         return self
 
     def predict(self, model: str, task: str | None = None) -> float:

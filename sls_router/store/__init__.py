@@ -34,7 +34,8 @@ class Store(Protocol):
     `sync_every_s` is how often a router pulls what others wrote (None: nobody else
     writes here)."""
 
-    sync_every_s: float | None
+    @property
+    def sync_every_s(self) -> float | None: ...
 
     def load(self) -> Snapshot | None:
         """The last saved snapshot, or None when there is none (a new state)."""

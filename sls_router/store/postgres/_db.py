@@ -246,4 +246,4 @@ def _safe(url: str) -> str:
     except Exception:  # not parseable: say nothing of it beyond its scheme
         return url.split("://", 1)[0] + "://..." if "://" in url else "the database URL"
     params.pop("password", None)
-    return make_conninfo(**params) or "the database URL"
+    return make_conninfo("", **params) or "the database URL"
