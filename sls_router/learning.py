@@ -30,6 +30,8 @@ from .routing import (
     TokenCostPredictor,
     query_features,
 )
+from .routing.features import task_key
+from .routing.task_priors import TaskPriors
 from .types import ModelSpec, Outcome
 from .updates import UpdateManager
 
@@ -38,6 +40,11 @@ SOURCE_WEIGHTS = {"label": 1.0, "user": 1.0, "verifier": 0.5}
 # however long the router has run, and follows drift (the kNN keeps every outcome)
 LOGISTIC_WINDOW = 5000
 N_FEATURES = len(query_features("x", None))
+# what a fresh answer teaches serves again when traffic repeats: the share of recent
+# requests (~REPEAT_WINDOW) that the cache answered measures it; with a share r, one
+# lesson serves about 1 / (1 - r) requests (counted up to 20)
+REPEAT_WINDOW = 100
+MAX_REPEAT = 0.95
 
 
 class Learner:
@@ -68,6 +75,8 @@ class Learner:
         self.logistic = LogisticQualityPredictor()
         self.tokens = TokenCostPredictor()
         self.latency = LatencyPredictor()
+        self.priors = TaskPriors()
+        self.repeat_rate = 0.0  # share of recent requests the cache answered (moving average)
         self.updates = UpdateManager(
             self.refit,
             every_n=update_every_n,
@@ -88,45 +97,84 @@ class Learner:
     ) -> tuple[Decision, dict[str, float]]:
         """The scheduler's choice among `candidates` and each one's predicted quality."""
         names = [s.name for s in candidates]
-        priors = self.outcomes.success_rates()
+        key = task_key(features)
         with self._lock:
-            knn = self.knn.predict(vector, names, priors=priors)
+            prior_mean = self.priors.means(key, names)
+            prior = (prior_mean, self.priors.stds(key, names), self.priors.evidence(key, names))
+            knn = self.knn.predict(vector, names, priors=dict(zip(names, prior_mean.tolist())))
             logistic = self.logistic
             cost, output_tokens = self.tokens.costs(candidates, input_tokens, task)
             latency = self.latency.predict_many(names, output_tokens)
         mean = logistic.blend(knn.mean, np.hstack([vector, features]), names)
         with self._lock:
-            decision = self.scheduler.choose(candidates, mean, knn.std, cost, latency)
+            reuse = 1.0 / (1.0 - min(self.repeat_rate, MAX_REPEAT))
+            decision = self.scheduler.choose(
+                candidates, mean, knn.std, cost, latency, prior=prior, reuse=reuse
+            )
         return decision, dict(zip(names, mean.tolist()))
 
     # -- learning from what happened ----------------------------------------------------
+    def observe_request(self, cache_hit: bool) -> None:
+        """One request served: from the cache or not (how much traffic repeats)."""
+        with self._lock:
+            self.repeat_rate += (float(cache_hit) - self.repeat_rate) / REPEAT_WINDOW
+
     def observe_calls(
-        self, task: str | None, calls: Sequence[tuple[str, int, float]], cost_usd: float
+        self,
+        task: str | None,
+        calls: Sequence[tuple[str, int, float]],
+        cost_usd: float,
+        *,
+        explored: bool = False,
     ) -> None:
-        """Every (model, output tokens, latency) call made for one request, and its cost."""
+        """Every (model, output tokens, latency) call made for one request, and its cost
+        (`explored`: the request was routed to explore; its cost counts against the cap)."""
         with self._lock:
             for model, output_tokens, latency_s in calls:
                 self.tokens.partial_fit(model, task, output_tokens)
                 self.latency.partial_fit(model, output_tokens, latency_s)
-            self.scheduler.record_spend(cost_usd, time.time())
+            self.scheduler.record_spend(cost_usd, time.time(), explored=explored)
 
     def outcome(
         self, vector: np.ndarray, features: np.ndarray, model: str, score: float, source: str
     ) -> Outcome:
         """Learn one judged answer; returns the row (for a store to publish)."""
-        row = Outcome(
-            vector, features, model, float(score), SOURCE_WEIGHTS.get(source, 1.0), source
-        )
+        row = self.row(vector, features, model, score, source)
         self.add(row)
         return row
 
-    def add(self, row: Outcome, *, fit_knn: bool = True) -> None:
-        """One training row; the kNN learns it at once, the logistic predictors at the
-        next refit (`fit_knn=False`: a bulk load refits the kNN once after)."""
+    @staticmethod
+    def row(
+        vector: np.ndarray, features: np.ndarray, model: str, score: float, source: str
+    ) -> Outcome:
+        """A training row, weighted by how much its source is trusted."""
+        return Outcome(
+            vector, features, model, float(score), SOURCE_WEIGHTS.get(source, 1.0), source
+        )
+
+    def add(self, row: Outcome, *, online: bool = True) -> None:
+        """One training row; the kNN and the task priors learn it at once, the logistic
+        predictors at the next refit (`online=False`: a bulk load, `rebuild()` after)."""
         self.outcomes.add(row.vector, row.features, row.model, row.score, row.weight, row.source)
-        if fit_knn:
+        if online:
             with self._lock:
+                self.priors.add(task_key(row.features), row.model, row.score, row.weight)
                 self.knn.partial_fit(row.vector, row.model, row.score, row.weight)
+
+    def fit(
+        self, rows: Sequence[Outcome], calls: Sequence[tuple[str | None, str, int, float | None]]
+    ) -> None:
+        """Warm start from history: training rows, and recorded calls (task, model, output
+        tokens, latency or None) for the token and latency predictors; then one refit."""
+        for row in rows:
+            self.add(row, online=False)
+        with self._lock:
+            for task, model, output_tokens, latency_s in calls:
+                self.tokens.partial_fit(model, task, output_tokens)
+                if latency_s is not None:
+                    self.latency.partial_fit(model, output_tokens, latency_s)
+        self.rebuild()
+        self.updates.update_now()
 
     def absorb(
         self, rows: Sequence[Outcome], verdicts: Sequence[tuple[float, float, bool]] = ()
@@ -135,9 +183,9 @@ class Learner:
         them as feedback for the Update Manager. Returns how many were taken."""
         bulk = self.knn.n_records_ == 0 and len(rows) > 1
         for row in rows:
-            self.add(row, fit_knn=not bulk)
+            self.add(row, online=not bulk)
         if bulk:  # one batch fit instead of row by row (a replica's start)
-            self.refit_knn()
+            self.rebuild()
         if verdicts and self.cache is not None:
             self.cache.absorb_verdicts(list(verdicts))
         if rows or verdicts:
@@ -172,10 +220,15 @@ class Learner:
             figures["cache_ratio"] = self.cache.threshold.ratio_
         return figures
 
-    def refit_knn(self) -> None:
-        vectors, _, models, scores, weights = self.outcomes.arrays()
+    def rebuild(self) -> None:
+        """Refit the kNN and the task priors from every training row at once."""
+        vectors, features, models, scores, weights = self.outcomes.arrays()
+        priors = TaskPriors()
+        for f, model, score, weight in zip(features, models, scores, weights):
+            priors.add(task_key(f), model, float(score), float(weight))
         with self._lock:
             self.knn.fit(vectors, models, scores, weights)
+            self.priors = priors
 
     def on_update(self, publish: Callable[[dict[str, Any]], None]) -> None:
         """Also send each refit's log entry to `publish` (e.g. a shared log)."""
@@ -206,7 +259,7 @@ class Learner:
             self.scheduler.restore_spend(snapshot.meta["spend"])
             self.updates.restore(snapshot.meta["updates"])
             if len(self.outcomes):  # garbled rows fail here: a corrupted state too
-                self.refit_knn()
+                self.rebuild()
                 self.updates.update_now()
         except StateError:
             raise

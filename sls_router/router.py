@@ -15,7 +15,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -85,6 +85,10 @@ class SmartRouter:
     embedder : embeds the varying part of each request for cache and routing.
     preset, lam, mu, min_quality, max_cost_usd, budget_usd : the scheduler's objective.
     exploration : scale of Thompson-sampling exploration (0: greedy on the means).
+    explore_share : exploration may cost at most this share of everything spent.
+    confidence : how many std a prediction must beat the incumbent by to leave it.
+    default_model : the incumbent ("keep this quality, cut the cost") until evidence
+        beats it; None lets the router find the best model per task.
     cache : True (a SemanticCache with `embedder`), False, or a SemanticCache.
     max_wrong_rate : the cache's wrong-hit target.
     verifier : applied to every fresh answer as automatic (weak) feedback.
@@ -108,6 +112,9 @@ class SmartRouter:
         max_cost_usd: float | None = None,
         budget_usd: float | None = None,
         exploration: float = 1.0,
+        explore_share: float = 0.1,
+        confidence: float = 1.0,
+        default_model: str | None = None,
         cache: bool | SemanticCache = True,
         max_wrong_rate: float = 0.02,
         verifier: Verifier | None = None,
@@ -130,6 +137,9 @@ class SmartRouter:
             max_cost_usd=max_cost_usd,
             budget_usd=budget_usd,
             exploration=exploration,
+            explore_share=explore_share,
+            confidence=confidence,
+            default_model=default_model,
             max_wrong_rate=max_wrong_rate,
             verifier_timeout_s=verifier_timeout_s,
             recheck=recheck,
@@ -154,8 +164,16 @@ class SmartRouter:
             max_cost_usd=max_cost_usd,
             budget_usd=budget_usd,
             exploration=exploration,
+            explore_share=explore_share,
+            confidence=confidence,
+            default_model=default_model,
             random_state=random_state,
         )
+        if default_model is not None and default_model not in self.specs:
+            raise ConfigurationError(
+                f"default_model={default_model!r} is not in the pool "
+                f"({sorted(self.specs)}); name one of its models, or None."
+            )
         self.learner = Learner(
             self.embedder.dim,
             scheduler,
@@ -526,6 +544,27 @@ class SmartRouter:
         except UnknownEntryError:
             pass  # the entry was evicted meanwhile: nothing left to judge
 
+    def fit(self, records: Iterable[Any], source: str = "label") -> SmartRouter:
+        """Warm start from history: learn recorded outcomes before serving.
+
+        Each record has `embed_text` (or `prompt`), `task` and `responses`, a mapping of
+        model name to a recorded answer with `score` in [0, 1] and, optionally,
+        `output_tokens` and `latency_s` (the replay format's records, `sls_router.replay`,
+        are such). Models outside the pool are skipped. The same as learning those
+        outcomes online, one by one, then refitting."""
+        rows, calls = [], []
+        for record in records:
+            text = record.embed_text
+            vector = self.embedder.encode([text[:MAX_TEXT_CHARS]])[0]
+            features = query_features(text, record.task)
+            for model, answer in record.responses.items():
+                if model not in self.specs or answer.score is None:
+                    continue
+                rows.append(self.learner.row(vector, features, model, answer.score, source))
+                calls.append((record.task, model, answer.output_tokens, answer.latency_s))
+        self.learner.fit(rows, calls)
+        return self
+
     def update_now(self) -> dict[str, Any]:
         """Refit the predictors and the cache thresholds now; returns the log entry."""
         return self.learner.updates.update_now()
@@ -556,6 +595,7 @@ class SmartRouter:
                 if self._verify_text(request, lookup.answer) == 0.0:
                     self.cache.observe(lookup, False)  # checked before serving: a sure miss
                     lookup = dataclasses.replace(lookup, hit=False, reason="rejected_by_verifier")
+            self.learner.observe_request(cache_hit=lookup.hit)
             if lookup.hit:
                 return RoutePlan(request, vector, features, scope, cacheable, lookup, None, started)
         candidates = [s for s in self.specs.values() if s.supports_tools or not request.tools]
@@ -596,6 +636,7 @@ class SmartRouter:
             plan.request.task,
             [(c.model, c.completion.usage.output_tokens, c.latency_s) for c in failover.calls],
             response.cost_usd,
+            explored=plan.decision is not None and plan.decision.explored,
         )
         completion, verdict = chosen.completion, chosen.verdict
         entry_id = None

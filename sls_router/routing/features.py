@@ -53,3 +53,10 @@ def query_features(text: str, task: str | None) -> np.ndarray:
     if task:
         out[2 + _task_bucket(task)] = 1.0
     return out
+
+
+def task_key(features: np.ndarray) -> int | None:
+    """The task bucket a row of `query_features` was made with (None: no task), so that
+    rows learned elsewhere (another replica) still say which task they belong to."""
+    buckets = np.asarray(features)[2 : 2 + TASK_BUCKETS]
+    return int(np.argmax(buckets)) if buckets.any() else None

@@ -11,11 +11,24 @@ same for a 10-token classification and a 2,000-token code answer: ``lam`` is how
 much quality (as a probability) one would give up to go from the most expensive
 model to a free one; ``mu`` likewise from the slowest model to an instant one.
 
-Exploration is Thompson sampling on quality: each call draws quality from a Beta
-distribution matched to the predicted mean and ``exploration * std``. Unseen models
-have a wide std, so they are tried early; as evidence accumulates the std shrinks
-and exploration fades by itself. A floor of ``min_explore`` uniform picks keeps one
-early failure from locking a strong model out forever (seen on recorded data).
+Do no harm: the scheduler keeps an incumbent, the model that is best so far in
+hindsight for the request's task by the same objective (per-task success rates,
+`TaskPriors`), or the `default_model` a user names until evidence beats it. It leaves
+the incumbent only where the request's own prediction says, with confidence, that
+another model is better: by more than ``confidence`` standard deviations of the
+difference.
+
+Exploration is Thompson sampling on quality (a Beta draw matched to the predicted mean
+and ``exploration * std``: unseen models have a wide std and are tried early, and
+exploration fades as evidence accumulates), and it is priced: an exploratory call is
+made only while exploration has cost at most ``explore_share`` of everything spent
+(plus the price of ``explore_warmup`` calls of the request's dearest model, so a new
+router can start). A model 20x dearer thus earns its tries 20x more slowly. What is
+learned on traffic that repeats serves again (the kNN and the cache reuse it), so the
+share is multiplied by the expected reuse: 1 / (1 - r), r the share of recent requests
+the cache answered (`reuse`, at most 20; 1 on traffic that never repeats). A floor of
+``min_explore`` uniform picks, inside the same cap, keeps one early failure from
+locking a model out.
 """
 
 from __future__ import annotations
@@ -51,7 +64,8 @@ class Decision:
     ineligible ones last: the router fails over down this list. ``utilities`` are the
     expected (mean) utilities, ``sampled_utilities`` the Thompson draws that ranked.
     ``explored`` is True when the choice differs from the best expected utility;
-    ``constrained`` when no candidate met every constraint and the cheapest was taken.
+    ``constrained`` when no candidate met every constraint and the cheapest was taken;
+    ``incumbent`` is the model kept unless evidence beats it (None before any evidence).
     """
 
     ranking: list[str]
@@ -63,6 +77,7 @@ class Decision:
     explored: bool
     constrained: bool
     sampled_utilities: dict[str, float] = field(default_factory=dict)
+    incumbent: str | None = None
 
 
 def _opt(value: Any, name: str, hi: float = math.inf, required: bool = False) -> None:
@@ -80,7 +95,10 @@ class Scheduler:
     it. ``min_quality`` (predicted mean), ``max_cost_usd`` (per request) and
     ``budget_usd`` per sliding ``budget_window_s`` (fed by ``record_spend``) make
     candidates ineligible. ``exploration`` scales the std used for sampling (0 = use
-    the mean); ``min_explore`` is the probability of a uniform pick among eligible ones.
+    the mean); ``min_explore`` is the probability of a uniform pick among eligible ones;
+    ``explore_share`` and ``explore_warmup`` cap what exploration may cost;
+    ``confidence`` is how sure a prediction must be to leave the incumbent;
+    ``default_model`` is the incumbent until evidence beats it.
     """
 
     def __init__(
@@ -94,6 +112,10 @@ class Scheduler:
         budget_window_s: float = 3600.0,
         exploration: float = 1.0,
         min_explore: float = 0.02,
+        explore_share: float = 0.1,
+        explore_warmup: float = 2.0,
+        confidence: float = 1.0,
+        default_model: str | None = None,
         random_state: int | np.random.Generator | None = None,
     ) -> None:
         self.preset = preset
@@ -105,6 +127,10 @@ class Scheduler:
         self.budget_window_s = budget_window_s
         self.exploration = exploration
         self.min_explore = min_explore
+        self.explore_share = explore_share
+        self.explore_warmup = explore_warmup
+        self.confidence = confidence
+        self.default_model = default_model
         self.random_state = random_state
         if preset not in PRESETS:
             raise ConfigurationError(
@@ -116,6 +142,13 @@ class Scheduler:
         _opt(min_quality, "min_quality", hi=1.0)
         _opt(exploration, "exploration", required=True)
         _opt(min_explore, "min_explore", hi=1.0, required=True)
+        _opt(explore_share, "explore_share", hi=1.0, required=True)
+        _opt(explore_warmup, "explore_warmup", required=True)
+        _opt(confidence, "confidence", required=True)
+        if default_model is not None and (not isinstance(default_model, str) or not default_model):
+            raise ConfigurationError(
+                f"default_model={default_model!r}: pass the name of a model of the pool, or None."
+            )
         if not as_float(budget_window_s) > 0 or math.isinf(budget_window_s):
             raise ConfigurationError(
                 f"budget_window_s={budget_window_s!r}: pass a positive finite number of seconds."
@@ -125,6 +158,8 @@ class Scheduler:
         self._rng = np.random.default_rng(random_state)
         self._spend: deque[tuple[float, float]] = deque()
         self._spent = 0.0
+        self.spent_total_usd = 0.0  # since the start: what the exploration cap is a share of
+        self.explored_usd = 0.0
 
     @property
     def effective_lam(self) -> float:
@@ -135,11 +170,17 @@ class Scheduler:
         return float(self.mu) if self.mu is not None else PRESETS[self.preset][1]
 
     # ---------------------------------------------------------------- budget
-    def record_spend(self, cost_usd: float, now: float | None = None) -> None:
-        """Count money spent at time ``now`` (seconds, default ``time.time()``)."""
+    def record_spend(
+        self, cost_usd: float, now: float | None = None, *, explored: bool = False
+    ) -> None:
+        """Count money spent at time ``now`` (seconds, default ``time.time()``);
+        ``explored``: on a call made to explore (it counts against the exploration cap)."""
         cost = as_float(cost_usd)
         if not 0 <= cost < math.inf:
             raise InvalidInputError(f"cost_usd={cost_usd!r}: pass a finite amount >= 0 in USD.")
+        self.spent_total_usd += cost
+        if explored:
+            self.explored_usd += cost
         t = self._now(now)
         # one entry per 1/1000 of the window, stamped with the end of its slot: the record
         # stays bounded however many requests arrive (one entry per request held ~9.5 MB
@@ -205,8 +246,16 @@ class Scheduler:
         cost_usd: Any,
         latency_s: Any,
         now: float | None = None,
+        *,
+        prior: tuple[Any, Any, Any] | None = None,
+        reuse: float = 1.0,
     ) -> Decision:
-        """Pick a model; arrays are aligned with ``candidates`` (one value per model)."""
+        """Pick a model; arrays are aligned with ``candidates`` (one value per model).
+
+        ``prior``: (mean, std, evidence) of each candidate's success rate in the request's
+        task (`TaskPriors`), which picks the incumbent; without it, there is none.
+        ``reuse``: how many requests are expected to draw on what one call teaches (1 on
+        traffic that never repeats); the exploration cap grows with it."""
         names = _check_candidates(candidates)
         q, sd, cost, lat = _check_arrays(len(names), quality_mean, quality_std, cost_usd, latency_s)
         n = len(names)
@@ -216,23 +265,19 @@ class Scheduler:
         u_sample = self._sample_quality(q, sd) - penalty
         floor_draw, floor_pick = self._rng.random(2)  # drawn every time: keeps runs in step
 
+        incumbent = None if prior is None else self._incumbent(names, penalty, *prior)
         eligible = self._eligible(q, cost, t)
         if eligible is None or eligible.any():
-            if eligible is None:  # no constraint set: every candidate is eligible
-                ok: Sequence[int] = range(n)
-                best_expected = int(np.argmax(u_mean))
-                order = np.argsort(-u_sample, kind="stable").tolist()  # = the lexsort below
-            else:
-                ok = np.flatnonzero(eligible).tolist()
-                best_expected = ok[int(np.argmax(u_mean[ok]))]
-                # eligible first, then by sampled utility (stable sort keeps input order on ties)
-                order = np.lexsort((-u_sample, ~eligible)).tolist()
-            chosen = order[0]
+            ok = list(range(n)) if eligible is None else np.flatnonzero(eligible).tolist()
+            exploit = self._exploit(u_mean, sd, ok, incumbent)
+            chosen = ok[int(np.argmax(u_sample[ok]))]
             if floor_draw < self.min_explore:
                 chosen = ok[min(int(floor_pick * len(ok)), len(ok) - 1)]
-                order.remove(chosen)
-                order.insert(0, chosen)
-            explored, constrained = chosen != best_expected, False
+            if chosen != exploit and not self._may_explore(float(cost[chosen]), cost, reuse):
+                chosen = exploit
+            explored, constrained = chosen != exploit, False
+            rest = np.lexsort((-u_mean, ~np.isin(np.arange(n), ok))).tolist()
+            order = [chosen] + [i for i in rest if i != chosen]
         else:  # nothing meets every constraint: the cheapest, then by expected utility
             order = np.lexsort((-u_mean, cost)).tolist()
             chosen, explored, constrained = order[0], False, True
@@ -247,7 +292,44 @@ class Scheduler:
             explored=bool(explored),
             constrained=constrained,
             sampled_utilities=dict(zip(names, u_sample.tolist())),
+            incumbent=None if incumbent is None else names[incumbent],
         )
+
+    def _incumbent(
+        self, names: list[str], penalty: np.ndarray, mean: Any, std: Any, evidence: Any
+    ) -> int | None:
+        """The best model so far in hindsight by the objective, among those with evidence
+        in the task; the named default stays until another beats it with confidence."""
+        hindsight = np.asarray(mean, dtype=float) - penalty
+        sd = np.asarray(std, dtype=float)
+        known = np.flatnonzero(np.asarray(evidence, dtype=float) > 0)
+        best = int(known[np.argmax(hindsight[known])]) if len(known) else None
+        if self.default_model in names:
+            default = names.index(self.default_model)
+            if best is None or not self._better(hindsight, sd, best, default):
+                return default
+        return best
+
+    def _exploit(
+        self, u_mean: np.ndarray, sd: np.ndarray, ok: list[int], incumbent: int | None
+    ) -> int:
+        """The best expected utility, unless the incumbent is not confidently beaten."""
+        best = ok[int(np.argmax(u_mean[ok]))]
+        if incumbent is None or incumbent not in ok or self._better(u_mean, sd, best, incumbent):
+            return best
+        return incumbent
+
+    def _better(self, utility: np.ndarray, sd: np.ndarray, a: int, b: int) -> bool:
+        """Is `a` better than `b` by more than `confidence` std of the difference?"""
+        margin = self.confidence * math.hypot(float(sd[a]), float(sd[b]))
+        return bool(utility[a] - utility[b] > margin)
+
+    def _may_explore(self, cost: float, costs: np.ndarray, reuse: float) -> bool:
+        """Would one more exploratory call at `cost` keep exploration within its cap?
+        What one call teaches is worth `reuse` requests, so the cap scales with it."""
+        allowance = self.explore_warmup * float(costs.max())
+        cap = self.explore_share * reuse * (self.spent_total_usd + cost) + allowance
+        return self.explored_usd + cost <= cap
 
     def _eligible(self, q: np.ndarray, cost: np.ndarray, t: float) -> np.ndarray | None:
         """Which candidates meet every constraint; None when no constraint is set."""
@@ -270,16 +352,23 @@ class Scheduler:
             state["params"]["random_state"] = None
         return {**state, "spend": self.spend()}
 
-    def spend(self) -> list[list[float]]:
-        """The spend window as [slot end, USD] pairs (what a saved router keeps)."""
-        return [list(x) for x in self._spend]
+    def spend(self) -> dict[str, Any]:
+        """What was spent, as a saved router keeps it: the budget window as [slot end,
+        USD] pairs, and the totals the exploration cap is computed from."""
+        return {
+            "window": [list(x) for x in self._spend],
+            "total_usd": self.spent_total_usd,
+            "explored_usd": self.explored_usd,
+        }
 
-    def restore_spend(self, spend: Sequence[Sequence[float]]) -> None:
+    def restore_spend(self, spend: dict[str, Any]) -> None:
         self._spend.clear()
         self._spent = 0.0
-        for t, cost in spend:
+        for t, cost in spend["window"]:
             self._spend.append((float(t), float(cost)))
             self._spent += float(cost)
+        self.spent_total_usd = float(spend["total_usd"])
+        self.explored_usd = float(spend["explored_usd"])
 
     @classmethod
     def from_state(cls, state: dict) -> Scheduler:

@@ -97,11 +97,14 @@ def test_cost_knob_moves_choices_toward_cheaper(topic_embedder):
     assert shares[0] <= 60 and shares[2] >= 90
 
 
-def test_explores_every_model_without_data(topic_embedder):
+def test_explores_every_model_without_data_within_its_cap(topic_embedder):
     pool = [(ModelSpec(f"m{i}", 1.0, 1.0), _answer(f"m{i}", "X")) for i in range(4)]
     router = SmartRouter(pool, embedder=topic_embedder, cache=False, random_state=4)
-    picks = _run(router, ["X"] * 40, feedback=False)
+    picks = _run(router, ["X"] * 150, feedback=False)
     assert {r.model for r in picks} == {"m0", "m1", "m2", "m3"}
+    scheduler = router.learner.scheduler
+    dearest = max(r.cost_usd for r in picks)
+    assert scheduler.explored_usd <= 0.1 * scheduler.spent_total_usd + 2 * dearest + 1e-12
 
 
 def _failing(exc):
