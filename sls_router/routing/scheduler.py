@@ -23,7 +23,9 @@ and ``exploration * std``: unseen models have a wide std and are tried early, an
 exploration fades as evidence accumulates), and it is priced: an exploratory call is
 made only while exploration has cost at most ``explore_share`` of everything spent
 (plus the price of ``explore_warmup`` calls of the request's dearest model, so a new
-router can start). A model 20x dearer thus earns its tries 20x more slowly. What is
+router can start); with a named default, also while at most that share of requests
+(plus ``explore_warmup``) were explored, since each explored answer risks the quality
+the user vouches for. A model 20x dearer thus earns its tries 20x more slowly. What is
 learned on traffic that repeats serves again (the kNN and the cache reuse it), so the
 share is multiplied by the expected reuse: 1 / (1 - r), r the share of recent requests
 the cache answered (`reuse`, at most 20; 1 on traffic that never repeats). A floor of
@@ -160,6 +162,8 @@ class Scheduler:
         self._spent = 0.0
         self.spent_total_usd = 0.0  # since the start: what the exploration cap is a share of
         self.explored_usd = 0.0
+        self.requests = 0
+        self.explored_requests = 0
 
     @property
     def effective_lam(self) -> float:
@@ -179,8 +183,10 @@ class Scheduler:
         if not 0 <= cost < math.inf:
             raise InvalidInputError(f"cost_usd={cost_usd!r}: pass a finite amount >= 0 in USD.")
         self.spent_total_usd += cost
+        self.requests += 1
         if explored:
             self.explored_usd += cost
+            self.explored_requests += 1
         t = self._now(now)
         # one entry per 1/1000 of the window, stamped with the end of its slot: the record
         # stays bounded however many requests arrive (one entry per request held ~9.5 MB
@@ -265,11 +271,13 @@ class Scheduler:
         u_sample = self._sample_quality(q, sd) - penalty
         floor_draw, floor_pick = self._rng.random(2)  # drawn every time: keeps runs in step
 
-        incumbent = None if prior is None else self._incumbent(names, penalty, *prior)
+        incumbent, untested = (
+            (None, False) if prior is None else self._incumbent(names, penalty, *prior)
+        )
         eligible = self._eligible(q, cost, t)
         if eligible is None or eligible.any():
             ok = list(range(n)) if eligible is None else np.flatnonzero(eligible).tolist()
-            exploit = self._exploit(u_mean, sd, ok, incumbent)
+            exploit = self._exploit(u_mean, sd, ok, incumbent, untested)
             chosen = ok[int(np.argmax(u_sample[ok]))]
             if floor_draw < self.min_explore:
                 chosen = ok[min(int(floor_pick * len(ok)), len(ok) - 1)]
@@ -297,27 +305,39 @@ class Scheduler:
 
     def _incumbent(
         self, names: list[str], penalty: np.ndarray, mean: Any, std: Any, evidence: Any
-    ) -> int | None:
+    ) -> tuple[int | None, bool]:
         """The best model so far in hindsight by the objective, among those with evidence
-        in the task; the named default stays until another beats it with confidence."""
+        in the task, and whether it is a named default not yet measured. The default
+        stays until it was measured and another beats it with confidence."""
         hindsight = np.asarray(mean, dtype=float) - penalty
         sd = np.asarray(std, dtype=float)
-        known = np.flatnonzero(np.asarray(evidence, dtype=float) > 0)
+        seen = np.asarray(evidence, dtype=float) > 0
+        known = np.flatnonzero(seen)
         best = int(known[np.argmax(hindsight[known])]) if len(known) else None
         if self.default_model in names:
             default = names.index(self.default_model)
+            if not seen[default]:
+                return default, True
             if best is None or not self._better(hindsight, sd, best, default):
-                return default
-        return best
+                return default, False
+        return best, False
 
     def _exploit(
-        self, u_mean: np.ndarray, sd: np.ndarray, ok: list[int], incumbent: int | None
+        self,
+        u_mean: np.ndarray,
+        sd: np.ndarray,
+        ok: list[int],
+        incumbent: int | None,
+        untested: bool,
     ) -> int:
-        """The best expected utility, unless the incumbent is not confidently beaten."""
+        """The best expected utility, unless the incumbent is not confidently beaten (an
+        untested named default cannot be: its quality is what the user vouches for)."""
         best = ok[int(np.argmax(u_mean[ok]))]
-        if incumbent is None or incumbent not in ok or self._better(u_mean, sd, best, incumbent):
+        if incumbent is None or incumbent not in ok:
             return best
-        return incumbent
+        if untested or not self._better(u_mean, sd, best, incumbent):
+            return incumbent
+        return best
 
     def _better(self, utility: np.ndarray, sd: np.ndarray, a: int, b: int) -> bool:
         """Is `a` better than `b` by more than `confidence` std of the difference?"""
@@ -325,11 +345,16 @@ class Scheduler:
         return bool(utility[a] - utility[b] > margin)
 
     def _may_explore(self, cost: float, costs: np.ndarray, reuse: float) -> bool:
-        """Would one more exploratory call at `cost` keep exploration within its cap?
-        What one call teaches is worth `reuse` requests, so the cap scales with it."""
-        allowance = self.explore_warmup * float(costs.max())
-        cap = self.explore_share * reuse * (self.spent_total_usd + cost) + allowance
-        return self.explored_usd + cost <= cap
+        """Would one more exploratory request keep exploration within its cap in money
+        and, when the user named a default (a quality they vouch for), in requests (each
+        explored answer risks that quality)? What one call teaches is worth `reuse`
+        requests, so the caps scale with it."""
+        share = self.explore_share * reuse
+        money = share * (self.spent_total_usd + cost) + self.explore_warmup * float(costs.max())
+        if self.explored_usd + cost > money:
+            return False
+        count = share * (self.requests + 1) + self.explore_warmup
+        return self.default_model is None or self.explored_requests + 1 <= count
 
     def _eligible(self, q: np.ndarray, cost: np.ndarray, t: float) -> np.ndarray | None:
         """Which candidates meet every constraint; None when no constraint is set."""
@@ -359,6 +384,8 @@ class Scheduler:
             "window": [list(x) for x in self._spend],
             "total_usd": self.spent_total_usd,
             "explored_usd": self.explored_usd,
+            "requests": self.requests,
+            "explored_requests": self.explored_requests,
         }
 
     def restore_spend(self, spend: dict[str, Any]) -> None:
@@ -369,6 +396,8 @@ class Scheduler:
             self._spent += float(cost)
         self.spent_total_usd = float(spend["total_usd"])
         self.explored_usd = float(spend["explored_usd"])
+        self.requests = int(spend["requests"])
+        self.explored_requests = int(spend["explored_requests"])
 
     @classmethod
     def from_state(cls, state: dict) -> Scheduler:
