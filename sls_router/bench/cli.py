@@ -105,6 +105,7 @@ def _bench(args: argparse.Namespace) -> int:
     from .replay_bench import run_bench
 
     dataset = load_dataset(args.data, limit=args.limit)
+    train = load_dataset(args.train) if args.train else None
     strategies = args.strategies.split(",") if args.strategies else None
     result, traces = run_bench(
         dataset,
@@ -113,6 +114,9 @@ def _bench(args: argparse.Namespace) -> int:
         preset=args.preset,
         strategies=strategies,
         seed=args.seed,
+        seeds=args.seeds,
+        train=train,
+        train_split=args.train_split,
     )
     print_bench(result)
     if args.json:
@@ -126,35 +130,44 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench_title(result: dict) -> str:
+    seeds = result.get("seeds", 1)
+    over = f", mean of {seeds} seeds (worst seed beside)" if seeds > 1 else ""
+    trained = f" (after learning {result['n_train']:,})" if result.get("n_train") else ""
+    return (
+        f"{result['dataset']}: {result['n']:,} requests{trained}, {result['feedback']} "
+        f"feedback, {result['embedder']} (embedding {result['embed_s']} s){over}"
+    )
+
+
 def print_bench(result: dict) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(
-        title=f"{result['dataset']}: {result['n']:,} requests, {result['feedback']} "
-        f"feedback, {result['embedder']} (embedding {result['embed_s']} s)"
-    )
+    table = Table(title=_bench_title(result))
     for col in (
         "strategy",
-        "accuracy",
-        "cost USD",
+        "accuracy (worst)",
+        "cost USD (worst)",
         "LLM time s",
         "cache hits",
         "wrong hits",
         "wall s",
+        "dominated by",
     ):
-        table.add_column(col, justify="left" if col == "strategy" else "right")
+        table.add_column(col, justify="left" if col in ("strategy", "dominated by") else "right")
     for name, s in sorted(result["strategies"].items(), key=lambda kv: -kv[1]["accuracy"]):
         table.add_row(
             name,
-            f"{s['accuracy']:.3f}",
-            f"{s['cost_usd']:.4f}",
+            f"{s['accuracy']:.3f} ({s['accuracy_worst']:.3f})",
+            f"{s['cost_usd']:.4f} ({s['cost_usd_worst']:.4f})",
             f"{s['llm_time_s']:.0f}",
             f"{s['cache_hit_rate']:.1%}",
             f"{s['cache_wrong_hit_rate']:.1%}",
             f"{s['wall_s']:.1f}",
+            ", ".join(d.removeprefix("single:") for d in s["dominated_by"]),
         )
-    Console(width=140).print(table)
+    Console(width=160).print(table)
 
 
 def _stress(args: argparse.Namespace) -> int:
@@ -230,7 +243,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", default="balanced", choices=("quality", "balanced", "cost"))
     p.add_argument("--strategies", help="comma-separated subset (default: all)")
     p.add_argument("--limit", type=int, help="replay only the first N requests")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--seed", type=int, default=0, help="random state of seed 0 (seed s: --seed + s)"
+    )
+    p.add_argument(
+        "--seeds",
+        type=int,
+        default=1,
+        metavar="K",
+        help="run K orders (seed 0: file order; seed s: shuffled by s, random state "
+        "--seed + s) and report the mean and the worst seed",
+    )
+    p.add_argument(
+        "--train",
+        metavar="FILE",
+        help="replay file of recorded outcomes (same models) that sls learns before "
+        "serving; none of its ids may be in --data",
+    )
+    p.add_argument(
+        "--train-split",
+        type=float,
+        metavar="F",
+        help="learn the first fraction F of --data (file order, before any shuffle) "
+        "and score only the rest",
+    )
     p.add_argument("--json", help="write the figures to this file")
     p.add_argument("--report", help="write report.md and PNGs into this directory")
     p.set_defaults(func=_bench)

@@ -1,6 +1,8 @@
 """`sls-router bench`: replay recorded LLM answers through sls-router and baselines.
 
-Every strategy sees the requests in file order. sls-router starts knowing nothing;
+Every strategy sees the requests in the same order: file order for seed 0, a seeded
+shuffle for the others (seeds.py); figures are means over seeds. sls-router starts
+knowing nothing, unless it is given recorded outcomes to learn first (training.py);
 feedback is `labels` (the true score of what was served, after each answer),
 `verifier` (only what the task's label-free check says) or `none`. Accuracy, cost
 and time count every request, cached ones included; a cache hit is judged by the
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -18,16 +21,18 @@ from tqdm import tqdm
 
 from ..embeddings import Embedder, get_embedder
 from ..errors import ConfigurationError
-from ..replay import ReplayDataset, replay_pool
+from ..replay import ReplayDataset, ReplayRecord, replay_pool
 from ..router import SmartRouter
 from ..types import Request
 from ..verifiers import TaskVerifier
-from . import baselines
+from . import baselines, training
+from .seeds import check_seeds, seed_figures, shuffled
 from .trace import Trace, judge_hit
 
 FEEDBACK_MODES = ("labels", "verifier", "none")
 SLS_STRATEGIES = ("sls", "sls_no_cache", "sls_no_updates", "sls_cache_best_single")
 BASELINES = ("random", "cheapest", "best_single", "oracle", "cascade", "static_knn")
+ORDER_FREE = ("cheapest", "best_single", "oracle", "cascade")
 
 
 class PrecomputedEmbedder:
@@ -72,9 +77,11 @@ def run_sls(
     models: Sequence[str] | None = None,
     learn_until: int | None = None,
     desc: str = "sls",
+    train: Sequence[ReplayRecord] = (),
 ) -> Trace:
-    """Replay through a fresh SmartRouter. `learn_until`: feedback stops after that many
-    requests and no refit happens afterwards (the no-updates ablation)."""
+    """Replay through a fresh SmartRouter, after it learned `train` (if any).
+    `learn_until`: feedback stops after that many requests and no refit happens
+    afterwards (the no-updates ablation)."""
     pool = [p for p in replay_pool(dataset) if models is None or p[0].name in models]
     verifier = TaskVerifier() if feedback == "verifier" else None
     router = SmartRouter(
@@ -88,6 +95,8 @@ def run_sls(
         update_every_n=1000,
         update_every_s=0,
     )
+    if train:
+        training.warm_start(router, train)
     trace = Trace()
     answered: dict[str, tuple[Any, bool]] = {}  # request id -> (record, judged right)
     start = time.perf_counter()
@@ -124,6 +133,98 @@ def run_sls(
     return trace
 
 
+def order_free(name: str) -> bool:
+    """Strategies whose answer to a request depends on that record alone: their figures
+    are the same in every order, so one run in file order stands for every seed."""
+    return name in ORDER_FREE or name.startswith("single:")
+
+
+@dataclass
+class _Setup:
+    """What every strategy's run shares, whatever the seed."""
+
+    feedback: str
+    preset: str
+    shared: PrecomputedEmbedder | None
+    best: str
+    cheapest: str
+    n_learn: int
+    train: list[ReplayRecord]
+
+    @property
+    def vectors(self) -> PrecomputedEmbedder:
+        """The shared embeddings, built whenever a chosen strategy needs them."""
+        if self.shared is None:
+            raise RuntimeError("no shared embeddings: run_bench builds them for such strategies")
+        return self.shared
+
+
+def _run_strategy(name: str, data: ReplayDataset, setup: _Setup, seed: int, desc: str) -> Trace:
+    """One strategy over `data` in its order, with random state `seed`."""
+    start = time.perf_counter()
+    replayer = baselines.Replayer(data)
+    kw: dict[str, Any] = dict(
+        feedback=setup.feedback, preset=setup.preset, seed=seed, desc=desc, train=setup.train
+    )
+    if name == "sls":
+        trace = run_sls(data, setup.vectors, **kw)
+    elif name == "sls_no_cache":
+        trace = run_sls(data, setup.vectors, cache=False, **kw)
+    elif name == "sls_no_updates":
+        trace = run_sls(data, setup.vectors, learn_until=setup.n_learn, **kw)
+    elif name == "sls_cache_best_single":
+        trace = run_sls(data, setup.vectors, models=[setup.best], **kw)
+    elif name.startswith("single:"):
+        trace = baselines.single(replayer, name.split(":", 1)[1])
+    elif name == "random":
+        trace = baselines.random_choice(replayer, seed)
+    elif name == "cheapest":
+        trace = baselines.single(replayer, setup.cheapest)
+    elif name == "best_single":
+        trace = baselines.single(replayer, setup.best)
+    elif name == "oracle":
+        trace = baselines.oracle(replayer)
+    elif name == "cascade":
+        chain = sorted(replayer.models, key=replayer.mean_cost)
+        trace = baselines.cascade(replayer, chain)
+    else:  # static_knn
+        vectors = np.vstack([setup.vectors.vector(r.embed_text) for r in data])
+        specs = [spec for spec, _ in replay_pool(data)]
+        trace = baselines.static_knn(replayer, vectors, specs, preset=setup.preset, seed=seed)
+    if not trace.wall_s:
+        trace.wall_s = time.perf_counter() - start
+    return trace
+
+
+def _run_seeds(
+    chosen: Sequence[str], scored: ReplayDataset, setup: _Setup, seed: int, seeds: int
+) -> dict[str, dict[int, Trace]]:
+    """Every strategy on every seed's order: {strategy: {seed: trace}}. Seed s replays
+    order s (seeds.seed_order) with random state `seed + s`."""
+    fixed = {
+        name: _run_strategy(name, scored, setup, seed, name) for name in chosen if order_free(name)
+    }
+    runs: dict[str, dict[int, Trace]] = {name: {} for name in chosen}
+    for s in range(seeds):
+        data = shuffled(scored, s)
+        for name in chosen:
+            desc = name if seeds == 1 else f"{name} (seed {s})"
+            runs[name][s] = (
+                fixed[name] if name in fixed else _run_strategy(name, data, setup, seed + s, desc)
+            )
+    return runs
+
+
+def _chosen(strategies: Sequence[str] | None, replayer: baselines.Replayer) -> list[str]:
+    singles = [f"single:{m}" for m in replayer.models]
+    known = (*SLS_STRATEGIES, *singles, *BASELINES)
+    chosen = list(strategies or known)
+    unknown = [s for s in chosen if s not in known]
+    if unknown:
+        raise ConfigurationError(f"unknown strategies {unknown}; choose from {list(known)}.")
+    return chosen
+
+
 def run_bench(
     dataset: ReplayDataset,
     *,
@@ -132,71 +233,46 @@ def run_bench(
     preset: str = "balanced",
     strategies: Sequence[str] | None = None,
     seed: int = 0,
+    seeds: int = 1,
+    train: ReplayDataset | None = None,
+    train_split: float | None = None,
 ) -> tuple[dict, dict]:
-    """Run the chosen strategies; returns (the JSON of DESIGN.md, traces by strategy)."""
+    """Run the chosen strategies over `seeds` orders of the requests.
+
+    Returns (the JSON of DESIGN.md, seed 0's traces by strategy). `train` (another
+    replay file) and `train_split` (the first fraction of `dataset`, then not scored)
+    are learned by the sls strategies before they serve (training.py)."""
     if feedback not in FEEDBACK_MODES:
         raise ConfigurationError(f"feedback={feedback!r}: use one of {FEEDBACK_MODES}.")
-    replayer = baselines.Replayer(dataset)
-    singles = [f"single:{m}" for m in replayer.models]
-    known = (*SLS_STRATEGIES, *singles, *BASELINES)
-    chosen = list(strategies or known)
-    unknown = [s for s in chosen if s not in known]
-    if unknown:
-        raise ConfigurationError(f"unknown strategies {unknown}; choose from {list(known)}.")
+    check_seeds(seeds)
+    train_records, scored = training.training_split(dataset, train, train_split)
+    replayer = baselines.Replayer(scored)
+    chosen = _chosen(strategies, replayer)
     base = get_embedder(embedder)
-    texts = [r.embed_text for r in dataset]
     needs_vectors = any(s in SLS_STRATEGIES or s == "static_knn" for s in chosen)
+    texts = [r.embed_text for r in (*scored, *train_records)]
     shared = PrecomputedEmbedder(base, texts) if needs_vectors else None
-
-    def precomputed() -> PrecomputedEmbedder:
-        assert shared is not None  # made whenever a chosen strategy needs vectors
-        return shared
 
     accuracy = {m: replayer.accuracy(m) for m in replayer.models}
     best = max(accuracy, key=accuracy.__getitem__)
     cheapest = min(replayer.models, key=replayer.mean_cost)
-    n_learn = max(1, int(len(dataset) * 0.02))
-    traces: dict[str, Trace] = {}
-    for name in chosen:
-        start = time.perf_counter()
-        kw: dict[str, Any] = dict(feedback=feedback, preset=preset, seed=seed, desc=name)
-        if name == "sls":
-            trace = run_sls(dataset, precomputed(), **kw)
-        elif name == "sls_no_cache":
-            trace = run_sls(dataset, precomputed(), cache=False, **kw)
-        elif name == "sls_no_updates":
-            trace = run_sls(dataset, precomputed(), learn_until=n_learn, **kw)
-        elif name == "sls_cache_best_single":
-            trace = run_sls(dataset, precomputed(), models=[best], **kw)
-        elif name.startswith("single:"):
-            trace = baselines.single(replayer, name.split(":", 1)[1])
-        elif name == "random":
-            trace = baselines.random_choice(replayer, seed)
-        elif name == "cheapest":
-            trace = baselines.single(replayer, cheapest)
-        elif name == "best_single":
-            trace = baselines.single(replayer, best)
-        elif name == "oracle":
-            trace = baselines.oracle(replayer)
-        elif name == "cascade":
-            chain = sorted(replayer.models, key=replayer.mean_cost)
-            trace = baselines.cascade(replayer, chain)
-        else:  # static_knn
-            embedded = precomputed()
-            vectors = np.vstack([embedded.vector(t) for t in texts])
-            specs = [spec for spec, _ in replay_pool(dataset)]
-            trace = baselines.static_knn(replayer, vectors, specs, preset=preset, seed=seed)
-        if not trace.wall_s:
-            trace.wall_s = time.perf_counter() - start
-        traces[name] = trace
+    n_learn = max(1, int(len(scored) * 0.02))
+    setup = _Setup(feedback, preset, shared, best, cheapest, n_learn, train_records)
+    runs = _run_seeds(chosen, scored, setup, seed, seeds)
+    singles = {f"single:{m}": baselines.single(replayer, m).summary() for m in replayer.models}
     result = {
-        "dataset": dataset.name,
-        "n": len(dataset),
+        "dataset": scored.name,
+        "n": len(scored),
         "feedback": feedback,
         "embedder": base.name,
         "embed_s": round(shared.embed_s, 2) if shared else 0.0,
         "best_single": best,
         "cheapest": cheapest,
-        "strategies": {name: trace.summary() for name, trace in traces.items()},
+        "seeds": seeds,
+        "n_train": len(train_records),
+        "strategies": {
+            name: seed_figures({s: t.summary() for s, t in by_seed.items()}, singles)
+            for name, by_seed in runs.items()
+        },
     }
-    return result, traces
+    return result, {name: by_seed[0] for name, by_seed in runs.items()}

@@ -22,6 +22,7 @@ KEYS = {
     "cache_wrong_hit_rate",
     "calls_per_model",
 }
+SEED_KEYS = {"accuracy_worst", "cost_usd_worst", "dominated_by", "per_seed"}
 
 
 def _resp(output, score, cost, latency=1.0):
@@ -86,7 +87,7 @@ def test_metric_arithmetic_on_a_tiny_dataset(tiny):
     assert result["best_single"] == "dear" and result["cheapest"] == "cheap"
     assert s["best_single"] == s["single:dear"] and s["cheapest"] == s["single:cheap"]
     for figures in s.values():
-        assert set(figures) == KEYS
+        assert set(figures) == KEYS | SEED_KEYS
 
 
 def _record(scorer, reference=None, group=None):
@@ -201,3 +202,124 @@ def test_overhead_bench_times_real_misses_and_real_hits():
     assert figures["cache_hits_on_miss_path"] == 0  # ...and the miss path really misses
     assert figures["hit_p50_ms"] > 0 and figures["miss_p50_ms"] > 0
     assert figures["refit"] and figures["logistic_models"] == 3  # timed with every predictor
+
+
+@pytest.fixture
+def dozen(tmp_path):
+    """Twelve requests on two topics; 'cheap' knows the first, 'dear' both."""
+    rows = [
+        {
+            "id": f"q{i}",
+            "task": "classification/t",
+            "prompt": f"{'sky' if i % 2 else 'sea'} question {i}",
+            "reference": "R",
+            "responses": {
+                "cheap": _resp("R" if i % 2 else "w", int(i % 2), 0.001),
+                "dear": _resp("R", 1, 0.01),
+            },
+        }
+        for i in range(12)
+    ]
+    path = tmp_path / "dozen.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    return path
+
+
+def _without_wall(result):
+    return {
+        name: {k: v for k, v in figures.items() if k != "wall_s"}
+        for name, figures in result["strategies"].items()
+    }
+
+
+def test_every_strategy_replays_each_seeds_order(dozen, monkeypatch):
+    from sls_router.bench import replay_bench
+
+    seen: dict[str, list[list[str]]] = {"sls": [], "random": []}
+
+    def fake_sls(data, embedder, **kw):
+        seen["sls"].append([r.id for r in data])
+        return replay_bench.baselines.single(replay_bench.baselines.Replayer(data), "cheap")
+
+    def fake_random(replayer, seed):
+        seen["random"].append([r.id for r in replayer.dataset])
+        return replay_bench.baselines.single(replayer, "dear")
+
+    monkeypatch.setattr(replay_bench, "run_sls", fake_sls)
+    monkeypatch.setattr(replay_bench.baselines, "random_choice", fake_random)
+    result, _ = run_bench(
+        load_dataset(dozen), embedder="hashing", strategies=["sls", "random"], seeds=3
+    )
+    file_order = [f"q{i}" for i in range(12)]
+    orders = seen["sls"]
+    assert orders == seen["random"] and len(orders) == 3  # the same orders for both
+    assert orders[0] == file_order  # seed 0 keeps file order
+    assert len({tuple(o) for o in orders}) == 3  # each seed its own order...
+    assert all(sorted(o) == sorted(file_order) for o in orders)  # ...of the same requests
+    assert result["seeds"] == 3 and [
+        p["seed"] for p in result["strategies"]["sls"]["per_seed"]
+    ] == [0, 1, 2]
+
+
+def test_seeds_report_mean_worst_and_repeat_exactly(dozen):
+    strategies = ["sls", "random", "static_knn", "oracle", "single:dear"]
+    a, traces = run_bench(load_dataset(dozen), embedder="hashing", strategies=strategies, seeds=3)
+    b, _ = run_bench(load_dataset(dozen), embedder="hashing", strategies=strategies, seeds=3)
+    assert _without_wall(a) == _without_wall(b)  # the same seeds, the same figures
+    for figures in a["strategies"].values():
+        accs = [p["accuracy"] for p in figures["per_seed"]]
+        costs = [p["cost_usd"] for p in figures["per_seed"]]
+        assert figures["accuracy"] == pytest.approx(sum(accs) / 3)
+        assert figures["cost_usd"] == pytest.approx(sum(costs) / 3)
+        assert figures["accuracy_worst"] == min(accs) and figures["cost_usd_worst"] == max(costs)
+    # seed 0 of K seeds is the one-seed bench; the traces returned are seed 0's
+    one, _ = run_bench(load_dataset(dozen), embedder="hashing", strategies=strategies)
+    for name in strategies:
+        first = a["strategies"][name]["per_seed"][0]
+        assert one["strategies"][name]["accuracy"] == first["accuracy"]
+        assert one["strategies"][name]["cost_usd"] == pytest.approx(first["cost_usd"])
+        assert sum(traces[name].correct) / 12 == first["accuracy"]
+
+
+def test_dominated_by_names_single_models_even_when_not_asked_for(tiny):
+    result, _ = run_bench(
+        load_dataset(tiny), embedder="hashing", strategies=["cascade", "oracle", "single:cheap"]
+    )
+    s = result["strategies"]
+    # cascade pays both models for dear's accuracy: dear alone is as right and cheaper
+    assert s["cascade"]["dominated_by"] == ["single:dear"]
+    assert s["oracle"]["dominated_by"] == [] and s["single:cheap"]["dominated_by"] == []
+
+
+def test_train_records_are_learned_first_and_never_scored(dozen, tmp_path, monkeypatch, capsys):
+    from sls_router.router import SmartRouter
+
+    learned: list[list[str]] = []
+
+    def fit(self, records):
+        assert not self._served  # before any request is served
+        learned.append([r.id for r in records])
+
+    monkeypatch.setattr(SmartRouter, "fit", fit, raising=False)
+    result, _ = run_bench(
+        load_dataset(dozen), embedder="hashing", strategies=["sls"], train_split=0.25
+    )
+    assert learned == [["q0", "q1", "q2"]]
+    assert result["n"] == 9 and result["n_train"] == 3
+    # a train file that holds a scored line is refused, naming the line
+    lines = dozen.read_text().splitlines()
+    train = tmp_path / "train.jsonl"
+    train.write_text(lines[5].replace('"q5"', '"t5"') + "\n" + lines[7] + "\n")
+    with pytest.raises(ConfigurationError, match="'q7'"):
+        run_bench(
+            load_dataset(dozen), embedder="hashing", strategies=["sls"], train=load_dataset(train)
+        )
+    assert main(["bench", "--data", str(dozen), "--train", str(train)]) == 2
+    assert "'q7' is both trained on and scored" in capsys.readouterr().err
+
+
+def test_a_train_split_is_learned_and_not_scored(dozen):
+    result, _ = run_bench(
+        load_dataset(dozen), embedder="hashing", strategies=["sls", "oracle"], train_split=0.5
+    )
+    assert result["n"] == 6 and result["n_train"] == 6
