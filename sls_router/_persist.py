@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,6 +15,23 @@ from typing import Any
 import numpy as np
 
 from .errors import StateError
+
+# what code reading a garbled saved field raises (a missing key, a wrong type or value)
+_GARBLED = (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError)
+
+
+@contextlib.contextmanager
+def reading_saved(what: str) -> Iterator[None]:
+    """Inside, any error a garbled saved field causes becomes one StateError on `what`."""
+    try:
+        yield
+    except StateError:
+        raise
+    except _GARBLED as exc:
+        raise StateError(
+            f"{what} is incomplete or corrupted ({exc!r}); restore it from a backup or "
+            "start afresh."
+        ) from exc
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

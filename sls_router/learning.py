@@ -17,9 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from ._persist import Snapshot
+from ._persist import Snapshot, reading_saved
 from .cache import SemanticCache
-from .errors import StateError
 from .outcomes import OutcomeLog
 from .routing import (
     Decision,
@@ -249,7 +248,7 @@ class Learner:
         return Snapshot.nest(meta, {"outcomes": self.outcomes.snapshot()})
 
     def restore(self, snapshot: Snapshot) -> None:
-        try:
+        with reading_saved("the saved learning state"):
             outcomes = snapshot.part("outcomes")
             if outcomes is None:
                 raise KeyError("outcomes")
@@ -261,13 +260,6 @@ class Learner:
             if len(self.outcomes):  # garbled rows fail here: a corrupted state too
                 self.rebuild()
                 self.updates.update_now()
-        except StateError:
-            raise
-        except (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError) as exc:
-            raise StateError(
-                f"the saved learning state is incomplete or corrupted ({exc!r}); "
-                "restore it from a backup or start afresh."
-            ) from exc
 
     def close(self) -> None:
         self.updates.wait()

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from ._persist import Snapshot
+from ._persist import Snapshot, reading_saved
 from .backends import Backend, StreamChunk, check_pool, replay_chunks
 from .cache import CacheLookup, SemanticCache, default_cache, request_scope
 from .embeddings import MAX_TEXT_CHARS, Embedder, get_embedder
@@ -43,6 +43,20 @@ from .types import Completion, Feedback, ModelSpec, Request, Response, Usage, es
 from .verifiers import BoundedVerifier, Verifier
 
 logger = logging.getLogger(__name__)
+# the options that are the scheduler's (its objective, constraints and exploration)
+_SCHEDULER_OPTIONS = (
+    "preset",
+    "lam",
+    "mu",
+    "min_quality",
+    "max_cost_usd",
+    "budget_usd",
+    "exploration",
+    "explore_share",
+    "confidence",
+    "default_model",
+    "random_state",
+)
 
 
 @dataclass
@@ -129,7 +143,7 @@ class SmartRouter:
         random_state: int | None = None,
     ) -> None:
         self.specs, self.backends = check_pool(pool)
-        self.options = dict(
+        self.options: dict[str, Any] = dict(
             preset=preset,
             lam=lam,
             mu=mu,
@@ -156,19 +170,7 @@ class SmartRouter:
             self.cache: SemanticCache | None = cache
         else:
             self.cache = default_cache(self.embedder, max_wrong_rate) if cache else None
-        scheduler = Scheduler(
-            preset=preset,
-            lam=lam,
-            mu=mu,
-            min_quality=min_quality,
-            max_cost_usd=max_cost_usd,
-            budget_usd=budget_usd,
-            exploration=exploration,
-            explore_share=explore_share,
-            confidence=confidence,
-            default_model=default_model,
-            random_state=random_state,
-        )
+        scheduler = Scheduler(**{k: self.options[k] for k in _SCHEDULER_OPTIONS})
         if default_model is not None and default_model not in self.specs:
             raise ConfigurationError(
                 f"default_model={default_model!r} is not in the pool "
@@ -269,26 +271,8 @@ class SmartRouter:
         where the store keeps them itself."""
         if saved is None:
             return cls._assemble(None, store, pool, options)
-        try:
+        with reading_saved("the saved router state (or an option given to open it)"):
             return cls._assemble(saved, store, pool, options)
-        except StateError:
-            raise
-        except ConfigurationError as exc:
-            raise StateError(
-                f"the saved router state, or an option given to open it, is invalid: {exc}"
-            ) from exc
-        except (
-            KeyError,
-            TypeError,
-            ValueError,
-            AttributeError,
-            IndexError,
-            OverflowError,
-        ) as exc:  # what a garbled saved field makes the parts raise
-            raise StateError(
-                f"the saved router state is incomplete or corrupted ({exc!r}); "
-                "restore it from a backup or start afresh."
-            ) from exc
 
     @classmethod
     def _assemble(

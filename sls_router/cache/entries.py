@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from .._persist import Snapshot
+from .._persist import Snapshot, reading_saved
 from ..errors import StateError
 from ..index import VectorIndex
 from .lessons import Lessons, LocalLessons
@@ -239,7 +239,7 @@ class LocalEntries:
         cls, snapshot: Snapshot, dim: int, *, hnsw_min_entries: int = 10_000
     ) -> LocalEntries:
         """The entries `snapshot()` gave; refuses anything inconsistent with StateError."""
-        try:
+        with reading_saved("the saved cache entries"):
             vectors = snapshot.arrays["vectors"]
             entries = [CacheEntry.from_state(s) for s in snapshot.meta["entries"]]
             if vectors.shape != (len(entries), dim) or vectors.dtype != np.float32:
@@ -259,13 +259,6 @@ class LocalEntries:
             )
             store._restore(entries, vectors)
             store._next_id = int(snapshot.meta["next_id"])
-        except StateError:
-            raise
-        except (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError) as exc:
-            raise StateError(
-                f"incomplete or corrupted cache entries ({exc!r}); restore them "
-                "from a backup or start from an empty cache."
-            ) from exc
         return store
 
     def _snapshot(self) -> tuple[list[CacheEntry], np.ndarray]:

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .._persist import Snapshot, read_snapshot, write_snapshot
+from .._persist import Snapshot, read_snapshot, reading_saved, write_snapshot
 from ..embeddings import MAX_TEXT_CHARS, Embedder, get_embedder
 from ..errors import ConfigurationError, InvalidInputError, StateError, UnknownEntryError
 from .entries import CacheEntry, EntryStore, LocalEntries, Neighbours, answer_hash
@@ -437,7 +437,7 @@ class SemanticCache:
         clock: Callable[[], float] = time.time,
     ) -> SemanticCache:
         meta = snapshot.meta
-        try:
+        with reading_saved("the saved cache"):
             embedder = get_embedder(embedder or meta["embedder"])
             if embedder.dim != meta["dim"]:
                 raise StateError(
@@ -461,13 +461,6 @@ class SemanticCache:
                 **config,
             )
             cache._counts.update({k: int(v) for k, v in meta["counts"].items()})
-        except StateError:
-            raise
-        except (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError) as exc:
-            raise StateError(
-                f"an incomplete or corrupted cache ({exc!r}); restore it from a "
-                "backup or start from an empty cache."
-            ) from exc
         return cache
 
 
