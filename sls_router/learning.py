@@ -244,6 +244,7 @@ class Learner:
                 "latency": self.latency.to_state(),
                 "spend": self.scheduler.spend(),
                 "updates": self.updates.to_state(),
+                "repeat_rate": self.repeat_rate,
             }
         return Snapshot.nest(meta, {"outcomes": self.outcomes.snapshot()})
 
@@ -257,6 +258,7 @@ class Learner:
             self.latency = LatencyPredictor.from_state(snapshot.meta["latency"])
             self.scheduler.restore_spend(snapshot.meta["spend"])
             self.updates.restore(snapshot.meta["updates"])
+            self.repeat_rate = float(snapshot.meta["repeat_rate"])
             if len(self.outcomes):  # garbled rows fail here: a corrupted state too
                 self.rebuild()
                 self.updates.update_now()

@@ -25,7 +25,6 @@ class OutcomeLog:
         self.scores: list[float] = []
         self.weights: list[float] = []
         self.sources: list[str] = []
-        self._sums: dict[str, list[float]] = {}  # model -> [sum(score * weight), sum(weight)]
 
     def __len__(self) -> int:
         return len(self.models)
@@ -46,9 +45,6 @@ class OutcomeLog:
             self.scores.append(float(score))
             self.weights.append(float(weight))
             self.sources.append(source)
-            acc = self._sums.setdefault(model, [0.0, 0.0])
-            acc[0] += float(score) * float(weight)
-            acc[1] += float(weight)
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray, np.ndarray]:
         with self._lock:
@@ -64,11 +60,6 @@ class OutcomeLog:
                 np.array(self.scores),
                 np.array(self.weights),
             )
-
-    def success_rates(self) -> dict[str, float]:
-        """Weighted mean score per model: a better prior than 0.5 once known."""
-        with self._lock:
-            return {m: (s + 1.0) / (w + 2.0) for m, (s, w) in self._sums.items()}
 
     def snapshot(self) -> Snapshot:
         vectors, features, models, scores, weights = self.arrays()
