@@ -21,6 +21,7 @@ import logging
 import os
 import tempfile
 import threading
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -47,9 +48,7 @@ _SOURCE_FILES = ("config.json", "model.safetensors", "pytorch_model.bin", "token
 _SOURCE_HASHES: dict[str, str] = {}
 
 
-def export_path(
-    precision: str = "fp32", cache_dir: str | os.PathLike[str] | None = None
-) -> Path:
+def export_path(precision: str = "fp32", cache_dir: str | os.PathLike[str] | None = None) -> Path:
     """Where the ``precision`` graph of the bundled model lives (it may not exist yet)."""
     if precision not in _PRECISIONS:
         raise ConfigurationError(f"precision must be one of {_PRECISIONS}, got {precision!r}")
@@ -163,11 +162,14 @@ def export_graph(source: Path, target: Path, max_length: int) -> None:
             return torch.nn.functional.normalize(mean, p=2.0, dim=1)
 
     ids = torch.ones((2, min(16, max_length)), dtype=torch.int64)
+    mask = torch.ones_like(ids)
+    mask[1, ids.shape[1] // 2 :] = 0  # padded, so no "all ones, skip the mask" shortcut is traced
     axes = {0: "batch", 1: "tokens"}
-    with torch.inference_mode():
+    with torch.inference_mode(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the tracer's notes on constants that are constant here
         torch.onnx.export(
             Pooled().eval(),
-            (ids, torch.ones_like(ids), torch.zeros_like(ids)),
+            (ids, mask, torch.zeros_like(ids)),
             str(target),
             input_names=["input_ids", "attention_mask", "token_type_ids"],
             output_names=["sentence_embedding"],
@@ -210,9 +212,7 @@ def _verified(path: Path) -> bool:
     """True only if ``path`` and its manifest exist and the manifest's hash matches."""
     try:
         manifest = json.loads(_manifest(path).read_text())
-        ok = manifest.get("format") == _EXPORT_FORMAT and manifest.get("sha256") == _file_hash(
-            path
-        )
+        ok = manifest.get("format") == _EXPORT_FORMAT and manifest.get("sha256") == _file_hash(path)
     except (OSError, ValueError, AttributeError):
         return False
     if not ok:
