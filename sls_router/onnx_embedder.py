@@ -23,6 +23,7 @@ import tempfile
 import threading
 import warnings
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -88,7 +89,8 @@ class OnnxEmbedder(_BaseEmbedder):
     ones only check and load it. One ONNX Runtime session per file is shared by the
     process: ``run`` is safe to call from several threads. ``threads`` is ONNX
     Runtime's intra-op thread count: one keeps a lone query fast without stealing
-    cores from concurrent requests.
+    cores from concurrent requests; a long list of texts is split into batches that
+    run side by side, one per core.
     """
 
     def __init__(
@@ -116,19 +118,32 @@ class OnnxEmbedder(_BaseEmbedder):
         self._inputs = {i.name for i in self._session.get_inputs()}
 
     def _encode(self, texts: list[str]) -> np.ndarray:
-        out = []
-        for start in range(0, len(texts), self._batch_size):
-            with self._tokenize_lock:
-                tokens = self._tokenizer(
-                    texts[start : start + self._batch_size],
-                    padding=True,
-                    truncation="longest_first",
-                    max_length=self._max_length,
-                    return_tensors="np",
-                )
-            feed = {k: v.astype(np.int64) for k, v in tokens.items() if k in self._inputs}
-            out.append(self._session.run(["sentence_embedding"], feed)[0])
-        return np.concatenate(out)
+        if len(texts) <= self._batch_size:  # the router's per-request call: no pool, no sort
+            return self._run(texts)
+        # Long texts together, so a batch pads to its own length (as sentence-transformers
+        # does); the batches run on one thread per core, each session call on one core.
+        order = np.argsort([-len(text) for text in texts], kind="stable")
+        batches = [
+            [texts[i] for i in order[start : start + self._batch_size]]
+            for start in range(0, len(texts), self._batch_size)
+        ]
+        with ThreadPoolExecutor(max_workers=min(len(batches), os.cpu_count() or 1)) as pool:
+            sorted_vectors = np.concatenate(list(pool.map(self._run, batches)))
+        out = np.empty_like(sorted_vectors)
+        out[order] = sorted_vectors
+        return out
+
+    def _run(self, texts: list[str]) -> np.ndarray:
+        with self._tokenize_lock:
+            tokens = self._tokenizer(
+                texts,
+                padding=True,
+                truncation="longest_first",
+                max_length=self._max_length,
+                return_tensors="np",
+            )
+        feed = {k: v.astype(np.int64) for k, v in tokens.items() if k in self._inputs}
+        return self._session.run(["sentence_embedding"], feed)[0]
 
 
 # ---------------------------------------------------------------------------

@@ -233,7 +233,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("overhead", help="time the router's decision (no model time)")
     p.add_argument("--entries", type=int, default=100_000, help="synthetic cache entries")
     p.add_argument(
-        "--embedder", default="static", help="static (default), minilm, onnx, onnx-int8 or hashing"
+        "--embedder",
+        default="static",
+        help="static (default), minilm, minilm-torch, onnx, onnx-int8 or hashing",
     )
     p.add_argument("--models", type=int, default=8, help="models in the pool")
     p.add_argument("--decisions", type=int, default=1000, help="timed decisions per path")

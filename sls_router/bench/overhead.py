@@ -108,7 +108,7 @@ def _texts(n: int, rng: np.random.Generator, topics: tuple[str, ...]) -> list[st
 
 def _torch_embed_ms(texts: list[str]) -> list[float]:
     """Milliseconds per single-text ``encode`` of the torch MiniLM, after one warm-up."""
-    embedder = MiniLMEmbedder()
+    embedder = MiniLMEmbedder(backend="torch")
     embedder.encode(texts[:1])
     out = []
     for text in texts:

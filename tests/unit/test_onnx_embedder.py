@@ -14,7 +14,7 @@ import pytest
 
 from sls_router.backends import CallableBackend
 from sls_router.embeddings import EMBEDDERS, MiniLMEmbedder
-from sls_router.errors import DependencyError
+from sls_router.errors import ConfigurationError, DependencyError
 from sls_router.onnx_embedder import (
     OnnxEmbedder,
     _load_session,
@@ -156,7 +156,7 @@ def test_export_is_deterministic_and_offline(
 @pytest.mark.slow
 def test_fp32_vectors_equal_torch_vectors(onnx_cache_dir: Path) -> None:
     onnx = OnnxEmbedder(cache_dir=onnx_cache_dir).encode(TEXTS)
-    torch = MiniLMEmbedder().encode(TEXTS)
+    torch = MiniLMEmbedder(backend="torch").encode(TEXTS)
     assert onnx.dtype == np.float32 and onnx.shape == torch.shape == (len(TEXTS), 384)
     np.testing.assert_allclose(np.linalg.norm(onnx, axis=1), 1.0, atol=1e-5)
     cosines = np.sum(onnx * torch, axis=1)
@@ -189,6 +189,49 @@ def test_registry_names_work_from_the_router(
         assert a @ b > a @ c  # the paraphrase is closer than the other question
     finally:
         router.close()
+
+
+@pytest.mark.slow
+def test_minilm_runs_on_onnx_under_its_own_name(
+    onnx_cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SLS_ROUTER_CACHE_DIR", str(onnx_cache_dir))
+    minilm = MiniLMEmbedder()
+    assert minilm.name == "minilm" and minilm.backend == "onnx"  # saved caches stay valid
+    expected = OnnxEmbedder(cache_dir=onnx_cache_dir).encode(TEXTS[:3])
+    np.testing.assert_array_equal(minilm.encode(TEXTS[:3]), expected)
+
+
+@pytest.mark.slow
+def test_minilm_falls_back_to_torch_without_onnxruntime(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    minilm = MiniLMEmbedder()
+    assert minilm.name == "minilm" and minilm.backend == "torch"
+    assert minilm.encode(TEXTS[:2]).shape == (2, 384)
+    with pytest.raises(DependencyError, match=r"sls-router\[onnx\]"):
+        MiniLMEmbedder(backend="onnx")
+
+
+@pytest.mark.slow
+def test_minilm_falls_back_to_torch_where_the_cache_dir_is_unusable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("SLS_ROUTER_CACHE_DIR", str(blocker))
+    assert MiniLMEmbedder().backend == "torch"
+
+
+def test_minilm_refuses_an_unknown_backend() -> None:
+    with pytest.raises(ConfigurationError, match="backend"):
+        MiniLMEmbedder(backend="cuda")
+
+
+@pytest.mark.slow
+def test_a_big_batch_equals_one_text_at_a_time(onnx_cache_dir: Path) -> None:
+    embedder = OnnxEmbedder(cache_dir=onnx_cache_dir, batch_size=4)  # 36 texts: 9 batches
+    one_by_one = np.concatenate([embedder.encode([text]) for text in TEXTS])
+    np.testing.assert_allclose(embedder.encode(TEXTS), one_by_one, atol=1e-5)
 
 
 @pytest.mark.slow
