@@ -219,7 +219,11 @@ def build_parser() -> argparse.ArgumentParser:
         "cache-bench", help="GPTCache's hit / wrong-hit protocol on paraphrase pairs"
     )
     p.add_argument("--pairs", required=True, help="JSON list of {origin, similar}")
-    p.add_argument("--embedder", default="minilm", help="minilm (default), static or hashing")
+    p.add_argument(
+        "--embedder",
+        default="minilm",
+        help="minilm (default), minilm-torch, onnx, onnx-int8, static or hashing",
+    )
     p.add_argument("--feedback", action="store_true", help="online run with verdicts fed back")
     p.add_argument(
         "--static",
@@ -252,7 +256,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="replay recorded answers through sls-router and baselines")
     p.add_argument("--data", required=True, help="replay file (.jsonl or .jsonl.gz)")
     p.add_argument("--feedback", default="labels", choices=("labels", "verifier", "none"))
-    p.add_argument("--embedder", default="minilm", help="minilm (default), static or hashing")
+    p.add_argument(
+        "--embedder",
+        default="minilm",
+        help="minilm (default), minilm-torch, onnx, onnx-int8, static or hashing",
+    )
     p.add_argument("--preset", default="balanced", choices=("quality", "balanced", "cost"))
     p.add_argument("--strategies", help="comma-separated subset (default: all)")
     p.add_argument("--limit", type=int, help="replay only the first N requests")
