@@ -83,10 +83,19 @@ def _overhead(args: argparse.Namespace) -> int:
     print(
         f"{result['entries']:,} entries, {result['models']} models, {result['embedder']}: "
         f"miss path p50 {result['miss_p50_ms']:.3f} ms / p99 {result['miss_p99_ms']:.3f} ms, "
-        f"hit path p50 {result['hit_p50_ms']:.3f} ms / p99 {result['hit_p99_ms']:.3f} ms"
+        f"hit path p50 {result['hit_p50_ms']:.3f} ms / p99 {result['hit_p99_ms']:.3f} ms; "
+        f"one torch MiniLM embedding p50 {result['torch_embed_p50_ms']:.3f} ms"
     )
     if args.json:
-        keys = ("entries", "embedder", "miss_p50_ms", "miss_p99_ms", "hit_p50_ms", "hit_p99_ms")
+        keys = (
+            "entries",
+            "embedder",
+            "miss_p50_ms",
+            "miss_p99_ms",
+            "hit_p50_ms",
+            "hit_p99_ms",
+            "torch_embed_p50_ms",
+        )
         Path(args.json).write_text(json.dumps({k: result[k] for k in keys}, indent=2))
         print(f"wrote {args.json}")
     return 0
@@ -210,7 +219,11 @@ def build_parser() -> argparse.ArgumentParser:
         "cache-bench", help="GPTCache's hit / wrong-hit protocol on paraphrase pairs"
     )
     p.add_argument("--pairs", required=True, help="JSON list of {origin, similar}")
-    p.add_argument("--embedder", default="minilm", help="minilm (default), static or hashing")
+    p.add_argument(
+        "--embedder",
+        default="minilm",
+        help="minilm (default), minilm-torch, onnx, onnx-int8, static or hashing",
+    )
     p.add_argument("--feedback", action="store_true", help="online run with verdicts fed back")
     p.add_argument(
         "--static",
@@ -223,7 +236,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("overhead", help="time the router's decision (no model time)")
     p.add_argument("--entries", type=int, default=100_000, help="synthetic cache entries")
-    p.add_argument("--embedder", default="static", help="static (default), minilm or hashing")
+    p.add_argument(
+        "--embedder",
+        default="static",
+        help="static (default), minilm, minilm-torch, onnx, onnx-int8 or hashing",
+    )
     p.add_argument("--models", type=int, default=8, help="models in the pool")
     p.add_argument("--decisions", type=int, default=1000, help="timed decisions per path")
     p.add_argument("--json", help="write the figures to this file")
@@ -239,7 +256,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="replay recorded answers through sls-router and baselines")
     p.add_argument("--data", required=True, help="replay file (.jsonl or .jsonl.gz)")
     p.add_argument("--feedback", default="labels", choices=("labels", "verifier", "none"))
-    p.add_argument("--embedder", default="minilm", help="minilm (default), static or hashing")
+    p.add_argument(
+        "--embedder",
+        default="minilm",
+        help="minilm (default), minilm-torch, onnx, onnx-int8, static or hashing",
+    )
     p.add_argument("--preset", default="balanced", choices=("quality", "balanced", "cost"))
     p.add_argument("--strategies", help="comma-separated subset (default: all)")
     p.add_argument("--limit", type=int, help="replay only the first N requests")

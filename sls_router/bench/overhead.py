@@ -12,6 +12,10 @@ log, whose success rates become the kNN priors, and the kNN index) and the route
 refits once, so the timed decisions also run the logistic predictors, as a router
 that has served 20,000 requests does. ``refit=False`` gives the kNN index alone the
 history, as this bench did before (no logistic predictors in the timed path).
+
+``torch_embed_p50_ms`` is one single-query embedding by the torch MiniLM (``"minilm"``
+as sentence-transformers runs it), timed in the same run on the miss texts, so the
+decision's cost can be read as a fraction of it whatever the embedder under test.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from tqdm import tqdm
 
 from ..backends import CallableBackend
 from ..cache import request_scope
+from ..embeddings import MiniLMEmbedder
 from ..router import SmartRouter
 from ..routing import query_features
 from ..types import ModelSpec, Request
@@ -101,6 +106,18 @@ def _texts(n: int, rng: np.random.Generator, topics: tuple[str, ...]) -> list[st
     return [f"{topics[i % len(topics)]} item {i} {rng.integers(10**9)}" for i in range(n)]
 
 
+def _torch_embed_ms(texts: list[str]) -> list[float]:
+    """Milliseconds per single-text ``encode`` of the torch MiniLM, after one warm-up."""
+    embedder = MiniLMEmbedder(backend="torch")
+    embedder.encode(texts[:1])
+    out = []
+    for text in texts:
+        start = time.perf_counter()
+        embedder.encode([text])
+        out.append((time.perf_counter() - start) * 1e3)
+    return out
+
+
 def measure_overhead(
     entries: int = 100_000,
     embedder: str = "static",
@@ -152,6 +169,7 @@ def measure_overhead(
         hit_ms.append((time.perf_counter() - start) * 1e3)
         served["hit"] += plan.decision is None
     router.close()
+    torch_ms = _torch_embed_ms(miss_texts[: min(len(miss_texts), 200)])
     return {
         "entries": entries,
         "embedder": router.embedder.name,
@@ -159,6 +177,7 @@ def measure_overhead(
         "miss_p99_ms": round(float(np.percentile(miss_ms, 99)), 3),
         "hit_p50_ms": round(float(np.percentile(hit_ms, 50)), 3),
         "hit_p99_ms": round(float(np.percentile(hit_ms, 99)), 3),
+        "torch_embed_p50_ms": round(float(np.percentile(torch_ms, 50)), 3),
         "models": models,
         "decisions": decisions,
         "refit": refit,
