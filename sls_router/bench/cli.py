@@ -222,7 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--embedder",
         default="minilm",
-        help="minilm (default), minilm-torch, onnx, onnx-int8, static or hashing",
+        help="minilm (default), onnx, onnx-int8, static or hashing",
     )
     p.add_argument("--feedback", action="store_true", help="online run with verdicts fed back")
     p.add_argument(
@@ -239,7 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--embedder",
         default="static",
-        help="static (default), minilm, minilm-torch, onnx, onnx-int8 or hashing",
+        help="static (default), minilm, onnx, onnx-int8 or hashing",
     )
     p.add_argument("--models", type=int, default=8, help="models in the pool")
     p.add_argument("--decisions", type=int, default=1000, help="timed decisions per path")
@@ -259,7 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--embedder",
         default="minilm",
-        help="minilm (default), minilm-torch, onnx, onnx-int8, static or hashing",
+        help="minilm (default), onnx, onnx-int8, static or hashing",
     )
     p.add_argument("--preset", default="balanced", choices=("quality", "balanced", "cost"))
     p.add_argument("--strategies", help="comma-separated subset (default: all)")

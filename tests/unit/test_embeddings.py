@@ -157,7 +157,7 @@ def test_invalid_input_is_also_a_value_error(hashing: HashingEmbedder) -> None:
 
 
 def test_get_embedder_builds_registered_names() -> None:
-    assert set(EMBEDDERS) == {"minilm", "minilm-torch", "static", "hashing", "onnx", "onnx-int8"}
+    assert set(EMBEDDERS) == {"minilm", "static", "hashing", "onnx", "onnx-int8"}
     embedder = get_embedder("hashing")
     assert isinstance(embedder, HashingEmbedder) and embedder.name == "hashing"
 
