@@ -4,8 +4,9 @@ Three implementations share one small protocol so the cache never needs to know
 which model it is talking to:
 
 * ``"minilm"`` (default): the bundled all-MiniLM-L6-v2 sentence transformer. Best
-  quality, a few milliseconds per query on CPU; on ONNX Runtime where the ``onnx``
-  extra is installed, on torch otherwise (same vectors either way).
+  quality, a few milliseconds per query on CPU; on torch, or on ONNX Runtime with
+  ``MiniLMEmbedder(backend="auto")`` where the ``onnx`` extra is installed (the same
+  vectors to the 7th digit).
 * ``"static"``: a model2vec static model distilled once from that same MiniLM and
   kept in the user's cache directory. Roughly a hundred times faster, somewhat
   lower quality; meant for latency-critical lookups.
