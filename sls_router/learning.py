@@ -98,8 +98,8 @@ class Learner:
         names = [s.name for s in candidates]
         key = task_key(features)
         with self._lock:
-            prior_mean = self.priors.means(key, names)
-            prior = (prior_mean, self.priors.stds(key, names), self.priors.evidence(key, names))
+            prior = self.priors.stats(key, names)
+            prior_mean = prior[0]
             knn = self.knn.predict(vector, names, priors=dict(zip(names, prior_mean.tolist())))
             logistic = self.logistic
             cost, output_tokens = self.tokens.costs(candidates, input_tokens, task)

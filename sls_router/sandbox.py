@@ -23,6 +23,7 @@ isolation: only for code the user trusts, behind a parameter that says it is uns
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import resource
@@ -98,7 +99,7 @@ class Sandbox:
                 f"bubblewrap ({self.bwrap}) is not installed: install it (Debian/Ubuntu: "
                 "`apt-get install bubblewrap`, Fedora: `dnf install bubblewrap`)"
             )
-        if self._python() is None:
+        if self._python is None:
             return (
                 "no Python interpreter is readable by the sandbox user "
                 f"{self.run_as() or os.getuid()}: install one under /usr or make this "
@@ -115,6 +116,7 @@ class Sandbox:
         """Root is exempt from process limits: the sandbox then runs as an unprivileged uid."""
         return self.sandbox_uid if os.getuid() == 0 else None
 
+    @functools.cached_property
     def _python(self) -> tuple[str, str] | None:
         """(interpreter, installation prefix) that the sandbox user can read."""
         candidates = [(os.path.realpath(sys.executable), os.path.realpath(sys.base_prefix))]
@@ -129,7 +131,7 @@ class Sandbox:
         return None
 
     def command(self, python_args: list[str]) -> list[str]:
-        python = self._python()
+        python = self._python
         if python is None:
             raise RuntimeError("no interpreter for the sandbox; call problem() first")
         exe, prefix = python

@@ -42,22 +42,23 @@ class TaskPriors:
             acc[0] += score * weight
             acc[1] += weight
 
-    def evidence(self, task: int | None, models: Sequence[str]) -> np.ndarray:
-        """The weight of outcomes each model has in `task`."""
-        return np.array([self._task.get((task, m), (0.0, 0.0))[1] for m in models])
-
     def means(self, task: int | None, models: Sequence[str]) -> np.ndarray:
         """Each model's prior success rate in `task`: its task record shrunk toward its
         global record, itself shrunk toward `base`."""
-        out = np.empty(len(models))
+        return self.stats(task, models)[0]
+
+    def stats(
+        self, task: int | None, models: Sequence[str]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(mean, std, evidence) of each model in `task`, in one pass: the means above,
+        their uncertainty (a Beta posterior's std with the shrunk counts) and the weight
+        of the task's own outcomes."""
+        mean, evidence = np.empty(len(models)), np.empty(len(models))
         for i, model in enumerate(models):
             gs, gw = self._model.get(model, (0.0, 0.0))
             overall = (gs + self.base) / (gw + 1.0)
             ts, tw = self._task.get((task, model), (0.0, 0.0))
-            out[i] = (ts + overall * self.strength) / (tw + self.strength)
-        return out
-
-    def stds(self, task: int | None, models: Sequence[str]) -> np.ndarray:
-        """The uncertainty of `means` (a Beta posterior's std with the shrunk counts)."""
-        mean = self.means(task, models)
-        return np.sqrt(mean * (1 - mean) / (self.evidence(task, models) + self.strength + 1))
+            mean[i] = (ts + overall * self.strength) / (tw + self.strength)
+            evidence[i] = tw
+        std = np.sqrt(mean * (1 - mean) / (evidence + self.strength + 1))
+        return mean, std, evidence
