@@ -5,7 +5,7 @@ backends are created when you build a `SmartRouter` or `SemanticCache`.
 """
 
 from .backends import Backend, BaseBackend, CallableBackend, StreamChunk
-from .cache import SemanticCache, request_scope, scope_key
+from .cache import ContrastCheck, SemanticCache, request_scope, scope_key
 from .errors import (
     BackendError,
     ConfigurationError,
@@ -44,6 +44,7 @@ __all__ = [
     "SLSRouterError",
     "Sandbox",
     "SandboxLimits",
+    "ContrastCheck",
     "SemanticCache",
     "SmartRouter",
     "StateError",

@@ -520,6 +520,7 @@ class SmartRouter:
                 same_answer = _digest(candidate.answer) == served.answer_digest
                 same_model = (candidate.payload or {}).get("model") == served.model
                 if weak and same_answer:
+                    cache.judge_refusal(lookup, True)  # refused, it would have said the same
                     cache.confirm(candidate.id)
                     if served.entry_id is not None:
                         cache.confirm(served.entry_id)

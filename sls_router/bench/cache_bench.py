@@ -70,6 +70,7 @@ def run_cache_bench(
     feedback: bool = False,
     threshold: AdaptiveThreshold | None = None,
     vectors: tuple[np.ndarray, np.ndarray] | None = None,
+    contrast: bool = True,
 ) -> dict:
     """Run the protocol once; returns the figures under `RESULT_KEYS`.
 
@@ -84,7 +85,9 @@ def run_cache_bench(
         vectors = (embedder.encode(origins), embedder.encode(similars))
         embed_s = time.perf_counter() - start
     origin_vecs, similar_vecs = vectors
-    cache = SemanticCache(embedder, threshold=threshold, capacity=max(len(pairs), 1))
+    cache = SemanticCache(
+        embedder, threshold=threshold, capacity=max(len(pairs), 1), contrast=contrast
+    )
     if not feedback:
         for text, vec in zip(origins, origin_vecs):
             cache.insert(text, text, vector=vec)

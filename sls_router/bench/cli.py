@@ -19,6 +19,10 @@ def _cache_bench(args: argparse.Namespace) -> int:
     from ..embeddings import get_embedder
     from .cache_bench import fixed_threshold, load_pairs, run_cache_bench
 
+    if args.contrast:
+        return _contrast_bench(args)
+    if not args.pairs:
+        raise SLSRouterError("pass --pairs FILE (paraphrase pairs) or --contrast FILE.")
     pairs = load_pairs(args.pairs)
     embedder = get_embedder(args.embedder)
     mode = "online feedback" if args.feedback else "no feedback"
@@ -30,7 +34,7 @@ def _cache_bench(args: argparse.Namespace) -> int:
     embed_s = round(time.perf_counter() - start, 3)
     runs = {
         f"sls adaptive ({mode})": run_cache_bench(
-            pairs, embedder, feedback=args.feedback, vectors=vectors
+            pairs, embedder, feedback=args.feedback, vectors=vectors, contrast=not args.no_contrast
         )
     }
     if args.static:
@@ -70,6 +74,34 @@ def _cache_bench(args: argparse.Namespace) -> int:
         if args.static:
             static_path = Path(args.json).with_suffix(".static.json")
             static_path.write_text(json.dumps(list(runs.values())[1], indent=2))
+        print(f"wrote {args.json}")
+    return 0
+
+
+def _contrast_bench(args: argparse.Namespace) -> int:
+    from .contrast_bench import load_contrast_pairs, run_contrast_bench
+
+    pairs = load_contrast_pairs(args.contrast)
+    result = run_contrast_bench(pairs, args.embedder, contrast=not args.no_contrast)
+    check = "off" if args.no_contrast else "on"
+    print(f"contrast bench: {args.contrast}, {args.embedder}, cold, contrast check {check}")
+    print(
+        f"  opposites served: {result['opposites_served']} / {result['contrast_pairs']} "
+        f"({result['opposites_served_rate']:.1%})  by kind: {result['opposites_served_by_kind']}"
+    )
+    print(
+        f"  paraphrases served right: {result['paraphrases_served_right']} / "
+        f"{result['paraphrase_pairs']} ({result['paraphrases_served_right_rate']:.1%}); "
+        f"other wrong hits: {result['other_wrong_hits']}"
+    )
+    print(f"  refusals by reason: {result['refusals']}")
+    print(
+        f"  lookup p50 on would-be hits: {result['hit_lookup_p50_ms']:.3f} ms with the check, "
+        f"{result['hit_lookup_p50_ms_without_check']:.3f} ms without "
+        f"(+{result['check_adds_p50_ms']:.3f} ms)"
+    )
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2))
         print(f"wrote {args.json}")
     return 0
 
@@ -218,7 +250,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "cache-bench", help="GPTCache's hit / wrong-hit protocol on paraphrase pairs"
     )
-    p.add_argument("--pairs", required=True, help="JSON list of {origin, similar}")
+    p.add_argument("--pairs", help="JSON list of {origin, similar}")
+    p.add_argument(
+        "--contrast",
+        help="JSON Lines of {a, b, same}: opposites served and paraphrases served right, cold",
+    )
+    p.add_argument("--no-contrast", action="store_true", help="switch the contrast check off")
     p.add_argument(
         "--embedder",
         default="minilm",

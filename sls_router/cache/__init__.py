@@ -1,5 +1,6 @@
 """Adaptive Cache Manager: a scoped semantic cache whose thresholds learn from verdicts."""
 
+from .contrast import Contrast, ContrastCheck
 from .entries import CacheEntry, EntryStore, LocalEntries
 from .lessons import Lessons, LocalLessons
 from .scope import request_scope, scope_key
@@ -11,6 +12,8 @@ __all__ = [
     "CacheEntry",
     "CacheLookup",
     "CacheStats",
+    "Contrast",
+    "ContrastCheck",
     "EntryStore",
     "EntryVerdicts",
     "Lessons",

@@ -10,7 +10,7 @@ import math
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +19,10 @@ import numpy as np
 from .._persist import Snapshot, read_snapshot, reading_saved, write_snapshot
 from ..embeddings import MAX_TEXT_CHARS, Embedder, get_embedder
 from ..errors import ConfigurationError, InvalidInputError, StateError, UnknownEntryError
+from .contrast import Contrast, ContrastCheck
 from .entries import CacheEntry, EntryStore, LocalEntries, Neighbours, answer_hash
 from .lessons import Lessons
+from .refusals import RefusalTrust
 from .thresholds import AdaptiveThreshold, distance_ratio
 
 FORMAT_VERSION = 2  # 2: the one snapshot format (entries in the manifest)
@@ -34,7 +36,9 @@ class CacheLookup:
     ``entry_id``/``answer`` are set only on a hit; ``candidate_id`` is the nearest entry
     whether served or not (so a miss's outcome can still be fed back with `observe`).
     ``margin`` is similarity minus the similarity of the nearest entry with a different
-    answer; ``ratio`` the distance ratio to it (see thresholds.py).
+    answer; ``ratio`` the distance ratio to it (see thresholds.py). ``contrast`` says what
+    the candidate's question asks differently (reason ``"contrast"`` when that refused
+    it; on a hit, a contrast this scope has learned to serve through), ``scope`` where.
     """
 
     hit: bool
@@ -48,6 +52,8 @@ class CacheLookup:
     ratio: float = float("nan")
     threshold: float = float("nan")
     ratio_threshold: float = float("nan")
+    contrast: Contrast | None = None
+    scope: str | None = None
 
 
 @dataclass(frozen=True)
@@ -62,6 +68,7 @@ class CacheStats:
     expirations: int
     similarity_threshold: float
     ratio_threshold: float
+    refusals: dict[str, int] = field(default_factory=dict)  # candidates refused, by contrast
 
 
 class SemanticCache:
@@ -69,7 +76,8 @@ class SemanticCache:
 
     Entries live in scopes (see `scope_key`): a lookup only sees its own scope.
     A hit needs the adaptive similarity threshold, a clear distance ratio to the
-    nearest entry with a different answer, and the entry's own verdict history.
+    nearest entry with a different answer, the entry's own verdict history, and no
+    contrast between the two questions (see contrast.py) that the scope still refuses.
     All public methods are thread-safe.
 
     Parameters
@@ -84,6 +92,8 @@ class SemanticCache:
     threshold : a configured `AdaptiveThreshold` (overrides max_wrong_rate).
     entries : where entries and the cache's lessons live (default: `LocalEntries`, in
         memory with FAISS; see entries.py).
+    contrast : the check run on every would-be hit (default `ContrastCheck()`), a
+        configured one (e.g. with a cross-encoder), or False to serve on similarity alone.
     clock : time source, replaceable for replays and tests.
     """
 
@@ -99,6 +109,7 @@ class SemanticCache:
         hnsw_min_entries: int = 10_000,
         threshold: AdaptiveThreshold | None = None,
         entries: EntryStore | None = None,
+        contrast: ContrastCheck | bool = True,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if not isinstance(capacity, int) or capacity < 1:
@@ -120,6 +131,11 @@ class SemanticCache:
             else LocalEntries(self.dim, hnsw_min_entries=hnsw_min_entries)
         )
         self.lessons: Lessons = self.entries.lessons
+        self.contrast: ContrastCheck | None = (
+            ContrastCheck() if contrast is True else contrast or None
+        )
+        self.refusal_trust = RefusalTrust(self.threshold.max_wrong_rate)
+        self._refusals: dict[str, int] = {}
         self.clock = clock
         self._lock = threading.RLock()  # guards the thresholds and the counts
         self._since_refit = 0
@@ -158,9 +174,11 @@ class SemanticCache:
             neighbours, expired = found
             self._counts["expirations"] += expired
             result = self._decide(neighbours)
-            if result.hit:
-                self._counts["hits"] += 1
+        if result.hit and self.contrast is not None:  # only a would-be hit pays for the check
+            result = self._contrasted(result, text, scope, neighbours[0][0])
         if result.hit:
+            with self._lock:
+                self._counts["hits"] += 1
             self.entries.touch(neighbours[0][0])
         return result
 
@@ -252,6 +270,8 @@ class SemanticCache:
         teaches the thresholds without anything wrong having been served.
         """
         correct = _check_verdict(correct)
+        if lookup.contrast is not None:
+            self.judge_refusal(lookup, correct)
         if lookup.hit:
             assert lookup.entry_id is not None  # the cache names the entry of every hit
             self.feedback(
@@ -260,6 +280,8 @@ class SemanticCache:
             return
         if lookup.candidate_id is None or math.isnan(lookup.similarity):
             return
+        if lookup.reason == "contrast" and not correct:
+            return  # the contrast keeps such candidates out: the thresholds need not rise
         entry = self.entries.get(lookup.candidate_id)
         with self._lock:
             if entry is not None:
@@ -267,6 +289,13 @@ class SemanticCache:
             self._learn(lookup.similarity, lookup.ratio, correct)
         if entry is not None:
             self.entries.update(entry)
+
+    def judge_refusal(self, lookup: CacheLookup, candidate_right: bool) -> None:
+        """Whether the candidate of a lookup with a contrast would have been right (e.g.
+        the fresh answer was the very same): teaches only whether the scope keeps
+        refusing that kind of contrast, not the similarity thresholds."""
+        if lookup.contrast is not None and lookup.scope is not None:
+            self.refusal_trust.learn(lookup.scope, lookup.contrast.kind, candidate_right)
 
     def confirm(self, entry_id: int) -> None:
         """Let an unconfirmed entry be served from now on."""
@@ -321,6 +350,7 @@ class SemanticCache:
                 scopes=self.entries.scope_count(),
                 similarity_threshold=self.threshold.similarity_,
                 ratio_threshold=self.threshold.ratio_,
+                refusals=dict(self._refusals),
                 **self._counts,
             )
 
@@ -349,6 +379,30 @@ class SemanticCache:
             return CacheLookup(False, reason, **common)
         return CacheLookup(
             True, "hit", entry_id=best.id, answer=best.answer, payload=best.payload, **common
+        )
+
+    def _contrasted(
+        self, result: CacheLookup, text: str, scope: str, entry: CacheEntry
+    ) -> CacheLookup:
+        """The would-be hit, refused when its question contrasts with the query in a way
+        this scope still refuses; a contrast served through is kept as evidence."""
+        assert self.contrast is not None  # checked by the caller
+        contrast = self.contrast.compare(text[:MAX_TEXT_CHARS], entry.text)
+        if contrast is None:
+            return result
+        if not self.refusal_trust.refuses(scope, contrast.kind):
+            return replace(result, contrast=contrast, scope=scope)
+        with self._lock:
+            self._refusals[contrast.kind] = self._refusals.get(contrast.kind, 0) + 1
+        return replace(
+            result,
+            hit=False,
+            reason="contrast",
+            entry_id=None,
+            answer=None,
+            payload=None,
+            contrast=contrast,
+            scope=scope,
         )
 
     def _learn(self, similarity: float, ratio: float, correct: bool) -> None:
@@ -398,6 +452,7 @@ class SemanticCache:
         directory: str | Path,
         embedder: str | Embedder | None = None,
         *,
+        contrast: ContrastCheck | bool | None = None,
         clock: Callable[[], float] = time.time,
     ) -> SemanticCache:
         """Read a cache saved to a directory; refuses (with StateError) anything
@@ -405,7 +460,7 @@ class SemanticCache:
         directory = Path(directory)
         snapshot = read_snapshot(directory, _KIND, FORMAT_VERSION)
         try:
-            return cls.from_snapshot(snapshot, embedder, clock=clock)
+            return cls.from_snapshot(snapshot, embedder, contrast=contrast, clock=clock)
         except StateError as exc:
             raise StateError(f"{directory}: {exc}") from exc
 
@@ -425,6 +480,9 @@ class SemanticCache:
                 },
                 "threshold": self.threshold.to_state(),
                 "counts": dict(self._counts),
+                "contrast": None if self.contrast is None else self.contrast.describe(),
+                "refusal_trust": self.refusal_trust.to_state(),
+                "refusals": dict(self._refusals),
             }
         return Snapshot.nest(meta, {"entries": self.entries.snapshot()})
 
@@ -434,8 +492,11 @@ class SemanticCache:
         snapshot: Snapshot,
         embedder: str | Embedder | None = None,
         *,
+        contrast: ContrastCheck | bool | None = None,
         clock: Callable[[], float] = time.time,
     ) -> SemanticCache:
+        """`contrast`: None rebuilds the saved check (a cross-encoder is not saved: pass
+        the check again to keep it)."""
         meta = snapshot.meta
         with reading_saved("the saved cache"):
             embedder = get_embedder(embedder or meta["embedder"])
@@ -453,14 +514,26 @@ class SemanticCache:
                     saved, embedder.dim, hnsw_min_entries=config["hnsw_min_entries"]
                 )
             )
+            if contrast is None:  # caches saved before the check get it too
+                saved_check = meta.get("contrast", {})
+                contrast = saved_check is not None and ContrastCheck(
+                    token_vectors=saved_check.get("token_vectors", "static"),
+                    align_min_cosine=saved_check.get("align_min_cosine", 0.5),
+                    name_min_cosine=saved_check.get("name_min_cosine", 0.8),
+                )
             cache = cls(
                 embedder,
                 clock=clock,
                 entries=entries,
                 threshold=AdaptiveThreshold.from_state(meta["threshold"]),
+                contrast=contrast,
                 **config,
             )
             cache._counts.update({k: int(v) for k, v in meta["counts"].items()})
+            cache.refusal_trust = RefusalTrust.from_state(
+                cache.threshold.max_wrong_rate, meta.get("refusal_trust", [])
+            )
+            cache._refusals.update({k: int(v) for k, v in meta.get("refusals", {}).items()})
         return cache
 
 

@@ -1,0 +1,669 @@
+"""The contrast check: does a near-identical cached question ask for something else?
+
+Embeddings place "turn on dark mode" and "turn off dark mode" at cosine 0.97, above many
+true paraphrases, so no similarity threshold can keep them apart. This check compares
+the two texts themselves, only for a candidate the similarity rules would serve, and
+names what differs:
+
+* ``negation``: a negation on one side only ("can" / "cannot");
+* ``antonym``: a pair of opposites, one word on each side (WordNet 3.0's antonyms and
+  a list written for this project, both in ``sls_router/data``);
+* ``number``: other numbers, years, versions, times or quantities ("10" / "ten" agree);
+* ``unit``: other units ("km" / "miles"; "km" / "kilometres" agree);
+* ``order``: the same words swapped around a directional word ("miles to km");
+* ``entity``: a name, product or language on one side only, with no close counterpart
+  on the other;
+* ``unaligned``: a content word of one side with no close counterpart on the other,
+  by the token vectors of the static model distilled from the bundled MiniLM (the
+  embedder's own token vectors); pure additions ("please", "quickly") are not
+  contrasts;
+* ``cross_encoder``: a user-given sentence-transformers ``CrossEncoder`` (a local path,
+  never a download) judges the pair not equivalent.
+
+The rules are text only and cost tens of microseconds; the token vectors are loaded on
+the first pair that needs them. Whether the cache acts on a kind is learned per scope
+(see refusals.py): log lines that differ only in their numbers share a template.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from difflib import SequenceMatcher
+from functools import cache, lru_cache
+from importlib import resources
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConfigurationError, DependencyError
+
+KINDS = ("negation", "antonym", "number", "unit", "order", "entity", "unaligned", "cross_encoder")
+
+_WORD_VECTORS_KEPT = 50_000
+_SMALL_EDIT = 3  # tokens per side
+# pairs that differ in more places are rewordings: the word-level checks stay out of them
+_MINIMAL_EDITS = 2
+_TYPO_RATIO = 0.9  # difflib's similarity of two spellings of one word
+_NEGATIONS = frozenset("not no never none nothing nobody nowhere neither nor cannot".split())
+# what may stand between two swapped words without giving the sentence a direction
+_SYMMETRIC = frozenset("and or nor between vs versus plus times with &".split())
+_NUMBER_WORDS = {
+    w: i
+    for i, w in enumerate(
+        "zero one two three four five six seven eight nine ten eleven twelve thirteen "
+        "fourteen fifteen sixteen seventeen eighteen nineteen".split()
+    )
+} | {w: 10 * i for i, w in enumerate("twenty thirty forty fifty sixty seventy eighty ninety".split(), 2)}
+# ordinals count as their number ("19th" / "nineteenth"); "first" and "second" stay words
+_ORDINAL_WORDS = {
+    w: i
+    for i, w in enumerate(
+        "third fourth fifth sixth seventh eighth ninth tenth eleventh twelfth thirteenth "
+        "fourteenth fifteenth sixteenth seventeenth eighteenth nineteenth".split(),
+        3,
+    )
+} | {
+    w: 10 * i
+    for i, w in enumerate(
+        "twentieth thirtieth fortieth fiftieth sixtieth seventieth eightieth ninetieth".split(), 2
+    )
+} | {"dozen": 12}
+_ORDINAL_SUFFIXES = frozenset(["st", "nd", "rd", "th"])
+_MULTIPLIERS = {"hundred": 100, "thousand": 1_000, "million": 10**6, "billion": 10**9}
+_SUFFIX_MULTIPLIERS = {"k": 1_000, "m": 10**6, "b": 10**9, "bn": 10**9}
+
+# unit spellings -> one canonical name per unit; a unit differs only if the names differ
+_UNITS: dict[str, str] = {}
+for _canonical, _spellings in {
+    "mm": "mm millimeter millimeters millimetre millimetres",
+    "cm": "cm centimeter centimeters centimetre centimetres",
+    "m": "meter meters metre metres",
+    "km": "km kms kilometer kilometers kilometre kilometres",
+    "inch": "inch inches in",
+    "foot": "ft foot feet",
+    "yard": "yd yard yards",
+    "mile": "mi mile miles",
+    "mg": "mg milligram milligrams",
+    "g": "g gram grams gramme grammes",
+    "kg": "kg kgs kilo kilos kilogram kilograms kilogramme",
+    "lb": "lb lbs pound pounds",
+    "oz": "oz ounce ounces",
+    "ton": "ton tons tonne tonnes",
+    "celsius": "c celsius centigrade",
+    "fahrenheit": "f fahrenheit",
+    "kelvin": "kelvin",
+    "ml": "ml milliliter milliliters millilitre millilitres",
+    "l": "l liter liters litre litres",
+    "gallon": "gal gallon gallons",
+    "cup": "cup cups",
+    "tbsp": "tbsp tablespoon tablespoons",
+    "tsp": "tsp teaspoon teaspoons",
+    "ms": "ms millisecond milliseconds",
+    "second": "s sec secs second seconds",
+    "minute": "min mins minute minutes",
+    "hour": "h hr hrs hour hours",
+    "day": "day days",
+    "week": "week weeks",
+    "month": "month months",
+    "year": "yr yrs year years",
+    "bit": "bit bits",
+    "byte": "byte bytes",
+    "kb": "kb kilobyte kilobytes",
+    "mb": "mb megabyte megabytes",
+    "gb": "gb gigabyte gigabytes",
+    "tb": "tb terabyte terabytes",
+    "usd": "usd dollar dollars $",
+    "eur": "eur euro euros €",
+    "gbp": "gbp £",
+    "jpy": "jpy yen",
+    "inr": "inr rupee rupees",
+    "mph": "mph",
+    "kmh": "kph kmh",
+    "calorie": "cal calorie calories kcal",
+    "joule": "j joule joules",
+    "watt": "w watt watts",
+    "kw": "kw kilowatt kilowatts",
+    "percent": "% percent percentage",
+}.items():
+    for _spelling in _spellings.split():
+        _UNITS[_spelling] = _canonical
+# one-letter or ambiguous spellings count as units only right after a number ("5 m")
+_AFTER_NUMBER_ONLY = frozenset(
+    [s for s in _UNITS if len(s) == 1 and s.isalpha()]
+    + "in mi min mins sec secs ms cal gal pound pounds".split()
+    + "second seconds".split()
+)
+# written in capitals these are units; other capitals are names ("ML" is machine learning)
+_CAPITAL_UNITS = frozenset("KB MB GB TB USD EUR GBP JPY INR KW MPH".split())
+_DEGREES = frozenset(["degree", "degrees", "deg"])
+
+_CONTRACTIONS = (
+    (re.compile(r"\bcan[’']t\b", re.I), "can not"),
+    (re.compile(r"\bwon[’']t\b", re.I), "will not"),
+    (re.compile(r"n[’']t\b", re.I), " not"),
+)
+_TIME = re.compile(r"\b(\d{1,2})(?::(\d{2}))?\s*([ap])\.?m\b\.?|\b(\d{1,2}):(\d{2})\b", re.I)
+_TOKEN = re.compile(r"[$€£%]|[^\W_]+(?:[.,:][^\W_]+)*(?:\+\+|#)?")
+_NUMBER = re.compile(r"\d+(?:,\d{3})+|\d+(?:\.\d+)*")
+_BARE_DECIMAL = re.compile(r"(?<![\w.])\.(\d)")
+_NUMBER_WITH_SUFFIX = re.compile(r"(\d+(?:\.\d+)?)([a-z%]+)")
+
+
+@dataclass(frozen=True)
+class Contrast:
+    """Why two texts ask for different things: the kind and the spans that differ
+    (what only the query has, what only the cached question has)."""
+
+    kind: str
+    query_span: str
+    cached_span: str
+    score: float | None = None  # the cross-encoder's, when it decided
+
+
+@dataclass(frozen=True)
+class _Token:
+    text: str  # as written
+    key: str  # what two sides compare: lower case, stemmed; numbers and units canonical
+    role: str  # "word", "number", "unit", "time", "negation"
+    entity: bool  # written as a name (capitalised mid-sentence, all caps, mixed case)
+    content: bool  # neither a stop word nor punctuation
+
+
+class ContrastCheck:
+    """Compare a query with a cached question; `compare` returns the first `Contrast`
+    found, or None when nothing says they differ.
+
+    Parameters
+    ----------
+    token_vectors : name of an embedder whose per-word vectors align content words
+        (default ``"static"``: the model2vec table distilled from the bundled MiniLM,
+        loaded on first use), an `Embedder`, or None to skip the alignment.
+    align_min_cosine : a substituted content word needs a counterpart at least this
+        close on the other side, else the pair is refused.
+    name_min_cosine : the same for a name (capitalised, all caps, with digits).
+    cross_encoder : a local path to a sentence-transformers ``CrossEncoder``, or a loaded
+        one; run on candidates the text rules let through.
+    cross_encoder_min : its minimum score (after its activation) to serve.
+    """
+
+    def __init__(
+        self,
+        *,
+        token_vectors: Any = "static",
+        align_min_cosine: float = 0.5,
+        name_min_cosine: float = 0.8,
+        cross_encoder: Any = None,
+        cross_encoder_min: float = 0.5,
+    ) -> None:
+        if not 0.0 <= align_min_cosine <= 1.0:
+            raise ConfigurationError(
+                f"align_min_cosine={align_min_cosine!r}: pass a cosine in [0, 1]."
+            )
+        self.align_min_cosine = align_min_cosine
+        self.name_min_cosine = name_min_cosine
+        self.cross_encoder_min = cross_encoder_min
+        self._token_vectors_spec = token_vectors
+        self._token_vectors: Any = None
+        self._word_vectors: OrderedDict[str, np.ndarray] = OrderedDict()  # an LRU of words
+        self._cross_encoder = _load_cross_encoder(cross_encoder)
+        self._lock = threading.Lock()
+
+    @property
+    def uses_cross_encoder(self) -> bool:
+        return self._cross_encoder is not None
+
+    def describe(self) -> dict[str, Any]:
+        """What a saved cache records to rebuild an equivalent check."""
+        spec = self._token_vectors_spec
+        return {
+            "token_vectors": spec if isinstance(spec, str) or spec is None else spec.name,
+            "align_min_cosine": self.align_min_cosine,
+            "name_min_cosine": self.name_min_cosine,
+            "cross_encoder": self._cross_encoder is not None,
+        }
+
+    def compare(self, query: str, cached: str) -> Contrast | None:
+        a, b = _tokens(query), _tokens(cached)
+        if [t.key for t in a] == [t.key for t in b]:
+            return None  # the same words in the same order (case, spelling of numbers)
+        edits = _edits(a, b)
+        if len(edits) > _MINIMAL_EDITS:  # a rewording: only what no rewording changes
+            edits = []
+        found = (
+            _numbers(a, b)
+            or _units(a, b)
+            or _order(a, b)
+            or _negation(a, b, edits)
+            or _antonym(edits)
+            or self._alignment(a, b, edits)
+        )
+        if found is None and self._cross_encoder is not None:
+            found = self._cross_encoded(query, cached)
+        return found
+
+    # -- the checks that need vectors ----------------------------------------------
+    def _alignment(self, a: list[_Token], b: list[_Token], edits: list[_Edit]) -> Contrast | None:
+        """Each content word substituted in a small edit needs a close counterpart on the
+        other side: the same word elsewhere (a moved clause), its spelling with a typo,
+        the words it abbreviates ("BP" / "blood pressure"), or a close token vector. A
+        name put in or left out is a contrast of its own ("sort a list" / "... in Rust")."""
+        keys_a, keys_b = {t.key for t in a}, {t.key for t in b}
+        pool_a = [t for e in edits if e.small for t in e.a if t.content or t.entity]
+        pool_b = [t for e in edits if e.small for t in e.b if t.content or t.entity]
+        only_a, only_b = _respelled(
+            [t for t in pool_a if t.key not in keys_b],
+            [t for t in pool_b if t.key not in keys_a],
+        )
+        if not only_a or not only_b:
+            names_a, names_b = [t for t in only_a if t.entity], [t for t in only_b if t.entity]
+            return Contrast("entity", *_spans(names_a, names_b)) if names_a or names_b else None
+        vectors = self._vectors([t.text.lower() for t in only_a + only_b])
+        if vectors is None:
+            return None
+        va, vb = vectors[: len(only_a)], vectors[len(only_a) :]
+        sims = va @ vb.T
+        need_a, need_b = self._needed(only_a), self._needed(only_b)
+        short_a, short_b = sims.max(axis=1) - need_a, sims.max(axis=0) - need_b
+        if min(short_a.min(), short_b.min()) >= 0:
+            return None
+        if len(only_a) != len(only_b):  # a name and its expansion match as wholes
+            whole = _unit(va.sum(axis=0)) @ _unit(vb.sum(axis=0))
+            if whole >= max(need_a.max(), need_b.max()):
+                return None
+        if short_a.min() <= short_b.min():
+            i = int(np.argmin(short_a))
+            return _unmatched(only_a[i], only_b[int(np.argmax(sims[i]))])
+        j = int(np.argmin(short_b))
+        return _unmatched(only_a[int(np.argmax(sims[:, j]))], only_b[j])
+
+    def _needed(self, tokens: list[_Token]) -> np.ndarray:
+        """How close a counterpart must be: names of one kind sit close together
+        ("Austria" / "Australia"), so a name needs a near-synonym."""
+        return np.array(
+            [self.name_min_cosine if t.entity else self.align_min_cosine for t in tokens]
+        )
+
+    def _vectors(self, words: list[str]) -> np.ndarray | None:
+        """Unit vectors of `words`; each word is embedded once and kept (the same words
+        come back request after request)."""
+        if self._token_vectors_spec is None:
+            return None
+        with self._lock:
+            if self._token_vectors is None:
+                from ..embeddings import get_embedder
+
+                self._token_vectors = get_embedder(self._token_vectors_spec)
+            missing = [w for w in dict.fromkeys(words) if w not in self._word_vectors]
+        if missing:
+            fresh = np.asarray(self._token_vectors.encode(missing), dtype=np.float32)
+            fresh /= np.maximum(np.linalg.norm(fresh, axis=1, keepdims=True), 1e-12)
+        with self._lock:
+            for word, vector in zip(missing, fresh if missing else ()):
+                self._word_vectors[word] = vector
+            for word in words:
+                self._word_vectors.move_to_end(word)
+            while len(self._word_vectors) > _WORD_VECTORS_KEPT:
+                self._word_vectors.popitem(last=False)
+            return np.stack([self._word_vectors[w] for w in words])
+
+    def _cross_encoded(self, query: str, cached: str) -> Contrast | None:
+        score = float(np.asarray(self._cross_encoder.predict([(query, cached)])).reshape(-1)[0])
+        if score >= self.cross_encoder_min:
+            return None
+        return Contrast("cross_encoder", query, cached, score=score)
+
+
+# -- text rules ----------------------------------------------------------------------
+def _negation(a: list[_Token], b: list[_Token], edits: list[_Edit]) -> Contrast | None:
+    """A negation on one side only, put in by a small edit (a rewording that moves a
+    "not" around keeps the count even)."""
+    neg_a = [t for t in a if t.role == "negation"]
+    neg_b = [t for t in b if t.role == "negation"]
+    if len(neg_a) % 2 == len(neg_b) % 2:
+        return None
+    holding = [e for e in edits if any(t.role == "negation" for t in e.a + e.b)]  # none: reworded
+    if not holding or not all(e.small for e in holding):
+        return None
+    if _antonym(edits) is not None:
+        return None  # negated and turned to its opposite: "didn't succeed" / "failed"
+    return Contrast("negation", *_spans(neg_a, neg_b))
+
+
+def _numbers(a: list[_Token], b: list[_Token]) -> Contrast | None:
+    """Numbers must match as multisets. A lone "one" ("which one") counts only where
+    the other side has an unmatched 1."""
+    hard_a = Counter(t.key for t in a if t.role in ("number", "time"))
+    hard_b = Counter(t.key for t in b if t.role in ("number", "time"))
+    soft_a = sum(1 for t in a if t.role == "word" and t.key == "one")
+    soft_b = sum(1 for t in b if t.role == "word" and t.key == "one")
+    extra_a, extra_b = hard_a - hard_b, hard_b - hard_a
+    for extra, soft in ((extra_a, soft_b), (extra_b, soft_a)):
+        if extra.get("1", 0) and soft:
+            extra["1"] -= min(extra["1"], soft)
+            if extra["1"] <= 0:
+                del extra["1"]
+    if not extra_a and not extra_b:
+        return None
+    return Contrast(
+        "number",
+        " ".join(t.text for t in a if t.role in ("number", "time") and t.key in extra_a),
+        " ".join(t.text for t in b if t.role in ("number", "time") and t.key in extra_b),
+    )
+
+
+def _units(a: list[_Token], b: list[_Token]) -> Contrast | None:
+    """A unit swapped for another ("km" / "miles"); a unit named on one side only, or
+    in a spelling only a number makes a unit ("a pound"), is not a contrast."""
+    units_a = Counter(t.key for t in a if t.role == "unit")
+    units_b = Counter(t.key for t in b if t.role == "unit")
+    mentions_a = Counter(_UNITS[t.text.lower()] for t in a if t.text.lower() in _UNITS)
+    mentions_b = Counter(_UNITS[t.text.lower()] for t in b if t.text.lower() in _UNITS)
+    extra_a, extra_b = units_a - mentions_b, units_b - mentions_a
+    if not extra_a or not extra_b:
+        return None
+    return Contrast(
+        "unit",
+        " ".join(t.text for t in a if t.role == "unit" and t.key in extra_a),
+        " ".join(t.text for t in b if t.role == "unit" and t.key in extra_b),
+    )
+
+
+def _antonym(edits: list[_Edit]) -> Contrast | None:
+    """A word swapped for its opposite in a small edit ("turn on" / "turn off")."""
+    pairs = _antonyms()
+    for edit in edits:
+        if not edit.small:
+            continue
+        for ta in edit.a:
+            for tb in edit.b:
+                for x in _base_forms(ta):
+                    if any((x, y) in pairs.get(x, ()) for y in _base_forms(tb)):
+                        return Contrast("antonym", ta.text, tb.text)
+    return None
+
+
+def _order(a: list[_Token], b: list[_Token]) -> Contrast | None:
+    """The same words with two parts trading places around a middle ("miles to km" /
+    "km to miles", "Did Athens defeat Sparta"), unless the middle is symmetric ("TCP
+    and UDP", "a fruit or a vegetable"). A moved clause is not a trade."""
+    ka, kb = [t.key for t in a], [t.key for t in b]
+    if Counter(ka) != Counter(kb):
+        return None
+    first = next(i for i, (x, y) in enumerate(zip(ka, kb)) if x != y)
+    last = max(i for i, (x, y) in enumerate(zip(ka, kb)) if x != y)
+    wa, wb = ka[first : last + 1], kb[first : last + 1]
+    n = len(wa)
+    for lx in range(1, n):
+        for ly in range(1, n - lx + 1):
+            if wa[:lx] == wb[n - lx :] and wa[n - ly :] == wb[:ly] and wa[lx : n - ly] == wb[ly : n - lx]:
+                middle = a[first + lx : first + n - ly]
+                if not middle or any(t.key in _SYMMETRIC for t in middle):
+                    return None
+                window = a[first : last + 1]
+                return Contrast("order", _text(window), _text(b[first : last + 1]))
+    return None
+
+
+def _text(tokens: Sequence[_Token]) -> str:
+    return " ".join(t.text for t in tokens)
+
+
+@dataclass(frozen=True)
+class _Edit:
+    """One place where the texts differ: the tokens of each side there."""
+
+    a: list[_Token]
+    b: list[_Token]
+
+    @property
+    def small(self) -> bool:
+        """A few words swapped, put in or left out: the edits that make a question read
+        the same yet ask something else. Larger ones are rewordings, not judged here."""
+        return len(self.a) <= _SMALL_EDIT and len(self.b) <= _SMALL_EDIT
+
+
+def _edits(a: list[_Token], b: list[_Token]) -> list[_Edit]:
+    """Where the texts differ."""
+    matcher = SequenceMatcher(None, [t.key for t in a], [t.key for t in b], autojunk=False)
+    return [
+        _Edit(a[i1:i2], b[j1:j2])
+        for op, i1, i2, j1, j2 in matcher.get_opcodes()
+        if op != "equal"
+    ]
+
+
+def _unit(vector: np.ndarray) -> np.ndarray:
+    return np.asarray(vector / max(float(np.linalg.norm(vector)), 1e-12))
+
+
+def _base_forms(token: _Token) -> tuple[str, ...]:
+    """Its stem, and the stem of its positive for a comparative or superlative
+    ("cheapest" -> "cheap")."""
+    word = token.text.lower()
+    for suffix in ("iest", "est", "ier", "er"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            base = word[: -len(suffix)] + ("y" if suffix.startswith("i") else "")
+            return token.key, _stem(base)
+    return (token.key,)
+
+
+def _respelled(only_a: list[_Token], only_b: list[_Token]) -> tuple[list[_Token], list[_Token]]:
+    """Both sides less the words that only spell the same thing differently: a typo
+    ("recipie"), an abbreviation and what it stands for ("ETF" / "exchange-traded fund",
+    "JS" / "JavaScript")."""
+    drop: set[int] = set()
+    for words, others in ((only_a, only_b), (only_b, only_a)):
+        initials = "".join(t.text[0].lower() for t in others if t.text[:1].isalpha())
+        for word in words:
+            lower = word.text.lower()
+            if not lower.isalpha():
+                continue
+            if len(lower) >= 2 and len(initials) >= 2 and (
+                initials.startswith(lower) or lower.startswith(initials)
+            ):
+                drop.update([id(word), *(id(t) for t in others)])
+                continue
+            for other in others:
+                spelled = other.text.lower()
+                if (2 <= len(lower) <= 4 and _abbreviates(lower, spelled)) or (
+                    len(lower) >= 6
+                    and SequenceMatcher(None, lower, spelled).ratio() >= _TYPO_RATIO
+                ):
+                    drop.update([id(word), id(other)])
+    return [t for t in only_a if id(t) not in drop], [t for t in only_b if id(t) not in drop]
+
+
+def _abbreviates(short: str, word: str) -> bool:
+    """"js" for "javascript": same first letter, the letters in order, and a word at
+    least four times longer (so "UK" is not "Ukraine")."""
+    if short[0] != word[0] or len(word) < 4 * len(short):
+        return False
+    rest = iter(word[1:])
+    return all(c in rest for c in short[1:])
+
+
+def _unmatched(a: _Token, b: _Token) -> Contrast:
+    return Contrast("entity" if a.entity or b.entity else "unaligned", a.text, b.text)
+
+
+def _spans(a: Sequence[_Token], b: Sequence[_Token]) -> tuple[str, str]:
+    return " ".join(t.text for t in a), " ".join(t.text for t in b)
+
+
+# -- tokens --------------------------------------------------------------------------
+def _tokens(text: str) -> list[_Token]:
+    """Words with comparable keys: contractions expanded, times and numbers canonical
+    (number words, "1,000", "10k"), units named once, other words stemmed."""
+    for pattern, replacement in _CONTRACTIONS:
+        text = pattern.sub(replacement, text)
+    text = _TIME.sub(_time_token, text)
+    text = _BARE_DECIMAL.sub(r"0.\1", text)  # ".5" is 0.5
+    raw = _TOKEN.findall(text)
+    out: list[_Token] = []
+    sentence_start = True
+    i = 0
+    while i < len(raw):
+        word = raw[i]
+        lower = word.lower()
+        after_number = bool(out) and (
+            out[-1].role == "number"
+            or out[-1].key in _DEGREES and len(out) > 1 and out[-2].role == "number"
+        )
+        if lower.startswith("t__"):  # a time put in by _time_token
+            out.append(_Token(word, lower[3:], "time", False, True))
+        elif _NUMBER.fullmatch(lower) or (
+            lower in _NUMBER_WORDS and (lower != "one" or _next(raw, i) in _MULTIPLIERS)
+        ):
+            value, last = _read_number(raw, i)
+            out.append(_Token(" ".join(raw[i : last + 1]), value, "number", False, True))
+            i = last
+        elif lower in _ORDINAL_WORDS:
+            out.append(_Token(word, str(_ORDINAL_WORDS[lower]), "number", False, True))
+        elif (m := _NUMBER_WITH_SUFFIX.fullmatch(lower)) is not None:
+            number, suffix = m.groups()
+            if suffix in _ORDINAL_SUFFIXES:
+                out.append(_Token(word, _canonical(float(number)), "number", False, True))
+            elif suffix in _SUFFIX_MULTIPLIERS:
+                out.append(_Token(word, _canonical(float(number) * _SUFFIX_MULTIPLIERS[suffix]), "number", False, True))
+            else:
+                out.append(_Token(word, _canonical(float(number)), "number", False, True))
+                if suffix in _UNITS:
+                    out.append(_Token(word, _UNITS[suffix], "unit", False, True))
+                else:
+                    out.append(_Token(word, _stem(suffix), "word", False, True))
+        elif (
+            lower in _UNITS
+            and (after_number or lower not in _AFTER_NUMBER_ONLY)
+            and (not word.isupper() or len(word) < 2 or word in _CAPITAL_UNITS or after_number)
+        ):
+            out.append(_Token(word, _UNITS[lower], "unit", False, True))
+        elif lower in _NEGATIONS:
+            out.append(_Token(word, lower, "negation", False, False))
+        else:
+            entity = _looks_like_name(word, sentence_start)
+            content = lower not in _stop_words() and (len(lower) > 1 or not lower.isalpha())
+            out.append(_Token(word, _stem(lower), "word", entity, content))
+        sentence_start = False
+        i += 1
+    return out
+
+
+def _read_number(raw: list[str], i: int) -> tuple[str, int]:
+    """The value of the number starting at raw[i] and the index of its last token:
+    digits ("1,000"; "3.8" and "3.80" stay apart, as versions do), digits with a
+    multiplier ("2 million") or number words ("twenty five", "one hundred")."""
+    first = raw[i].lower()
+    if _NUMBER.fullmatch(first):
+        text = first.replace(",", "")
+        if not re.fullmatch(r"\d+(?:\.\d+)?", text):
+            return text, i  # a version such as 3.12.1
+        following = _next(raw, i)
+        if following in _MULTIPLIERS:
+            return _canonical(float(text) * _MULTIPLIERS[following]), i + 1
+        return (text if "." in text else _canonical(float(text))), i
+    total, current, j = 0.0, 0.0, i
+    while j < len(raw):
+        word = raw[j].lower()
+        if word in _NUMBER_WORDS and (j == i or current % 10 == 0 and current % 100 != 10):
+            current += _NUMBER_WORDS[word]
+        elif word == "hundred":
+            current = max(current, 1.0) * 100
+        elif word in _MULTIPLIERS:
+            total, current = total + max(current, 1.0) * _MULTIPLIERS[word], 0.0
+        elif not (word == "and" and j + 1 < len(raw) and raw[j + 1].lower() in _NUMBER_WORDS):
+            break
+        j += 1
+    return _canonical(total + current), j - 1
+
+
+def _next(raw: list[str], i: int) -> str:
+    return raw[i + 1].lower() if i + 1 < len(raw) else ""
+
+
+def _canonical(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+def _time_token(match: re.Match[str]) -> str:
+    if match.group(4) is not None:
+        hour, minute = int(match.group(4)), int(match.group(5))
+    else:
+        hour, minute = int(match.group(1)) % 12, int(match.group(2) or 0)
+        hour += 12 if match.group(3).lower() == "p" else 0
+    return f" t__{hour:02d}{minute:02d} "
+
+
+def _looks_like_name(word: str, sentence_start: bool) -> bool:
+    if not word[:1].isalpha() or word.lower() in _stop_words():
+        return False
+    if len(word) > 1 and word.isupper():
+        return word != "I"
+    if any(c.isupper() for c in word[1:]) or any(c.isdigit() for c in word):
+        return True
+    return word[0].isupper() and not sentence_start
+
+
+# -- the word lists (loaded once) ----------------------------------------------------
+@cache
+def _stop_words() -> frozenset[str]:
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+    auxiliaries = "does did doing would could should can will may might must shall".split()
+    fillers = "please pls plz thanks thank thx hi hello hey lol ok okay um uh btw".split()
+    return frozenset(ENGLISH_STOP_WORDS) | {"s", "t", *auxiliaries, *fillers}
+
+
+@cache
+def _stemmer() -> Callable[[str], str]:
+    try:
+        import snowballstemmer
+    except ImportError as exc:  # a declared dependency: only a broken install lacks it
+        raise DependencyError(
+            "the cache's contrast check needs snowballstemmer: pip install snowballstemmer"
+        ) from exc
+    return snowballstemmer.stemmer("english").stemWord  # type: ignore[no-any-return]
+
+
+@lru_cache(maxsize=100_000)
+def _stem(word: str) -> str:
+    return _stemmer()(word)
+
+
+@cache
+def _antonyms() -> dict[str, frozenset[tuple[str, str]]]:
+    """stem -> the (stem, opposite stem) pairs it belongs to, from both data files."""
+    pairs: dict[str, set[tuple[str, str]]] = {}
+    data = resources.files("sls_router") / "data"
+    for name in ("antonyms.tsv", "contrast_pairs.tsv"):
+        for line in (data / name).read_text(encoding="utf-8").splitlines():
+            if not line or line.startswith("#"):
+                continue
+            x, y = (_stem(w) for w in line.split("\t"))
+            if x != y:
+                pairs.setdefault(x, set()).add((x, y))
+                pairs.setdefault(y, set()).add((y, x))
+    return {k: frozenset(v) for k, v in pairs.items()}
+
+
+def _load_cross_encoder(spec: Any) -> Any:
+    """A CrossEncoder from a local path (never a download), or the object given."""
+    if spec is None or hasattr(spec, "predict"):
+        return spec
+    from pathlib import Path
+
+    path = Path(spec).expanduser()
+    if not path.is_dir():
+        raise ConfigurationError(
+            f"cross_encoder={spec!r} is not a folder; pass the local path of a saved "
+            "sentence-transformers CrossEncoder (it is never downloaded)."
+        )
+    from ..embeddings import _set_offline
+
+    _set_offline()
+    from sentence_transformers import CrossEncoder
+
+    return CrossEncoder(str(path), device="cpu", local_files_only=True)
