@@ -48,9 +48,9 @@ _SMALL_EDIT = 3  # tokens per side
 # pairs that differ in more places are rewordings: the word-level checks stay out of them
 _MINIMAL_EDITS = 2
 _TYPO_RATIO = 0.9  # difflib's similarity of two spellings of one word
-_NEGATIONS = frozenset("not no never none nothing nobody nowhere neither nor cannot".split())
+_NEGATIONS = frozenset("not no never none nothing nobody nowhere neither nor cannot non".split())
 # what may stand between two swapped words without giving the sentence a direction
-_SYMMETRIC = frozenset("and or nor between vs versus plus times with &".split())
+_SYMMETRIC = frozenset("and or nor between vs versus plus times &".split())
 _NUMBER_WORDS = {
     w: i
     for i, w in enumerate(
@@ -149,6 +149,7 @@ _CONTRACTIONS = (
 _TIME = re.compile(r"\b(\d{1,2})(?::(\d{2}))?\s*([ap])\.?m\b\.?|\b(\d{1,2}):(\d{2})\b", re.I)
 _TOKEN = re.compile(r"[$€£%]|[^\W_]+(?:[.,:][^\W_]+)*(?:\+\+|#)?")
 _NUMBER = re.compile(r"\d+(?:,\d{3})+|\d+(?:\.\d+)*")
+_DIGITS = re.compile(r"\d+")
 _BARE_DECIMAL = re.compile(r"(?<![\w.])\.(\d)")
 _NUMBER_WITH_SUFFIX = re.compile(r"(\d+(?:\.\d+)?)([a-z%]+)")
 
@@ -231,16 +232,14 @@ class ContrastCheck:
         if [t.key for t in a] == [t.key for t in b]:
             return None  # the same words in the same order (case, spelling of numbers)
         edits = _edits(a, b)
-        if len(edits) > _MINIMAL_EDITS:  # a rewording: only what no rewording changes
-            edits = []
-        found = (
-            _numbers(a, b)
-            or _units(a, b)
-            or _order(a, b)
-            or _negation(a, b, edits)
-            or _antonym(edits)
-            or self._alignment(a, b, edits)
-        )
+        if len(edits) > _MINIMAL_EDITS or not all(e.small for e in edits):
+            edits = []  # a rewording: only what no rewording changes (numbers, units, order)
+        found = _numbers(a, b) or _units(a, b) or _order(a, b)
+        if found is None:
+            negation, antonym = _negation(a, b, edits), _antonym(edits)
+            if negation is not None and antonym is not None:
+                return None  # negated and turned to its opposite: "didn't sink" / "floats"
+            found = negation or antonym or self._alignment(a, b, edits)
         if found is None and self._cross_encoder is not None:
             found = self._cross_encoded(query, cached)
         return found
@@ -252,8 +251,8 @@ class ContrastCheck:
         the words it abbreviates ("BP" / "blood pressure"), or a close token vector. A
         name put in or left out is a contrast of its own ("sort a list" / "... in Rust")."""
         keys_a, keys_b = {t.key for t in a}, {t.key for t in b}
-        pool_a = [t for e in edits if e.small for t in e.a if t.content or t.entity]
-        pool_b = [t for e in edits if e.small for t in e.b if t.content or t.entity]
+        pool_a = [t for e in edits if e.small for t in e.a if _aligned_word(t)]
+        pool_b = [t for e in edits if e.small for t in e.b if _aligned_word(t)]
         only_a, only_b = _respelled(
             [t for t in pool_a if t.key not in keys_b],
             [t for t in pool_b if t.key not in keys_a],
@@ -328,8 +327,6 @@ def _negation(a: list[_Token], b: list[_Token], edits: list[_Edit]) -> Contrast 
     holding = [e for e in edits if any(t.role == "negation" for t in e.a + e.b)]  # none: reworded
     if not holding or not all(e.small for e in holding):
         return None
-    if _antonym(edits) is not None:
-        return None  # negated and turned to its opposite: "didn't succeed" / "failed"
     return Contrast("negation", *_spans(neg_a, neg_b))
 
 
@@ -451,6 +448,11 @@ def _base_forms(token: _Token) -> tuple[str, ...]:
     return (token.key,)
 
 
+def _aligned_word(token: _Token) -> bool:
+    """Words the alignment compares: numbers and units have rules of their own."""
+    return token.role == "word" and (token.content or token.entity) and token.key != "one"
+
+
 def _respelled(only_a: list[_Token], only_b: list[_Token]) -> tuple[list[_Token], list[_Token]]:
     """Both sides less the words that only spell the same thing differently: a typo
     ("recipie"), an abbreviation and what it stands for ("ETF" / "exchange-traded fund",
@@ -511,7 +513,7 @@ def _tokens(text: str) -> list[_Token]:
         lower = word.lower()
         after_number = bool(out) and (
             out[-1].role == "number"
-            or out[-1].key in _DEGREES and len(out) > 1 and out[-2].role == "number"
+            or out[-1].text.lower() in _DEGREES and len(out) > 1 and out[-2].role == "number"
         )
         if lower.startswith("t__"):  # a time put in by _time_token
             out.append(_Token(word, lower[3:], "time", False, True))
@@ -546,7 +548,13 @@ def _tokens(text: str) -> list[_Token]:
         else:
             entity = _looks_like_name(word, sentence_start)
             content = lower not in _stop_words() and (len(lower) > 1 or not lower.isalpha())
+            content = content and lower not in _DEGREES
             out.append(_Token(word, _stem(lower), "word", entity, content))
+            out.extend(  # numbers inside names and codes: "ES2015", "800x600"
+                _Token(digits, _canonical(float(digits)), "number", False, True)
+                for digits in _DIGITS.findall(lower)
+                if not lower.isdigit()
+            )
         sentence_start = False
         i += 1
     return out
@@ -574,6 +582,9 @@ def _read_number(raw: list[str], i: int) -> tuple[str, int]:
             current = max(current, 1.0) * 100
         elif word in _MULTIPLIERS:
             total, current = total + max(current, 1.0) * _MULTIPLIERS[word], 0.0
+        elif word == "and" and [w.lower() for w in raw[j + 1 : j + 3]] == ["a", "half"]:
+            current += 0.5
+            j += 2
         elif not (word == "and" and j + 1 < len(raw) and raw[j + 1].lower() in _NUMBER_WORDS):
             break
         j += 1
