@@ -36,7 +36,9 @@ HEADER = """\
 """
 
 
-def _synsets(folder: Path) -> dict[tuple[str, int], tuple[list[str], list[tuple[int, str, int, int]]]]:
+def _synsets(
+    folder: Path,
+) -> dict[tuple[str, int], tuple[list[str], list[tuple[int, str, int, int]]]]:
     """(pos, offset) -> (words, antonym pointers (source word, target pos, offset, target word))."""
     synsets = {}
     for name in sorted(set(POS_FILES.values())):
@@ -51,7 +53,9 @@ def _synsets(folder: Path) -> dict[tuple[str, int], tuple[list[str], list[tuple[
             for i in range(int(fields[at])):
                 symbol, target, target_pos, numbers = fields[at + 1 + 4 * i : at + 5 + 4 * i]
                 if symbol == "!":
-                    pointers.append((int(numbers[:2], 16), target_pos, int(target), int(numbers[2:], 16)))
+                    pointers.append(
+                        (int(numbers[:2], 16), target_pos, int(target), int(numbers[2:], 16))
+                    )
             synsets[(pos, offset)] = (words, pointers)
     return synsets
 

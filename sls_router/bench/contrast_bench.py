@@ -125,7 +125,9 @@ def _explain(pair: dict[str, Any], found: Any) -> dict[str, Any]:
         "kind": pair.get("kind"),
         "reason": found.reason,
         "similarity": round(float(found.similarity), 3),
-        "contrast": None if contrast is None else [contrast.kind, contrast.query_span, contrast.cached_span],
+        "contrast": None
+        if contrast is None
+        else [contrast.kind, contrast.query_span, contrast.cached_span],
     }
 
 

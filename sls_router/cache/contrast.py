@@ -48,37 +48,107 @@ _SMALL_EDIT = 3  # tokens per side
 # pairs that differ in more places are rewordings: the word-level checks stay out of them
 _MINIMAL_EDITS = 2
 _TYPO_RATIO = 0.9  # difflib's similarity of two spellings of one word
-_NEGATIONS = frozenset("not no never none nothing nobody nowhere neither nor cannot non".split())
+_NEGATIONS = frozenset(
+    [
+        "not",
+        "no",
+        "never",
+        "none",
+        "nothing",
+        "nobody",
+        "nowhere",
+        "neither",
+        "nor",
+        "cannot",
+        "non",
+    ]
+)
 # what may stand between two swapped words without giving the sentence a direction
-_SYMMETRIC = frozenset("and or nor between vs versus plus times &".split())
+_SYMMETRIC = frozenset(["and", "or", "nor", "between", "vs", "versus", "plus", "times", "&"])
 _NUMBER_WORDS = {
     w: i
     for i, w in enumerate(
-        "zero one two three four five six seven eight nine ten eleven twelve thirteen "
-        "fourteen fifteen sixteen seventeen eighteen nineteen".split()
-    )
-} | {w: 10 * i for i, w in enumerate("twenty thirty forty fifty sixty seventy eighty ninety".split(), 2)}
-# ordinals count as their number ("19th" / "nineteenth"); "first" and "second" stay words
-_ORDINAL_WORDS = {
-    w: i
-    for i, w in enumerate(
-        "third fourth fifth sixth seventh eighth ninth tenth eleventh twelfth thirteenth "
-        "fourteenth fifteenth sixteenth seventeenth eighteenth nineteenth".split(),
-        3,
+        [
+            "zero",
+            "one",
+            "two",
+            "three",
+            "four",
+            "five",
+            "six",
+            "seven",
+            "eight",
+            "nine",
+            "ten",
+            "eleven",
+            "twelve",
+            "thirteen",
+            "fourteen",
+            "fifteen",
+            "sixteen",
+            "seventeen",
+            "eighteen",
+            "nineteen",
+        ]
     )
 } | {
     w: 10 * i
     for i, w in enumerate(
-        "twentieth thirtieth fortieth fiftieth sixtieth seventieth eightieth ninetieth".split(), 2
+        ["twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"], 2
     )
-} | {"dozen": 12}
+}
+# ordinals count as their number ("19th" / "nineteenth"); "first" and "second" stay words
+_ORDINAL_WORDS = (
+    {
+        w: i
+        for i, w in enumerate(
+            [
+                "third",
+                "fourth",
+                "fifth",
+                "sixth",
+                "seventh",
+                "eighth",
+                "ninth",
+                "tenth",
+                "eleventh",
+                "twelfth",
+                "thirteenth",
+                "fourteenth",
+                "fifteenth",
+                "sixteenth",
+                "seventeenth",
+                "eighteenth",
+                "nineteenth",
+            ],
+            3,
+        )
+    }
+    | {
+        w: 10 * i
+        for i, w in enumerate(
+            [
+                "twentieth",
+                "thirtieth",
+                "fortieth",
+                "fiftieth",
+                "sixtieth",
+                "seventieth",
+                "eightieth",
+                "ninetieth",
+            ],
+            2,
+        )
+    }
+    | {"dozen": 12}
+)
 _ORDINAL_SUFFIXES = frozenset(["st", "nd", "rd", "th"])
 _MULTIPLIERS = {"hundred": 100, "thousand": 1_000, "million": 10**6, "billion": 10**9}
 _SUFFIX_MULTIPLIERS = {"k": 1_000, "m": 10**6, "b": 10**9, "bn": 10**9}
 
 # unit spellings -> one canonical name per unit; a unit differs only if the names differ
 _UNITS: dict[str, str] = {}
-for _canonical, _spellings in {
+for _unit_name, _spellings in {
     "mm": "mm millimeter millimeters millimetre millimetres",
     "cm": "cm centimeter centimeters centimetre centimetres",
     "m": "meter meters metre metres",
@@ -130,15 +200,15 @@ for _canonical, _spellings in {
     "percent": "% percent percentage",
 }.items():
     for _spelling in _spellings.split():
-        _UNITS[_spelling] = _canonical
+        _UNITS[_spelling] = _unit_name
 # one-letter or ambiguous spellings count as units only right after a number ("5 m")
 _AFTER_NUMBER_ONLY = frozenset(
     [s for s in _UNITS if len(s) == 1 and s.isalpha()]
-    + "in mi min mins sec secs ms cal gal pound pounds".split()
-    + "second seconds".split()
+    + ["in", "mi", "min", "mins", "sec", "secs", "ms", "cal", "gal", "pound", "pounds"]
+    + ["second", "seconds"]
 )
 # written in capitals these are units; other capitals are names ("ML" is machine learning)
-_CAPITAL_UNITS = frozenset("KB MB GB TB USD EUR GBP JPY INR KW MPH".split())
+_CAPITAL_UNITS = frozenset(["KB", "MB", "GB", "TB", "USD", "EUR", "GBP", "JPY", "INR", "KW", "MPH"])
 _DEGREES = frozenset(["degree", "degrees", "deg"])
 
 _CONTRACTIONS = (
@@ -396,7 +466,11 @@ def _order(a: list[_Token], b: list[_Token]) -> Contrast | None:
     n = len(wa)
     for lx in range(1, n):
         for ly in range(1, n - lx + 1):
-            if wa[:lx] == wb[n - lx :] and wa[n - ly :] == wb[:ly] and wa[lx : n - ly] == wb[ly : n - lx]:
+            if (
+                wa[:lx] == wb[n - lx :]
+                and wa[n - ly :] == wb[:ly]
+                and wa[lx : n - ly] == wb[ly : n - lx]
+            ):
                 middle = a[first + lx : first + n - ly]
                 if not middle or any(t.key in _SYMMETRIC for t in middle):
                     return None
@@ -424,13 +498,19 @@ class _Edit:
 
 
 def _edits(a: list[_Token], b: list[_Token]) -> list[_Edit]:
-    """Where the texts differ."""
+    """Where the texts differ. Two differences joined only by stop words are one ("is a
+    platform to host" / "serves as a repository for" is one rewording, not two swaps)."""
     matcher = SequenceMatcher(None, [t.key for t in a], [t.key for t in b], autojunk=False)
-    return [
-        _Edit(a[i1:i2], b[j1:j2])
-        for op, i1, i2, j1, j2 in matcher.get_opcodes()
-        if op != "equal"
-    ]
+    spans: list[list[int]] = []  # [i1, i2, j1, j2] of each difference
+    joinable = False
+    for op, i1, i2, j1, j2 in matcher.get_opcodes():
+        if op == "equal":
+            joinable = bool(spans) and not any(t.content for t in a[i1:i2])
+        elif joinable:
+            spans[-1][1], spans[-1][3] = i2, j2
+        else:
+            spans.append([i1, i2, j1, j2])
+    return [_Edit(a[i1:i2], b[j1:j2]) for i1, i2, j1, j2 in spans]
 
 
 def _unit(vector: np.ndarray) -> np.ndarray:
@@ -464,23 +544,24 @@ def _respelled(only_a: list[_Token], only_b: list[_Token]) -> tuple[list[_Token]
             lower = word.text.lower()
             if not lower.isalpha():
                 continue
-            if len(lower) >= 2 and len(initials) >= 2 and (
-                initials.startswith(lower) or lower.startswith(initials)
+            if (
+                len(lower) >= 2
+                and len(initials) >= 2
+                and (initials.startswith(lower) or lower.startswith(initials))
             ):
                 drop.update([id(word), *(id(t) for t in others)])
                 continue
             for other in others:
                 spelled = other.text.lower()
                 if (2 <= len(lower) <= 4 and _abbreviates(lower, spelled)) or (
-                    len(lower) >= 6
-                    and SequenceMatcher(None, lower, spelled).ratio() >= _TYPO_RATIO
+                    len(lower) >= 6 and SequenceMatcher(None, lower, spelled).ratio() >= _TYPO_RATIO
                 ):
                     drop.update([id(word), id(other)])
     return [t for t in only_a if id(t) not in drop], [t for t in only_b if id(t) not in drop]
 
 
 def _abbreviates(short: str, word: str) -> bool:
-    """"js" for "javascript": same first letter, the letters in order, and a word at
+    """ "js" for "javascript": same first letter, the letters in order, and a word at
     least four times longer (so "UK" is not "Ukraine")."""
     if short[0] != word[0] or len(word) < 4 * len(short):
         return False
@@ -513,7 +594,9 @@ def _tokens(text: str) -> list[_Token]:
         lower = word.lower()
         after_number = bool(out) and (
             out[-1].role == "number"
-            or out[-1].text.lower() in _DEGREES and len(out) > 1 and out[-2].role == "number"
+            or out[-1].text.lower() in _DEGREES
+            and len(out) > 1
+            and out[-2].role == "number"
         )
         if lower.startswith("t__"):  # a time put in by _time_token
             out.append(_Token(word, lower[3:], "time", False, True))
@@ -530,7 +613,15 @@ def _tokens(text: str) -> list[_Token]:
             if suffix in _ORDINAL_SUFFIXES:
                 out.append(_Token(word, _canonical(float(number)), "number", False, True))
             elif suffix in _SUFFIX_MULTIPLIERS:
-                out.append(_Token(word, _canonical(float(number) * _SUFFIX_MULTIPLIERS[suffix]), "number", False, True))
+                out.append(
+                    _Token(
+                        word,
+                        _canonical(float(number) * _SUFFIX_MULTIPLIERS[suffix]),
+                        "number",
+                        False,
+                        True,
+                    )
+                )
             else:
                 out.append(_Token(word, _canonical(float(number)), "number", False, True))
                 if suffix in _UNITS:
@@ -623,8 +714,37 @@ def _looks_like_name(word: str, sentence_start: bool) -> bool:
 def _stop_words() -> frozenset[str]:
     from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
-    auxiliaries = "does did doing would could should can will may might must shall".split()
-    fillers = "please pls plz thanks thank thx hi hello hey lol ok okay um uh btw".split()
+    auxiliaries = [
+        "does",
+        "did",
+        "doing",
+        "would",
+        "could",
+        "should",
+        "can",
+        "will",
+        "may",
+        "might",
+        "must",
+        "shall",
+    ]
+    fillers = [
+        "please",
+        "pls",
+        "plz",
+        "thanks",
+        "thank",
+        "thx",
+        "hi",
+        "hello",
+        "hey",
+        "lol",
+        "ok",
+        "okay",
+        "um",
+        "uh",
+        "btw",
+    ]
     return frozenset(ENGLISH_STOP_WORDS) | {"s", "t", *auxiliaries, *fillers}
 
 
@@ -636,7 +756,7 @@ def _stemmer() -> Callable[[str], str]:
         raise DependencyError(
             "the cache's contrast check needs snowballstemmer: pip install snowballstemmer"
         ) from exc
-    return snowballstemmer.stemmer("english").stemWord  # type: ignore[no-any-return]
+    return snowballstemmer.stemmer("english").stemWord
 
 
 @lru_cache(maxsize=100_000)
