@@ -44,6 +44,7 @@ from ..errors import ConfigurationError, DependencyError
 KINDS = ("negation", "antonym", "number", "unit", "order", "entity", "unaligned", "cross_encoder")
 
 _WORD_VECTORS_KEPT = 50_000
+_MAX_CHARS = 2_000
 _SMALL_EDIT = 3  # tokens per side
 # pairs that differ in more places are rewordings: the word-level checks stay out of them
 _MINIMAL_EDITS = 2
@@ -298,7 +299,9 @@ class ContrastCheck:
         }
 
     def compare(self, query: str, cached: str) -> Contrast | None:
-        a, b = _tokens(query), _tokens(cached)
+        # bounded work: the check compares what a question says first (a long prompt's
+        # tail is judged by the similarity rules alone)
+        a, b = _tokens(query[:_MAX_CHARS]), _tokens(cached[:_MAX_CHARS])
         if [t.key for t in a] == [t.key for t in b]:
             return None  # the same words in the same order (case, spelling of numbers)
         edits = _edits(a, b)

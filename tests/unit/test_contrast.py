@@ -259,3 +259,12 @@ def test_word_vectors_are_unit_length_and_kept(check):
 def test_bad_settings_are_refused_with_what_to_do():
     with pytest.raises(ConfigurationError, match="cosine in"):
         ContrastCheck(align_min_cosine=1.5)
+
+
+def test_a_huge_prompt_is_checked_in_bounded_time(check):
+    import time
+
+    long = "word " * 200_000 + "with 12 numbers"
+    start = time.thread_time()
+    check.compare(long + " and 3", long + " and 4")
+    assert time.thread_time() - start < 2.0
