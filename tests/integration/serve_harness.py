@@ -92,9 +92,7 @@ class Running:
 
 def write_pool(directory: Path, *, latency: str = "none", tenants: bool = True) -> Path:
     path = directory / "pool.toml"
-    path.write_text(
-        POOL_TOML.format(latency=latency, tenants=tenants_toml() if tenants else "")
-    )
+    path.write_text(POOL_TOML.format(latency=latency, tenants=tenants_toml() if tenants else ""))
     return path
 
 

@@ -59,9 +59,7 @@ def test_create_answers_with_the_routing_facts_and_the_second_time_from_the_cach
     assert raw.headers["x-sls-model"] == first.model
     assert raw.headers["x-sls-cache-hit"] == "false"
 
-    again = client.chat.completions.create(
-        model="sls-router", messages=user(prompt), temperature=0
-    )
+    again = client.chat.completions.create(model="sls-router", messages=user(prompt), temperature=0)
     assert again.model_extra["sls"]["sls_cache_hit"] is True
     assert again.choices[0].message.content == first.choices[0].message.content
     assert again.model_extra["sls"]["sls_cost_usd"] == 0.0
@@ -85,9 +83,7 @@ def test_stream_sends_openai_chunks_with_usage_last(client):
     assert chunks[-1].choices == [] and chunks[-1].usage.completion_tokens > 0
     assert all(c.usage is None for c in chunks[:-1])  # usage counted once
     # the same request again: the cache's answer, replayed as a stream, is the same text
-    cached = client.chat.completions.create(
-        model="sls-router", messages=user(prompt), stream=True
-    )
+    cached = client.chat.completions.create(model="sls-router", messages=user(prompt), stream=True)
     assert "".join(c.choices[0].delta.content or "" for c in cached if c.choices) == text
 
 
@@ -149,9 +145,9 @@ def test_feedback_is_taken_once_per_tenant_and_counted(running, client):
 def test_tenants_see_only_their_own_cache(running, client):
     [prompt] = prompts(1, skip=4)
     client.chat.completions.create(model="sls-router", messages=user(prompt))
-    assert client.chat.completions.create(
-        model="sls-router", messages=user(prompt)
-    ).model_extra["sls"]["sls_cache_hit"]
+    assert client.chat.completions.create(model="sls-router", messages=user(prompt)).model_extra[
+        "sls"
+    ]["sls_cache_hit"]
     other = openai.OpenAI(base_url=client.base_url, api_key=KEY_B, max_retries=0)
     answer = other.chat.completions.create(model="sls-router", messages=user(prompt))
     assert answer.model_extra["sls"]["sls_cache_hit"] is False
