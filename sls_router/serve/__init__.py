@@ -37,9 +37,12 @@ def _require_extra() -> None:
         ) from None
 
 
-def open_server(config: str | Path, state: str | None = None, **router_options: Any) -> Server:
+def open_server(
+    config: str | Path, state: str | None = None, *, bucket_s: float = 10.0, **router_options: Any
+) -> Server:
     """The config read and checked, its models reached and the router opened (from
-    `state`: a directory or a postgresql:// URL), before any socket is opened."""
+    `state`: a directory or a postgresql:// URL), before any socket is opened.
+    `bucket_s`: the dashboard's time step; `router_options` override the file's."""
     _require_extra()
     from ..pool import router_for
     from .app import Server
@@ -53,7 +56,12 @@ def open_server(config: str | Path, state: str | None = None, **router_options: 
     reference = (
         router.specs[checked.reference_model] if checked.reference_model is not None else None
     )
-    return Server(router, checked, Metrics(router, reference), save_on_exit=state is not None)
+    return Server(
+        router,
+        checked,
+        Metrics(router, reference, bucket_s=bucket_s),
+        save_on_exit=state is not None,
+    )
 
 
 def run(server: Server, host: str = "127.0.0.1", port: int = 8000, **uvicorn_options: Any) -> None:
