@@ -70,5 +70,10 @@ def run(server: Server, host: str = "127.0.0.1", port: int = 8000, **uvicorn_opt
 
     from .app import create_app
 
-    options = {"log_level": "info", "timeout_graceful_shutdown": 30, **uvicorn_options}
+    options = {
+        "log_level": "info",
+        "timeout_graceful_shutdown": 30,
+        "timeout_keep_alive": 30,  # longer than clients' pools keep idle connections
+        **uvicorn_options,
+    }
     uvicorn.run(create_app(server), host=host, port=port, **options)

@@ -187,6 +187,7 @@ def create_app(server: Server) -> FastAPI:
                 "totals": m.totals(),
                 "series": m.series(),
                 "recent": m.recent(),
+                "overhead_ms": m.overhead_ms(),
                 "models": list(server.router.specs),
             }
         )

@@ -38,6 +38,7 @@ class Metrics:
         bucket_s: float = 10.0,
         buckets: int = 360,
         recent: int = 50,
+        overheads: int = 100_000,
     ) -> None:
         self.router = router
         self.reference = reference
@@ -81,6 +82,7 @@ class Metrics:
         self._lock = threading.Lock()
         self._series: deque[dict[str, Any]] = deque(maxlen=buckets)
         self._recent: deque[dict[str, Any]] = deque(maxlen=recent)
+        self._overheads: deque[float] = deque(maxlen=overheads)  # for exact percentiles
 
     # -- recording ------------------------------------------------------------------------
     def answered(self, response: Response, *, pinned: bool, wall_s: float) -> None:
@@ -102,6 +104,7 @@ class Metrics:
         now = time.time()
         with self._lock:
             bucket = self._bucket(now)
+            self._overheads.append(overhead)
             bucket["requests"] += 1
             bucket["cache_hits"] += int(response.cache_hit)
             bucket["spend_usd"] += response.cost_usd
@@ -208,6 +211,18 @@ class Metrics:
                 m for m, s in self.router.health.status().items() if s["retry_in_s"] > 0
             ],
         }
+
+    def overhead_ms(self) -> dict[str, float | int]:
+        """Percentiles of the server's own time per request (the last `overheads`)."""
+        with self._lock:
+            values = sorted(self._overheads)
+        if not values:
+            return {"n": 0, "p50": 0.0, "p99": 0.0, "max": 0.0}
+
+        def at(q: float) -> float:
+            return 1000 * values[min(len(values) - 1, int(q * len(values)))]
+
+        return {"n": len(values), "p50": at(0.5), "p99": at(0.99), "max": 1000 * values[-1]}
 
     def series(self) -> list[dict[str, Any]]:
         with self._lock:

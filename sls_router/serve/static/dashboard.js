@@ -163,6 +163,8 @@ function render(data) {
   text("reference-legend", t.reference_model || "reference");
   text("feedback", fmt.count(t.feedback));
   text("refused", fmt.count(t.refused));
+  text("overhead", data.overhead_ms.n
+    ? `${data.overhead_ms.p50.toFixed(1)} / ${data.overhead_ms.p99.toFixed(1)} ms` : "-");
   text("breakers", t.breakers_open.length ? t.breakers_open.join(", ") : "none");
   drawSpend(data.series);
   drawHits(data.series);
