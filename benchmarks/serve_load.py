@@ -62,12 +62,18 @@ latency = "modelled"
 """
 
 
-async def client(
+async def client(base_url: str, prompts: list[str], rng: random.Random, out: dict) -> None:
+    """One client on its own keep-alive connection: R streamed requests in turn, each
+    followed by its feedback. Raw httpx and json: the openai client's parsing (or one
+    pool shared by 200 connections) would make this process the bottleneck on 2 cores;
+    the openai client's own streaming is in the tests."""
+    async with httpx.AsyncClient(timeout=120) as http:
+        await _requests(base_url, prompts, rng, http, out)
+
+
+async def _requests(
     base_url: str, prompts: list[str], rng: random.Random, http: httpx.AsyncClient, out: dict
 ) -> None:
-    """One client: R streamed requests in turn, each followed by its feedback. Raw httpx
-    and json (not the openai client, whose parsing would make this process the
-    bottleneck on 2 cores); the openai client's own streaming is in the tests."""
     for _ in range(out["requests_per_client"]):
         body = {
             "model": "sls-router",
@@ -110,21 +116,17 @@ async def load(base_url: str, clients: int, requests: int, distinct: int, seed: 
         feedback_sent=0,
         feedback_accepted=0,
     )
-    # idle connections expire before the server's keep-alive (30 s) closes them under us
-    limits = httpx.Limits(
-        max_connections=clients + 10, max_keepalive_connections=clients + 10, keepalive_expiry=20
+    started = time.perf_counter()
+    results = await asyncio.gather(
+        *(
+            client(base_url, prompts, random.Random(seed * 100_003 + i), out)
+            for i in range(clients)
+        ),
+        return_exceptions=True,
     )
-    async with httpx.AsyncClient(limits=limits, timeout=120) as http:
-        started = time.perf_counter()
-        results = await asyncio.gather(
-            *(
-                client(base_url, prompts, random.Random(seed * 100_003 + i), http, out)
-                for i in range(clients)
-            ),
-            return_exceptions=True,
-        )
-        out["wall_s"] = time.perf_counter() - started
-        out["errors"] = [repr(r) for r in results if isinstance(r, BaseException)][:5]
+    out["wall_s"] = time.perf_counter() - started
+    out["errors"] = [repr(r) for r in results if isinstance(r, BaseException)][:5]
+    async with httpx.AsyncClient(timeout=120) as http:
         out["dashboard"] = (await http.get(base_url.removesuffix("/v1") + "/dashboard/data")).json()
     return out
 
