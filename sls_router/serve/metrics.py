@@ -22,6 +22,7 @@ from ..errors import BackendError
 from ..router import SmartRouter
 from ..types import ModelSpec, Response
 
+FEEDBACK_SOURCES = ("user", "label", "verifier", "agreement", "judge", "implicit")
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 _MODEL_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64)
@@ -135,7 +136,8 @@ class Metrics:
         self.refused.labels(str(status)).inc()
 
     def feedback_taken(self, source: str) -> None:
-        self.feedback.labels(source).inc()
+        # clients name the source: a bounded set of labels keeps /metrics bounded
+        self.feedback.labels(source if source in FEEDBACK_SOURCES else "other").inc()
 
     def _reference_cost(self, response: Response) -> float:
         if self.reference is None:

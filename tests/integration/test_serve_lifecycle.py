@@ -8,6 +8,8 @@ import time
 
 import httpx
 import openai
+import psycopg
+import pytest
 from serve_harness import prompts, start, write_pool
 
 
@@ -57,3 +59,24 @@ def test_shutdown_finishes_in_flight_requests_and_saves_the_state(tmp_path):
         assert httpx.get(f"{again.url}/healthz").json()["status"] == "ok"
     finally:
         again.stop()
+
+
+@pytest.mark.postgres
+def test_shutdown_flushes_the_postgresql_store(tmp_path, new_database):
+    """With a postgresql:// state, every feedback taken over HTTP is in the database once
+    the server has shut down (the store's queued writes flushed on close)."""
+    url = new_database()
+    running = start(write_pool(tmp_path, tenants=False), url)
+    client = openai.OpenAI(base_url=running.base_url, api_key="any", max_retries=0)
+    ids = []
+    for prompt in prompts(8, skip=20):
+        answer = client.chat.completions.create(
+            model="sls-router", messages=[{"role": "user", "content": prompt}]
+        )
+        ids.append(answer.model_extra["sls"]["sls_request_id"])
+        feedback = {"request_id": ids[-1], "score": 1}
+        assert httpx.post(f"{running.base_url}/feedback", json=feedback).is_success
+    running.stop()
+    with psycopg.connect(url) as conn:
+        stored = {row[0] for row in conn.execute("SELECT request_id FROM sls_feedback")}
+    assert set(ids) <= stored
