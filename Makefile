@@ -6,9 +6,9 @@ PIP := $(PY) -m pip install -q -c constraints.txt
 INTEGRATIONS := $(wildcard integrations/*/pyproject.toml)
 STAMP := $(VENV)/.installed
 
-.PHONY: install sandbox demo lint test test-fast bench clean
+.PHONY: install sandbox chromium demo lint test test-fast bench clean
 
-install: $(STAMP) sandbox
+install: $(STAMP) sandbox chromium
 
 # Generated code is verified only inside bubblewrap (see sls_router/sandbox.py): install it
 # where it is missing (Debian/Ubuntu; root or sudo).
@@ -16,6 +16,11 @@ SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 sandbox:
 	@command -v bwrap >/dev/null 2>&1 || $(SUDO) apt-get install -y -q bubblewrap \
 		|| { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q bubblewrap; }
+
+# The dashboard's test drives Debian's headless Chromium: install it where it is missing.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || $(SUDO) apt-get install -y -q chromium \
+		|| { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium; }
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)

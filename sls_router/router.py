@@ -567,6 +567,7 @@ class SmartRouter:
         # such a request skips the cache instead of failing
         cacheable = (
             self.cache is not None
+            and request.model is None  # a pinned request wants that model's own answer
             and not request.tools
             and (request.temperature == 0 or request.cache_sampled)
             and bool(np.any(vector))
@@ -584,6 +585,18 @@ class SmartRouter:
             if lookup.hit:
                 return RoutePlan(request, vector, features, scope, cacheable, lookup, None, started)
         candidates = [s for s in self.specs.values() if s.supports_tools or not request.tools]
+        if request.model is not None:
+            if request.model not in self.specs:
+                raise InvalidInputError(
+                    f"request pinned to model {request.model!r}, which is not in the pool "
+                    f"({sorted(self.specs)}); name one of them, or None to route."
+                )
+            candidates = [s for s in candidates if s.name == request.model]
+            if not candidates:
+                raise InvalidInputError(
+                    f"the request binds tools but the pinned model {request.model!r} does "
+                    "not support tools; pin a tool-capable model or drop the tools."
+                )
         if not candidates:
             raise InvalidInputError(
                 "the request binds tools but no model of the pool supports "

@@ -70,6 +70,8 @@ class Request:
     `query` is the text to cache and route on; by default the last user turn (the
     part of a prompt that varies), never the shared system prompt or history.
     `params` are generation parameters (temperature, max_tokens, stop, ...).
+    `model` pins the request to that model of the pool: no routing and no cache
+    lookup, but the call, its cost and its feedback are learned from like any other.
     """
 
     messages: list[dict[str, Any]] | None = None
@@ -80,6 +82,7 @@ class Request:
     params: dict[str, Any] = field(default_factory=dict)
     tools: list[dict[str, Any]] | None = None
     cache_sampled: bool = False
+    model: str | None = None
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
     def __post_init__(self) -> None:
@@ -96,6 +99,8 @@ class Request:
             raise InvalidInputError(f"query must be a str, got {type(self.query).__name__}.")
         _check_unicode(self.prompt, "prompt")
         _check_unicode(self.query, "query")
+        if self.model is not None and (not isinstance(self.model, str) or not self.model):
+            raise InvalidInputError("model must be the name of a pool model, or None to route.")
         if not isinstance(self.namespace, str) or not self.namespace:
             raise InvalidInputError("namespace must be a non-empty string (the tenant's id).")
         if not isinstance(self.params, Mapping):

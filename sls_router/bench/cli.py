@@ -1,4 +1,5 @@
-"""The `sls-router` command: thin argument parsing over the lab's benches and converters."""
+"""The `sls-router` command: thin argument parsing over the lab's benches and converters,
+and `serve`, the OpenAI-compatible server (the serve extra)."""
 
 from __future__ import annotations
 
@@ -130,6 +131,14 @@ def _overhead(args: argparse.Namespace) -> int:
         )
         Path(args.json).write_text(json.dumps({k: result[k] for k in keys}, indent=2))
         print(f"wrote {args.json}")
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from ..serve import open_server, run
+
+    server = open_server(args.config, args.state)  # a bad config stops here, before binding
+    run(server, host=args.host, port=args.port)
     return 0
 
 
@@ -282,6 +291,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--decisions", type=int, default=1000, help="timed decisions per path")
     p.add_argument("--json", help="write the figures to this file")
     p.set_defaults(func=_overhead)
+
+    p = sub.add_parser("serve", help="OpenAI-compatible HTTP server with metrics and a dashboard")
+    p.add_argument("--config", required=True, help="pool.toml (see examples/serve/pool.toml)")
+    p.add_argument(
+        "--state",
+        help="where the learned state lives: a directory (saved on shutdown) or a "
+        "postgresql:// URL (shared with replicas); default: in memory only",
+    )
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.set_defaults(func=_serve)
 
     p = sub.add_parser("convert", help="turn recorded LLM results into a replay file")
     p.add_argument("kind", choices=("logparsing", "humaneval", "overruling"))

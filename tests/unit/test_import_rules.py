@@ -54,3 +54,16 @@ def test_no_mixins():
             n.name for n in ast.walk(ast.parse(path.read_text())) if isinstance(n, ast.ClassDef)
         ]
         assert not [c for c in classes if c.endswith("Mixin")], path
+
+
+def test_the_server_is_a_front_end_and_nothing_below_imports_it():
+    """serve -> router (and what front ends share); never the learner, the cache or the
+    store directly, and nothing of the engine imports serve (the lab's command may)."""
+    below = ("sls_router.learning", "sls_router.cache", "sls_router.store", "sls_router.routing")
+    for path in (PACKAGE / "serve").rglob("*.py"):
+        bad = {n for n in _imports(path) if n.startswith(below)}
+        assert not bad, f"{path.relative_to(PACKAGE)} imports {sorted(bad)}"
+    for path in PACKAGE.rglob("*.py"):
+        if "serve" in path.relative_to(PACKAGE).parts or path == PACKAGE / "bench" / "cli.py":
+            continue
+        assert not {n for n in _imports(path) if n.startswith("sls_router.serve")}, path

@@ -195,6 +195,18 @@ def test_tools_and_sampling_are_not_cached(topic_embedder, new_router):
     assert len(router.cache) == 0
 
 
+def test_a_pinned_request_calls_its_model_and_skips_the_cache(topic_embedder):
+    router = SmartRouter(_pool(prices=(0.1, 10.0)), embedder=topic_embedder, random_state=0)
+    router.complete(Request(prompt="X:pin"))  # cached: pinned requests must not take it
+    pinned = [router.complete(Request(prompt="X:pin", model="B")) for _ in range(2)]
+    assert all(r.model == "B" and not r.cache_hit and r.tried == ("B",) for r in pinned)
+    router.feedback(pinned[0].request_id, 1.0)  # learned from like any answer
+    with pytest.raises(InvalidInputError, match="not in the pool"):
+        router.complete(Request(prompt="X:pin", model="C"))
+    with pytest.raises(InvalidInputError, match="does not support tools"):
+        router.complete(Request(prompt="X:pin", model="A", tools=[{"name": "f"}]))
+
+
 def test_periodic_updates_fire_by_count(topic_embedder):
     router = SmartRouter(
         _pool(), embedder=topic_embedder, cache=False, update_every_n=10, background_updates=False

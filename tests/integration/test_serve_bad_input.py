@@ -1,0 +1,150 @@
+"""Bad input to `sls-router serve`: each gets OpenAI's error shape with the right status,
+the worker keeps serving, and nothing stored before is lost."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+from serve_harness import TENANT_KEYS, prompts, start, tenant_env, write_pool
+
+from sls_router.errors import BackendError
+from sls_router.serve.app import APIError, _api_error
+
+KEY = TENANT_KEYS["team-a"]
+AUTH = {"Authorization": f"Bearer {KEY}"}
+
+
+@pytest.fixture(scope="module")
+def running(tmp_path_factory):
+    with pytest.MonkeyPatch.context() as mp:
+        for name, value in tenant_env().items():
+            mp.setenv(name, value)
+        running = start(write_pool(tmp_path_factory.mktemp("serve-bad")))
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def stored(running):
+    """One answer cached and judged before any bad input arrives."""
+    [prompt] = prompts(1)
+    body = {"model": "sls-router", "messages": [{"role": "user", "content": prompt}]}
+    first = httpx.post(f"{running.base_url}/chat/completions", json=body, headers=AUTH).json()
+    feedback = {"request_id": first["sls"]["sls_request_id"], "score": 1}
+    assert httpx.post(f"{running.base_url}/feedback", json=feedback, headers=AUTH).is_success
+    return body, first["choices"][0]["message"]["content"]
+
+
+def _chat(**fields) -> dict:
+    return {"model": "sls-router", "messages": [{"role": "user", "content": "hi"}], **fields}
+
+
+def _raw(obj) -> bytes:
+    return json.dumps(obj).encode()
+
+
+BAD = {
+    "not JSON": (b'{"model": "sls-router", "messages": [', 400, None),
+    "a JSON list": (b"[]", 400, None),
+    "NaN temperature": (
+        b'{"model": "sls-router", "messages": [{"role": "user", "content": "x"}], '
+        b'"temperature": NaN}',
+        400,
+        None,
+    ),
+    "nested 100,000 deep": (b"[" * 100_000 + b"]" * 100_000, 400, None),
+    "model a number": (_raw(_chat(model=5)), 400, None),
+    "messages a string": (_raw(_chat(messages="hi")), 400, None),
+    "unknown role": (_raw(_chat(messages=[{"role": "wizard", "content": "x"}])), 400, None),
+    "content a number": (_raw(_chat(messages=[{"role": "user", "content": 12}])), 400, None),
+    "an image part": (
+        _raw(_chat(messages=[{"role": "user", "content": [{"type": "image_url"}]}])),
+        400,
+        None,
+    ),
+    "empty content": (_raw(_chat(messages=[{"role": "user", "content": " "}])), 400, None),
+    "a lone surrogate": (
+        b'{"model": "sls-router", "messages": [{"role": "user", "content": "\\ud800"}]}',
+        400,
+        None,
+    ),
+    "temperature a string": (_raw(_chat(temperature="hot")), 400, None),
+    "max_tokens negative": (_raw(_chat(max_tokens=-1)), 400, None),
+    "stream a string": (_raw(_chat(stream="yes")), 400, None),
+    "tools a string": (_raw(_chat(tools="all")), 400, None),
+    "tool args not JSON": (
+        _raw(
+            _chat(
+                messages=[
+                    {
+                        "role": "assistant",
+                        "tool_calls": [{"id": "1", "function": {"name": "f", "arguments": "{"}}],
+                    }
+                ]
+            )
+        ),
+        400,
+        None,
+    ),
+    "a 1 MB message": (
+        _raw(_chat(messages=[{"role": "user", "content": "log line " * 120_000}])),
+        400,
+        "context_length_exceeded",
+    ),
+    "a 9 MB body": (b" " * (9 * 1024 * 1024), 413, None),
+    "an unknown model": (_raw(_chat(model="gpt-17")), 404, "model_not_found"),
+    "a prompt no pinned model recorded": (
+        _raw(_chat(model="llama-2-7b")),
+        502,
+        "all_models_failed",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(BAD))
+def test_bad_input_gets_its_status_and_loses_nothing(running, stored, name):
+    content, status, code = BAD[name]
+    before = running.server.router.stats()["cache"]["entries"]
+    response = httpx.post(
+        f"{running.base_url}/chat/completions",
+        content=content,
+        headers={**AUTH, "content-type": "application/json"},
+        timeout=60,
+    )
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert error["message"] and error["type"]
+    if code is not None:
+        assert error["code"] == code
+    if status == 502:
+        assert error["attempts"][0]["model"] == "llama-2-7b"
+    # still serving, and what was stored before is still there
+    body, text = stored
+    again = httpx.post(f"{running.base_url}/chat/completions", json=body, headers=AUTH).json()
+    assert again["sls"]["sls_cache_hit"] and again["choices"][0]["message"]["content"] == text
+    assert running.server.router.stats()["cache"]["entries"] == before
+
+
+def test_bad_feedback_and_a_missing_key(running, stored):
+    url = f"{running.base_url}/feedback"
+    assert httpx.post(url, content=b"{", headers=AUTH).status_code == 400
+    assert httpx.post(url, json=["x"], headers=AUTH).status_code == 400
+    assert httpx.post(url, json={"request_id": 1, "score": 1}, headers=AUTH).status_code == 400
+    assert httpx.post(url, json={"request_id": "x", "score": "1"}, headers=AUTH).status_code == 400
+    missing = httpx.post(f"{running.base_url}/chat/completions", json=stored[0])
+    assert missing.status_code == 401 and missing.json()["error"]["code"] == "invalid_api_key"
+    assert httpx.get(f"{running.url}/healthz").status_code == 200
+
+
+def test_every_model_rate_limited_is_429_with_retry_after(running):
+    error = BackendError(
+        "every model failed",
+        [("a", "RateLimitError: slow down (retry after 2.5 s)"), ("b", "X (retry after 7 s)")],
+    )
+    mapped = _api_error(running.server, error)
+    assert isinstance(mapped, APIError) and mapped.status == 429
+    assert mapped.headers["retry-after"] == "3" and len(mapped.extra["attempts"]) == 2
+    mixed = BackendError("x", [("a", "X (retry after 2 s)"), ("b", "ConnectionError: down")])
+    assert _api_error(running.server, mixed).status == 502  # type: ignore[attr-defined]
