@@ -284,10 +284,6 @@ class ContrastCheck:
         self._cross_encoder = _load_cross_encoder(cross_encoder)
         self._lock = threading.Lock()
 
-    @property
-    def uses_cross_encoder(self) -> bool:
-        return self._cross_encoder is not None
-
     def describe(self) -> dict[str, Any]:
         """What a saved cache records to rebuild an equivalent check."""
         spec = self._token_vectors_spec
@@ -324,8 +320,8 @@ class ContrastCheck:
         the words it abbreviates ("BP" / "blood pressure"), or a close token vector. A
         name put in or left out is a contrast of its own ("sort a list" / "... in Rust")."""
         keys_a, keys_b = {t.key for t in a}, {t.key for t in b}
-        pool_a = [t for e in edits if e.small for t in e.a if _aligned_word(t)]
-        pool_b = [t for e in edits if e.small for t in e.b if _aligned_word(t)]
+        pool_a = [t for e in edits for t in e.a if _aligned_word(t)]
+        pool_b = [t for e in edits for t in e.b if _aligned_word(t)]
         only_a, only_b = _respelled(
             [t for t in pool_a if t.key not in keys_b],
             [t for t in pool_b if t.key not in keys_a],
@@ -397,9 +393,8 @@ def _negation(a: list[_Token], b: list[_Token], edits: list[_Edit]) -> Contrast 
     neg_b = [t for t in b if t.role == "negation"]
     if len(neg_a) % 2 == len(neg_b) % 2:
         return None
-    holding = [e for e in edits if any(t.role == "negation" for t in e.a + e.b)]  # none: reworded
-    if not holding or not all(e.small for e in holding):
-        return None
+    if not any(t.role == "negation" for e in edits for t in e.a + e.b):
+        return None  # reworded (no edits kept), or the negation only moved
     return Contrast("negation", *_spans(neg_a, neg_b))
 
 
@@ -446,8 +441,6 @@ def _antonym(edits: list[_Edit]) -> Contrast | None:
     """A word swapped for its opposite in a small edit ("turn on" / "turn off")."""
     pairs = _antonyms()
     for edit in edits:
-        if not edit.small:
-            continue
         for ta in edit.a:
             for tb in edit.b:
                 for x in _base_forms(ta):
