@@ -138,6 +138,15 @@ def test_bad_feedback_and_a_missing_key(running, stored):
     assert httpx.get(f"{running.url}/healthz").status_code == 200
 
 
+def test_an_unknown_path_or_method_gets_the_error_shape(running):
+    for response in (
+        httpx.get(f"{running.base_url}/nope"),
+        httpx.get(f"{running.base_url}/feedback"),
+    ):
+        assert response.status_code in (404, 405)
+        assert response.json()["error"]["type"] == "invalid_request_error"
+
+
 def test_every_model_rate_limited_is_429_with_retry_after(running):
     error = BackendError(
         "every model failed",
