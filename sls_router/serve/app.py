@@ -24,6 +24,7 @@ from typing import Any, cast
 from fastapi import FastAPI
 from fastapi import Request as HTTPRequest
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+from starlette.exceptions import HTTPException
 
 from ..errors import BackendError, InvalidInputError, SLSRouterError, UnknownEntryError
 from ..router import SmartRouter
@@ -93,6 +94,18 @@ def create_app(server: Server) -> FastAPI:
         return JSONResponse(
             error_body(exc.message, exc.kind, code=exc.code, **exc.extra),
             status_code=exc.status,
+            headers=exc.headers,
+        )
+
+    @app.exception_handler(HTTPException)
+    async def http_error(_: HTTPRequest, exc: HTTPException) -> JSONResponse:
+        """No such path or method: OpenAI's shape too, so every client reads it."""
+        server.metrics.refused_with(exc.status_code)
+        return JSONResponse(
+            error_body(
+                f"{exc.detail}: see GET /v1/models and the README.", "invalid_request_error"
+            ),
+            status_code=exc.status_code,
             headers=exc.headers,
         )
 

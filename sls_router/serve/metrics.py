@@ -103,8 +103,9 @@ class Metrics:
         if not response.cache_hit:
             self.model_time.observe(model_s)
         now = time.time()
+        judged = self._judged_hits() if self._new_bucket(now) else None
         with self._lock:
-            bucket = self._bucket(now)
+            bucket = self._bucket(now, judged)
             self._overheads.append(overhead)
             bucket["requests"] += 1
             bucket["cache_hits"] += int(response.cache_hit)
@@ -151,9 +152,19 @@ class Metrics:
             )
         return self.reference.cost(*tokens)
 
-    def _bucket(self, now: float) -> dict[str, Any]:
+    def _new_bucket(self, now: float) -> bool:
+        series = self._series
+        return not series or series[-1]["start"] != now - now % self.bucket_s
+
+    def _judged_hits(self) -> tuple[int, int]:
+        """Cache hits judged wrong and right so far (read once per bucket, not per request)."""
+        cache = self.router.stats().get("cache") or {}
+        return int(cache.get("wrong_hits", 0)), int(cache.get("right_hits", 0))
+
+    def _bucket(self, now: float, judged: tuple[int, int] | None) -> dict[str, Any]:
         start = now - now % self.bucket_s
         if not self._series or self._series[-1]["start"] != start:
+            wrong, right = judged if judged is not None else (0, 0)
             self._series.append(
                 {
                     "start": start,
@@ -162,6 +173,9 @@ class Metrics:
                     "spend_usd": 0.0,
                     "reference_usd": 0.0,
                     "models": {},
+                    # cumulative at the bucket's start: the wrong-hit estimate over time
+                    "wrong_hits": wrong,
+                    "right_hits": right,
                 }
             )
         return self._series[-1]

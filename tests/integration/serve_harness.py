@@ -13,6 +13,8 @@ from importlib import resources
 from pathlib import Path
 
 import uvicorn
+from langchain_core.language_models import BaseChatModel
+from langchain_core.outputs import ChatResult
 
 from sls_router.serve import open_server
 from sls_router.serve.app import Server, create_app
@@ -115,3 +117,24 @@ def start(config: Path, state: str | None = None, **options) -> Running:
         assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
         time.sleep(0.02)
     return Running(f"http://127.0.0.1:{port}", server, userver, thread)
+
+
+class RateLimited(Exception):
+    """A provider's 429, carrying the back-off it asked for (as `retry_after`)."""
+
+    def __init__(self, retry_after: float) -> None:
+        super().__init__(f"rate limited, retry after {retry_after} s")
+        self.retry_after = retry_after
+
+
+class RateLimitedChatModel(BaseChatModel):
+    """A LangChain chat model whose provider always answers 429 (pool.toml `class`)."""
+
+    retry_after: float = 3.0
+
+    @property
+    def _llm_type(self) -> str:
+        return "rate-limited"
+
+    def _generate(self, messages, stop=None, run_manager=None, **kwargs) -> ChatResult:
+        raise RateLimited(self.retry_after)

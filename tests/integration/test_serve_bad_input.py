@@ -10,7 +10,7 @@ import pytest
 from serve_harness import TENANT_KEYS, prompts, start, tenant_env, write_pool
 
 from sls_router.errors import BackendError
-from sls_router.serve.app import APIError, _api_error
+from sls_router.serve.app import _api_error
 
 KEY = TENANT_KEYS["team-a"]
 AUTH = {"Authorization": f"Bearer {KEY}"}
@@ -138,13 +138,37 @@ def test_bad_feedback_and_a_missing_key(running, stored):
     assert httpx.get(f"{running.url}/healthz").status_code == 200
 
 
-def test_every_model_rate_limited_is_429_with_retry_after(running):
-    error = BackendError(
-        "every model failed",
-        [("a", "RateLimitError: slow down (retry after 2.5 s)"), ("b", "X (retry after 7 s)")],
+def test_an_unknown_path_or_method_gets_the_error_shape(running):
+    for response in (
+        httpx.get(f"{running.base_url}/nope"),
+        httpx.get(f"{running.base_url}/feedback"),
+    ):
+        assert response.status_code in (404, 405)
+        assert response.json()["error"]["type"] == "invalid_request_error"
+
+
+def test_every_model_rate_limited_is_429_with_retry_after_and_the_breaker_shows(tmp_path):
+    config = tmp_path / "pool.toml"
+    config.write_text(
+        'embedder = "hashing"\n'
+        + "".join(
+            f'[[models]]\nname = "{name}"\nclass = "serve_harness:RateLimitedChatModel"\n'
+            f"kwargs = {{ retry_after = {wait} }}\nprice = [1, 1]\n"
+            for name, wait in (("a", 2.5), ("b", 7))
+        )
     )
-    mapped = _api_error(running.server, error)
-    assert isinstance(mapped, APIError) and mapped.status == 429
-    assert mapped.headers["retry-after"] == "3" and len(mapped.extra["attempts"]) == 2
+    running = start(config)
+    try:
+        response = httpx.post(f"{running.base_url}/chat/completions", json=_chat())
+        metrics = httpx.get(f"{running.url}/metrics").text
+    finally:
+        running.stop()
+    assert response.status_code == 429 and response.headers["retry-after"] == "3"
+    error = response.json()["error"]
+    assert error["code"] == "rate_limit_exceeded" and len(error["attempts"]) == 2
+    assert 'sls_model_breaker_open{model="a"} 1.0' in metrics
+
+
+def test_rate_limits_mixed_with_failures_are_502(running):
     mixed = BackendError("x", [("a", "X (retry after 2 s)"), ("b", "ConnectionError: down")])
     assert _api_error(running.server, mixed).status == 502  # type: ignore[attr-defined]

@@ -12,6 +12,7 @@ import openai
 import pytest
 from serve_harness import prompts, start, write_pool
 
+CHARTS = ("spend-chart", "hit-chart", "model-chart")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(
     CHROMIUM is None, reason="chromium is missing: `make install` installs Debian's package"
@@ -92,4 +93,8 @@ def test_the_dashboard_shows_what_metrics_reports(tmp_path):
         assert _shown(dom, "wrong-rate") == f"{100 * wrong:.1f}%"
     assert _shown(dom, "breakers") == "none"
     assert dom.count("<tr>") >= 12  # the recent decisions, one row each (plus the header)
+    charts = {c: re.search(rf'<svg id="{c}".*?</svg>', dom, re.S) for c in CHARTS}
+    assert all(charts.values()), "a chart is missing"
+    assert "<path" in charts["spend-chart"].group(0) and "<path" in charts["hit-chart"].group(0)
+    assert "<rect" in charts["model-chart"].group(0)  # the models' shares
     assert "Est. savings vs j2-ultra" in dom

@@ -149,3 +149,11 @@ def test_a_bad_file_names_the_line_and_the_fix(tmp_path, text, line, fix):
 def test_a_missing_file_says_to_pass_one(tmp_path):
     with pytest.raises(ConfigurationError, match="pass --config"):
         load_config(tmp_path / "nope.toml")
+
+
+def test_the_command_refuses_a_bad_file_before_binding(tmp_path, capsys):
+    from sls_router.bench.cli import main
+
+    path = _write(tmp_path, "[[models]]\nname = 'x'\nbase_url = 'http://h'\nprice = [1]\n")
+    assert main(["serve", "--config", str(path), "--port", "1"]) == 2
+    assert "line 4" in capsys.readouterr().err

@@ -90,6 +90,13 @@ function drawHits(series) {
   const { x, y } = scales(box, rates.length, 1);
   axes(svg, box, 1, fmt.rate, series[0]?.start, series[series.length - 1]?.start);
   line(svg, rates.map((r, i) => [x(i), y(r)]), "#3a6fd8");
+  // the estimated wrong-hit rate: hits judged wrong / judged hits, cumulative
+  const wrong = [];
+  series.forEach((b, i) => {
+    const judged = b.wrong_hits + b.right_hits;
+    if (judged > 0) wrong.push([x(i), y(b.wrong_hits / judged)]);
+  });
+  line(svg, wrong, "#d98b2b");
 }
 
 function drawModels(series, models) {
