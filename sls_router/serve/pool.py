@@ -12,7 +12,7 @@ from typing import Any
 
 from ..backends import Backend
 from ..errors import ConfigurationError, DependencyError, SLSRouterError
-from ..replay import ReplayBackend, load_dataset
+from ..replay import load_dataset, replay_pool
 from ..types import ModelSpec
 from .config import ModelEntry, ReplayEntry, ServeConfig, model_spec
 from .openai_backend import OpenAIBackend
@@ -52,18 +52,10 @@ def _replay_models(entry: ReplayEntry, config: ServeConfig) -> list[tuple[ModelS
             f"{config.path} line {entry.line}: {entry.path.name} has no model {unknown[0]!r}; "
             f"use some of {dataset.model_names}."
         )
-    pool: list[tuple[ModelSpec, Backend]] = []
-    for name in names:
-        profile = dataset.models[name]
-        spec = ModelSpec(
-            name=name,
-            input_per_mtok=profile.input_per_mtok,
-            output_per_mtok=profile.output_per_mtok,
-            tier=profile.tier,
-            supports_tools=profile.supports_tools,
-        )
-        pool.append((spec, ReplayBackend(dataset, name, sleep=entry.sleep)))
-    return pool
+    recorded = {
+        spec.name: (spec, backend) for spec, backend in replay_pool(dataset, sleep=entry.sleep)
+    }
+    return [recorded[name] for name in names]
 
 
 def _openai(entry: ModelEntry, config: ServeConfig) -> tuple[ModelSpec, Backend]:
