@@ -510,11 +510,13 @@ class SmartRouter:
                 assert served.lookup is not None  # a hit was served from its lookup
                 cache.observe(served.lookup, correct)
                 return
+            lookup = served.lookup
+            if lookup is not None:
+                cache.judge_fresh(lookup, correct)  # after a contrast refused its candidate
             if served.entry_id is not None and not correct:
                 cache.feedback(served.entry_id, False)  # its own answer is wrong
             elif served.entry_id is not None and not weak:
                 cache.confirm(served.entry_id)
-            lookup = served.lookup
             if correct and lookup is not None and lookup.candidate_id is not None:
                 candidate = cache.get(lookup.candidate_id)
                 same_answer = _digest(candidate.answer) == served.answer_digest

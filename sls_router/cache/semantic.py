@@ -297,6 +297,12 @@ class SemanticCache:
         if lookup.contrast is not None and lookup.scope is not None:
             self.refusal_trust.learn(lookup.scope, lookup.contrast.kind, candidate_right)
 
+    def judge_fresh(self, lookup: CacheLookup, fresh_right: bool) -> None:
+        """The verdict on the fresh answer served after a contrast refused `lookup`'s
+        candidate: a refusal only pays where fresh answers are right more often."""
+        if lookup.contrast is not None and lookup.scope is not None and not lookup.hit:
+            self.refusal_trust.learn_fresh(lookup.scope, lookup.contrast.kind, fresh_right)
+
     def confirm(self, entry_id: int) -> None:
         """Let an unconfirmed entry be served from now on."""
         entry = self.get(entry_id)

@@ -155,8 +155,9 @@ def test_a_scope_learns_to_serve_a_kind_its_refusals_got_wrong():
         cache.observe(found, True)  # the refused entry would have been right
     assert found.hit, "the scope never learned that its numbers do not matter"
     learned = user - 100
-    # the target wrong rate (2%) with a prior of one wrong: 49 refusals for nothing
-    assert learned == 49
+    # no verdict on fresh answers: they count as wrong at the target rate (2%), and the
+    # candidate may add 2% more: 1 / (n + 1) <= 4% after 24 refusals for nothing
+    assert learned == 24
     # another scope has learned nothing and still refuses
     cache.insert("disk quota exceeded for user 12", "quota", "logs:b")
     assert cache.lookup("disk quota exceeded for user 99", "logs:b").reason == "contrast"
@@ -173,6 +174,17 @@ def test_right_refusals_keep_the_scope_refusing_and_leave_the_threshold_alone():
         cache.observe(found, user % 10 != 0)  # one refused candidate in ten was wrong
     assert cache.threshold.similarity_ <= before  # refused candidates never raise it
     assert cache.stats().refusals["number"] == 200
+
+
+def test_a_scope_whose_fresh_answers_are_often_wrong_stops_refusing_sooner():
+    cache, scope = _quota_cache()
+    for user in range(100, 200):
+        found = cache.lookup(f"disk quota exceeded for user {user}", scope)
+        if found.hit:
+            break
+        cache.judge_fresh(found, user % 4 != 0)  # the fresh answers: one in four wrong
+        cache.judge_refusal(found, True)
+    assert found.hit and user - 100 < 6
 
 
 def test_refusal_trust_survives_save_and_load(tmp_path):
@@ -199,14 +211,14 @@ def test_the_router_learns_from_fresh_answers_that_match_the_refused_one():
         embedder="hashing",
         verifier=lambda request, answer: 1.0,
         background_updates=False,
-        max_wrong_rate=0.2,  # four refusals for nothing are enough at this target
+        max_wrong_rate=0.2,  # three refusals for nothing are enough at this target
     )
     served = [
         router.complete(Request(prompt=f"disk quota exceeded for user {user}")) for user in range(9)
     ]
-    assert [r.cache_hit for r in served[:6]] == [False] * 6  # cold: refused for the number
+    assert [r.cache_hit for r in served[:5]] == [False] * 5  # cold: refused for the number
     assert served[-1].cache_hit  # learned: this scope's numbers do not change the answer
-    assert router.cache.stats().refusals["number"] == 4
+    assert router.cache.stats().refusals["number"] == 3
 
 
 def test_a_user_given_cross_encoder_decides_what_the_text_rules_let_through(tmp_path):
