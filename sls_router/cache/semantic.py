@@ -536,11 +536,22 @@ class SemanticCache:
                 **config,
             )
             cache._counts.update({k: int(v) for k, v in meta["counts"].items()})
-            cache.refusal_trust = RefusalTrust.from_state(
-                cache.threshold.max_wrong_rate, meta.get("refusal_trust", [])
-            )
-            cache._refusals.update({k: int(v) for k, v in meta.get("refusals", {}).items()})
+        cache.restore_refusals(snapshot)
         return cache
+
+    def restore_refusals(self, snapshot: Snapshot) -> None:
+        """Take the contrast refusals a saved cache learned per scope. With a shared entry
+        store this is all a router takes from its saved cache: entries, lessons and
+        thresholds live in the database."""
+        meta = snapshot.meta
+        with reading_saved("the saved cache"):
+            trust = RefusalTrust.from_state(
+                self.threshold.max_wrong_rate, meta.get("refusal_trust", [])
+            )
+            refusals = {k: int(v) for k, v in meta.get("refusals", {}).items()}
+        with self._lock:
+            self.refusal_trust = trust
+            self._refusals.update(refusals)
 
 
 def _record(

