@@ -299,9 +299,6 @@ class SmartRouter:
             cache = (cache is not False) and default_cache(
                 embedder, options.get("max_wrong_rate", 0.02), entries
             )
-            part = None if saved is None else saved.part("cache")
-            if cache and part is not None:
-                cache.restore_refusals(part)
         elif cache is None:  # the saved cache, if the router had one
             part = None if saved is None else saved.part("cache")
             cache = (

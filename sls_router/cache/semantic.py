@@ -540,9 +540,7 @@ class SemanticCache:
         return cache
 
     def restore_refusals(self, snapshot: Snapshot) -> None:
-        """Take the contrast refusals a saved cache learned per scope. With a shared entry
-        store this is all a router takes from its saved cache: entries, lessons and
-        thresholds live in the database."""
+        """Take the contrast refusals a saved cache learned per scope."""
         meta = snapshot.meta
         with reading_saved("the saved cache"):
             trust = RefusalTrust.from_state(
