@@ -55,6 +55,7 @@ embedder = "{embedder}"
 
 [router]
 random_state = 0
+{router}
 
 [[replay]]
 bundled = "logparsing"
@@ -138,11 +139,17 @@ def main() -> int:
     parser.add_argument("--distinct", type=int, default=2000, help="distinct prompts drawn from")
     parser.add_argument("--embedder", default="minilm")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--update-every-n",
+        type=int,
+        help="refit the predictors every N feedbacks (the router's default: 200)",
+    )
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "pool.toml"
-        config.write_text(POOL.format(embedder=args.embedder))
+        router = "" if args.update_every_n is None else f"update_every_n = {args.update_every_n}"
+        config.write_text(POOL.format(embedder=args.embedder, router=router))
         port = free_port()
         command = [
             sys.executable,

@@ -80,8 +80,10 @@ class Server:
 def create_app(server: Server) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        sampler = asyncio.create_task(_sample_cache(server))
         yield  # uvicorn lets in-flight requests finish before this point
         server.ready = False
+        sampler.cancel()
         await asyncio.to_thread(_shut_down, server)
 
     app = FastAPI(title="sls-router", lifespan=lifespan, docs_url=None, redoc_url=None)
@@ -178,8 +180,10 @@ def create_app(server: Server) -> FastAPI:
         server.metrics.feedback_taken(source)
         return JSONResponse({"ok": True, "request_id": request_id})
 
+    # the two readers of the router's counters run in the thread pool: with a shared
+    # store, counting the cache's entries is a query
     @app.get("/metrics")
-    async def metrics() -> Response:
+    def metrics() -> Response:
         return Response(server.metrics.exposition(), media_type=CONTENT_TYPE)
 
     @app.get("/dashboard", response_class=HTMLResponse)
@@ -191,7 +195,7 @@ def create_app(server: Server) -> FastAPI:
         return Response(_static("dashboard.js"), media_type="text/javascript")
 
     @app.get("/dashboard/data")
-    async def dashboard_data() -> JSONResponse:
+    def dashboard_data() -> JSONResponse:
         m = server.metrics
         return JSONResponse(
             {
@@ -210,6 +214,16 @@ def create_app(server: Server) -> FastAPI:
 
 def _static(name: str) -> str:
     return (resources.files("sls_router.serve") / "static" / name).read_text(encoding="utf-8")
+
+
+async def _sample_cache(server: Server) -> None:
+    """Every dashboard bucket, the cache's judged hits (off the event loop)."""
+    while True:
+        try:
+            await asyncio.to_thread(server.metrics.sample_cache)
+        except Exception:  # noqa: BLE001 - a failed read must not end the sampling
+            logger.exception("reading the cache's counters failed; retrying")
+        await asyncio.sleep(server.metrics.bucket_s)
 
 
 def _shut_down(server: Server) -> None:

@@ -84,6 +84,7 @@ class Metrics:
         self._series: deque[dict[str, Any]] = deque(maxlen=buckets)
         self._recent: deque[dict[str, Any]] = deque(maxlen=recent)
         self._overheads: deque[float] = deque(maxlen=overheads)  # for exact percentiles
+        self._judged = (0, 0)  # the cache's hits judged wrong, right (see sample_cache)
 
     # -- recording ------------------------------------------------------------------------
     def answered(self, response: Response, *, pinned: bool, wall_s: float) -> None:
@@ -103,9 +104,8 @@ class Metrics:
         if not response.cache_hit:
             self.model_time.observe(model_s)
         now = time.time()
-        judged = self._judged_hits() if self._new_bucket(now) else None
         with self._lock:
-            bucket = self._bucket(now, judged)
+            bucket = self._bucket(now)
             self._overheads.append(overhead)
             bucket["requests"] += 1
             bucket["cache_hits"] += int(response.cache_hit)
@@ -152,19 +152,16 @@ class Metrics:
             )
         return self.reference.cost(*tokens)
 
-    def _new_bucket(self, now: float) -> bool:
-        series = self._series
-        return not series or series[-1]["start"] != now - now % self.bucket_s
-
-    def _judged_hits(self) -> tuple[int, int]:
-        """Cache hits judged wrong and right so far (read once per bucket, not per request)."""
+    def sample_cache(self) -> None:
+        """Read the cache's judged hits (wrong, right) for the buckets that start next:
+        called every bucket off the event loop, as a shared store's count is a query."""
         cache = self.router.stats().get("cache") or {}
-        return int(cache.get("wrong_hits", 0)), int(cache.get("right_hits", 0))
+        self._judged = (int(cache.get("wrong_hits", 0)), int(cache.get("right_hits", 0)))
 
-    def _bucket(self, now: float, judged: tuple[int, int] | None) -> dict[str, Any]:
+    def _bucket(self, now: float) -> dict[str, Any]:
         start = now - now % self.bucket_s
         if not self._series or self._series[-1]["start"] != start:
-            wrong, right = judged if judged is not None else (0, 0)
+            wrong, right = self._judged
             self._series.append(
                 {
                     "start": start,
@@ -173,7 +170,7 @@ class Metrics:
                     "spend_usd": 0.0,
                     "reference_usd": 0.0,
                     "models": {},
-                    # cumulative at the bucket's start: the wrong-hit estimate over time
+                    # cumulative, sampled at most a bucket before: the wrong-hit estimate
                     "wrong_hits": wrong,
                     "right_hits": right,
                 }
