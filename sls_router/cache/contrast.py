@@ -27,19 +27,19 @@ the first pair that needs them. Whether the cache acts on a kind is learned per 
 
 from __future__ import annotations
 
-import re
 import threading
 from collections import Counter, OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from difflib import SequenceMatcher
-from functools import cache, lru_cache
+from functools import cache
 from importlib import resources
 from typing import Any
 
 import numpy as np
 
-from ..errors import ConfigurationError, DependencyError
+from ..errors import ConfigurationError
+from .question_tokens import UNITS, Token, stem, tokenize
 
 KINDS = ("negation", "antonym", "number", "unit", "order", "entity", "unaligned", "cross_encoder")
 
@@ -49,180 +49,7 @@ _SMALL_EDIT = 3  # tokens per side
 # pairs that differ in more places are rewordings: the word-level checks stay out of them
 _MINIMAL_EDITS = 2
 _TYPO_RATIO = 0.9  # difflib's similarity of two spellings of one word
-_NEGATIONS = frozenset(
-    [
-        "not",
-        "no",
-        "never",
-        "none",
-        "nothing",
-        "nobody",
-        "nowhere",
-        "neither",
-        "nor",
-        "cannot",
-        "non",
-    ]
-)
-# what may stand between two swapped words without giving the sentence a direction
 _SYMMETRIC = frozenset(["and", "or", "nor", "between", "vs", "versus", "plus", "times", "&"])
-_NUMBER_WORDS = {
-    w: i
-    for i, w in enumerate(
-        [
-            "zero",
-            "one",
-            "two",
-            "three",
-            "four",
-            "five",
-            "six",
-            "seven",
-            "eight",
-            "nine",
-            "ten",
-            "eleven",
-            "twelve",
-            "thirteen",
-            "fourteen",
-            "fifteen",
-            "sixteen",
-            "seventeen",
-            "eighteen",
-            "nineteen",
-        ]
-    )
-} | {
-    w: 10 * i
-    for i, w in enumerate(
-        ["twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"], 2
-    )
-}
-# ordinals count as their number ("19th" / "nineteenth"); "first" and "second" stay words
-_ORDINAL_WORDS = (
-    {
-        w: i
-        for i, w in enumerate(
-            [
-                "third",
-                "fourth",
-                "fifth",
-                "sixth",
-                "seventh",
-                "eighth",
-                "ninth",
-                "tenth",
-                "eleventh",
-                "twelfth",
-                "thirteenth",
-                "fourteenth",
-                "fifteenth",
-                "sixteenth",
-                "seventeenth",
-                "eighteenth",
-                "nineteenth",
-            ],
-            3,
-        )
-    }
-    | {
-        w: 10 * i
-        for i, w in enumerate(
-            [
-                "twentieth",
-                "thirtieth",
-                "fortieth",
-                "fiftieth",
-                "sixtieth",
-                "seventieth",
-                "eightieth",
-                "ninetieth",
-            ],
-            2,
-        )
-    }
-    | {"dozen": 12}
-)
-_ORDINAL_SUFFIXES = frozenset(["st", "nd", "rd", "th"])
-_MULTIPLIERS = {"hundred": 100, "thousand": 1_000, "million": 10**6, "billion": 10**9}
-_SUFFIX_MULTIPLIERS = {"k": 1_000, "m": 10**6, "b": 10**9, "bn": 10**9}
-
-# unit spellings -> one canonical name per unit; a unit differs only if the names differ
-_UNITS: dict[str, str] = {}
-for _unit_name, _spellings in {
-    "mm": "mm millimeter millimeters millimetre millimetres",
-    "cm": "cm centimeter centimeters centimetre centimetres",
-    "m": "meter meters metre metres",
-    "km": "km kms kilometer kilometers kilometre kilometres",
-    "inch": "inch inches in",
-    "foot": "ft foot feet",
-    "yard": "yd yard yards",
-    "mile": "mi mile miles",
-    "mg": "mg milligram milligrams",
-    "g": "g gram grams gramme grammes",
-    "kg": "kg kgs kilo kilos kilogram kilograms kilogramme",
-    "lb": "lb lbs pound pounds",
-    "oz": "oz ounce ounces",
-    "ton": "ton tons tonne tonnes",
-    "celsius": "c celsius centigrade",
-    "fahrenheit": "f fahrenheit",
-    "kelvin": "kelvin",
-    "ml": "ml milliliter milliliters millilitre millilitres",
-    "l": "l liter liters litre litres",
-    "gallon": "gal gallon gallons",
-    "cup": "cup cups",
-    "tbsp": "tbsp tablespoon tablespoons",
-    "tsp": "tsp teaspoon teaspoons",
-    "ms": "ms millisecond milliseconds",
-    "second": "s sec secs second seconds",
-    "minute": "min mins minute minutes",
-    "hour": "h hr hrs hour hours",
-    "day": "day days",
-    "week": "week weeks",
-    "month": "month months",
-    "year": "yr yrs year years",
-    "bit": "bit bits",
-    "byte": "byte bytes",
-    "kb": "kb kilobyte kilobytes",
-    "mb": "mb megabyte megabytes",
-    "gb": "gb gigabyte gigabytes",
-    "tb": "tb terabyte terabytes",
-    "usd": "usd dollar dollars $",
-    "eur": "eur euro euros €",
-    "gbp": "gbp £",
-    "jpy": "jpy yen",
-    "inr": "inr rupee rupees",
-    "mph": "mph",
-    "kmh": "kph kmh",
-    "calorie": "cal calorie calories kcal",
-    "joule": "j joule joules",
-    "watt": "w watt watts",
-    "kw": "kw kilowatt kilowatts",
-    "percent": "% percent percentage",
-}.items():
-    for _spelling in _spellings.split():
-        _UNITS[_spelling] = _unit_name
-# one-letter or ambiguous spellings count as units only right after a number ("5 m")
-_AFTER_NUMBER_ONLY = frozenset(
-    [s for s in _UNITS if len(s) == 1 and s.isalpha()]
-    + ["in", "mi", "min", "mins", "sec", "secs", "ms", "cal", "gal", "pound", "pounds"]
-    + ["second", "seconds"]
-)
-# written in capitals these are units; other capitals are names ("ML" is machine learning)
-_CAPITAL_UNITS = frozenset(["KB", "MB", "GB", "TB", "USD", "EUR", "GBP", "JPY", "INR", "KW", "MPH"])
-_DEGREES = frozenset(["degree", "degrees", "deg"])
-
-_CONTRACTIONS = (
-    (re.compile(r"\bcan[’']t\b", re.I), "can not"),
-    (re.compile(r"\bwon[’']t\b", re.I), "will not"),
-    (re.compile(r"n[’']t\b", re.I), " not"),
-)
-_TIME = re.compile(r"\b(\d{1,2})(?::(\d{2}))?\s*([ap])\.?m\b\.?|\b(\d{1,2}):(\d{2})\b", re.I)
-_TOKEN = re.compile(r"[$€£%]|[^\W_]+(?:[.,:][^\W_]+)*(?:\+\+|#)?")
-_NUMBER = re.compile(r"\d+(?:,\d{3})+|\d+(?:\.\d+)*")
-_DIGITS = re.compile(r"\d+")
-_BARE_DECIMAL = re.compile(r"(?<![\w.])\.(\d)")
-_NUMBER_WITH_SUFFIX = re.compile(r"(\d+(?:\.\d+)?)([a-z%]+)")
 
 
 @dataclass(frozen=True)
@@ -234,15 +61,6 @@ class Contrast:
     query_span: str
     cached_span: str
     score: float | None = None  # the cross-encoder's, when it decided
-
-
-@dataclass(frozen=True)
-class _Token:
-    text: str  # as written
-    key: str  # what two sides compare: lower case, stemmed; numbers and units canonical
-    role: str  # "word", "number", "unit", "time", "negation"
-    entity: bool  # written as a name (capitalised mid-sentence, all caps, mixed case)
-    content: bool  # neither a stop word nor punctuation
 
 
 class ContrastCheck:
@@ -297,7 +115,7 @@ class ContrastCheck:
     def compare(self, query: str, cached: str) -> Contrast | None:
         # bounded work: the check compares what a question says first (a long prompt's
         # tail is judged by the similarity rules alone)
-        a, b = _tokens(query[:_MAX_CHARS]), _tokens(cached[:_MAX_CHARS])
+        a, b = tokenize(query[:_MAX_CHARS]), tokenize(cached[:_MAX_CHARS])
         if [t.key for t in a] == [t.key for t in b]:
             return None  # the same words in the same order (case, spelling of numbers)
         edits = _edits(a, b)
@@ -314,7 +132,7 @@ class ContrastCheck:
         return found
 
     # -- the checks that need vectors ----------------------------------------------
-    def _alignment(self, a: list[_Token], b: list[_Token], edits: list[_Edit]) -> Contrast | None:
+    def _alignment(self, a: list[Token], b: list[Token], edits: list[_Edit]) -> Contrast | None:
         """Each content word substituted in a small edit needs a close counterpart on the
         other side: the same word elsewhere (a moved clause), its spelling with a typo,
         the words it abbreviates ("BP" / "blood pressure"), or a close token vector. A
@@ -348,7 +166,7 @@ class ContrastCheck:
         j = int(np.argmin(short_b))
         return _unmatched(only_a[int(np.argmax(sims[:, j]))], only_b[j])
 
-    def _needed(self, tokens: list[_Token]) -> np.ndarray:
+    def _needed(self, tokens: list[Token]) -> np.ndarray:
         """How close a counterpart must be: names of one kind sit close together
         ("Austria" / "Australia"), so a name needs a near-synonym."""
         return np.array(
@@ -386,7 +204,7 @@ class ContrastCheck:
 
 
 # -- text rules ----------------------------------------------------------------------
-def _negation(a: list[_Token], b: list[_Token], edits: list[_Edit]) -> Contrast | None:
+def _negation(a: list[Token], b: list[Token], edits: list[_Edit]) -> Contrast | None:
     """A negation on one side only, put in by a small edit (a rewording that moves a
     "not" around keeps the count even)."""
     neg_a = [t for t in a if t.role == "negation"]
@@ -398,7 +216,7 @@ def _negation(a: list[_Token], b: list[_Token], edits: list[_Edit]) -> Contrast 
     return Contrast("negation", *_spans(neg_a, neg_b))
 
 
-def _numbers(a: list[_Token], b: list[_Token]) -> Contrast | None:
+def _numbers(a: list[Token], b: list[Token]) -> Contrast | None:
     """Numbers must match as multisets. A lone "one" ("which one") counts only where
     the other side has an unmatched 1."""
     hard_a = Counter(t.key for t in a if t.role in ("number", "time"))
@@ -420,13 +238,13 @@ def _numbers(a: list[_Token], b: list[_Token]) -> Contrast | None:
     )
 
 
-def _units(a: list[_Token], b: list[_Token]) -> Contrast | None:
+def _units(a: list[Token], b: list[Token]) -> Contrast | None:
     """A unit swapped for another ("km" / "miles"); a unit named on one side only, or
     in a spelling only a number makes a unit ("a pound"), is not a contrast."""
     units_a = Counter(t.key for t in a if t.role == "unit")
     units_b = Counter(t.key for t in b if t.role == "unit")
-    mentions_a = Counter(_UNITS[t.text.lower()] for t in a if t.text.lower() in _UNITS)
-    mentions_b = Counter(_UNITS[t.text.lower()] for t in b if t.text.lower() in _UNITS)
+    mentions_a = Counter(UNITS[t.text.lower()] for t in a if t.text.lower() in UNITS)
+    mentions_b = Counter(UNITS[t.text.lower()] for t in b if t.text.lower() in UNITS)
     extra_a, extra_b = units_a - mentions_b, units_b - mentions_a
     if not extra_a or not extra_b:
         return None
@@ -449,7 +267,7 @@ def _antonym(edits: list[_Edit]) -> Contrast | None:
     return None
 
 
-def _order(a: list[_Token], b: list[_Token]) -> Contrast | None:
+def _order(a: list[Token], b: list[Token]) -> Contrast | None:
     """The same words with two parts trading places around a middle ("miles to km" /
     "km to miles", "Did Athens defeat Sparta"), unless the middle is symmetric ("TCP
     and UDP", "a fruit or a vegetable"). A moved clause is not a trade."""
@@ -475,7 +293,7 @@ def _order(a: list[_Token], b: list[_Token]) -> Contrast | None:
     return None
 
 
-def _text(tokens: Sequence[_Token]) -> str:
+def _text(tokens: Sequence[Token]) -> str:
     return " ".join(t.text for t in tokens)
 
 
@@ -483,8 +301,8 @@ def _text(tokens: Sequence[_Token]) -> str:
 class _Edit:
     """One place where the texts differ: the tokens of each side there."""
 
-    a: list[_Token]
-    b: list[_Token]
+    a: list[Token]
+    b: list[Token]
 
     @property
     def small(self) -> bool:
@@ -493,7 +311,7 @@ class _Edit:
         return len(self.a) <= _SMALL_EDIT and len(self.b) <= _SMALL_EDIT
 
 
-def _edits(a: list[_Token], b: list[_Token]) -> list[_Edit]:
+def _edits(a: list[Token], b: list[Token]) -> list[_Edit]:
     """Where the texts differ. Two differences joined only by stop words are one ("is a
     platform to host" / "serves as a repository for" is one rewording, not two swaps)."""
     matcher = SequenceMatcher(None, [t.key for t in a], [t.key for t in b], autojunk=False)
@@ -513,23 +331,23 @@ def _unit(vector: np.ndarray) -> np.ndarray:
     return np.asarray(vector / max(float(np.linalg.norm(vector)), 1e-12))
 
 
-def _base_forms(token: _Token) -> tuple[str, ...]:
+def _base_forms(token: Token) -> tuple[str, ...]:
     """Its stem, and the stem of its positive for a comparative or superlative
     ("cheapest" -> "cheap")."""
     word = token.text.lower()
     for suffix in ("iest", "est", "ier", "er"):
         if word.endswith(suffix) and len(word) - len(suffix) >= 3:
             base = word[: -len(suffix)] + ("y" if suffix.startswith("i") else "")
-            return token.key, _stem(base)
+            return token.key, stem(base)
     return (token.key,)
 
 
-def _aligned_word(token: _Token) -> bool:
+def _aligned_word(token: Token) -> bool:
     """Words the alignment compares: numbers and units have rules of their own."""
     return token.role == "word" and (token.content or token.entity) and token.key != "one"
 
 
-def _respelled(only_a: list[_Token], only_b: list[_Token]) -> tuple[list[_Token], list[_Token]]:
+def _respelled(only_a: list[Token], only_b: list[Token]) -> tuple[list[Token], list[Token]]:
     """Both sides less the words that only spell the same thing differently: a typo
     ("recipie"), an abbreviation and what it stands for ("ETF" / "exchange-traded fund",
     "JS" / "JavaScript")."""
@@ -565,199 +383,12 @@ def _abbreviates(short: str, word: str) -> bool:
     return all(c in rest for c in short[1:])
 
 
-def _unmatched(a: _Token, b: _Token) -> Contrast:
+def _unmatched(a: Token, b: Token) -> Contrast:
     return Contrast("entity" if a.entity or b.entity else "unaligned", a.text, b.text)
 
 
-def _spans(a: Sequence[_Token], b: Sequence[_Token]) -> tuple[str, str]:
+def _spans(a: Sequence[Token], b: Sequence[Token]) -> tuple[str, str]:
     return " ".join(t.text for t in a), " ".join(t.text for t in b)
-
-
-# -- tokens --------------------------------------------------------------------------
-def _tokens(text: str) -> list[_Token]:
-    """Words with comparable keys: contractions expanded, times and numbers canonical
-    (number words, "1,000", "10k"), units named once, other words stemmed."""
-    for pattern, replacement in _CONTRACTIONS:
-        text = pattern.sub(replacement, text)
-    text = _TIME.sub(_time_token, text)
-    text = _BARE_DECIMAL.sub(r"0.\1", text)  # ".5" is 0.5
-    raw = _TOKEN.findall(text)
-    out: list[_Token] = []
-    sentence_start = True
-    i = 0
-    while i < len(raw):
-        word = raw[i]
-        lower = word.lower()
-        after_number = bool(out) and (
-            out[-1].role == "number"
-            or out[-1].text.lower() in _DEGREES
-            and len(out) > 1
-            and out[-2].role == "number"
-        )
-        if lower.startswith("t__"):  # a time put in by _time_token
-            out.append(_Token(word, lower[3:], "time", False, True))
-        elif _NUMBER.fullmatch(lower) or (
-            lower in _NUMBER_WORDS and (lower != "one" or _next(raw, i) in _MULTIPLIERS)
-        ):
-            value, last = _read_number(raw, i)
-            out.append(_Token(" ".join(raw[i : last + 1]), value, "number", False, True))
-            i = last
-        elif lower in _ORDINAL_WORDS:
-            out.append(_Token(word, str(_ORDINAL_WORDS[lower]), "number", False, True))
-        elif (m := _NUMBER_WITH_SUFFIX.fullmatch(lower)) is not None:
-            number, suffix = m.groups()
-            if suffix in _ORDINAL_SUFFIXES:
-                out.append(_Token(word, _canonical(float(number)), "number", False, True))
-            elif suffix in _SUFFIX_MULTIPLIERS:
-                out.append(
-                    _Token(
-                        word,
-                        _canonical(float(number) * _SUFFIX_MULTIPLIERS[suffix]),
-                        "number",
-                        False,
-                        True,
-                    )
-                )
-            else:
-                out.append(_Token(word, _canonical(float(number)), "number", False, True))
-                if suffix in _UNITS:
-                    out.append(_Token(word, _UNITS[suffix], "unit", False, True))
-                else:
-                    out.append(_Token(word, _stem(suffix), "word", False, True))
-        elif (
-            lower in _UNITS
-            and (after_number or lower not in _AFTER_NUMBER_ONLY)
-            and (not word.isupper() or len(word) < 2 or word in _CAPITAL_UNITS or after_number)
-        ):
-            out.append(_Token(word, _UNITS[lower], "unit", False, True))
-        elif lower in _NEGATIONS:
-            out.append(_Token(word, lower, "negation", False, False))
-        else:
-            entity = _looks_like_name(word, sentence_start)
-            content = lower not in _stop_words() and (len(lower) > 1 or not lower.isalpha())
-            content = content and lower not in _DEGREES
-            out.append(_Token(word, _stem(lower), "word", entity, content))
-            out.extend(  # numbers inside names and codes: "ES2015", "800x600"
-                _Token(digits, _canonical(float(digits)), "number", False, True)
-                for digits in _DIGITS.findall(lower)
-                if not lower.isdigit()
-            )
-        sentence_start = False
-        i += 1
-    return out
-
-
-def _read_number(raw: list[str], i: int) -> tuple[str, int]:
-    """The value of the number starting at raw[i] and the index of its last token:
-    digits ("1,000"; "3.8" and "3.80" stay apart, as versions do), digits with a
-    multiplier ("2 million") or number words ("twenty five", "one hundred")."""
-    first = raw[i].lower()
-    if _NUMBER.fullmatch(first):
-        text = first.replace(",", "")
-        if not re.fullmatch(r"\d+(?:\.\d+)?", text):
-            return text, i  # a version such as 3.12.1
-        following = _next(raw, i)
-        if following in _MULTIPLIERS:
-            return _canonical(float(text) * _MULTIPLIERS[following]), i + 1
-        return (text if "." in text else _canonical(float(text))), i
-    total, current, j = 0.0, 0.0, i
-    while j < len(raw):
-        word = raw[j].lower()
-        if word in _NUMBER_WORDS and (j == i or current % 10 == 0 and current % 100 != 10):
-            current += _NUMBER_WORDS[word]
-        elif word == "hundred":
-            current = max(current, 1.0) * 100
-        elif word in _MULTIPLIERS:
-            total, current = total + max(current, 1.0) * _MULTIPLIERS[word], 0.0
-        elif word == "and" and [w.lower() for w in raw[j + 1 : j + 3]] == ["a", "half"]:
-            current += 0.5
-            j += 2
-        elif not (word == "and" and j + 1 < len(raw) and raw[j + 1].lower() in _NUMBER_WORDS):
-            break
-        j += 1
-    return _canonical(total + current), j - 1
-
-
-def _next(raw: list[str], i: int) -> str:
-    return raw[i + 1].lower() if i + 1 < len(raw) else ""
-
-
-def _canonical(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else repr(float(value))
-
-
-def _time_token(match: re.Match[str]) -> str:
-    if match.group(4) is not None:
-        hour, minute = int(match.group(4)), int(match.group(5))
-    else:
-        hour, minute = int(match.group(1)) % 12, int(match.group(2) or 0)
-        hour += 12 if match.group(3).lower() == "p" else 0
-    return f" t__{hour:02d}{minute:02d} "
-
-
-def _looks_like_name(word: str, sentence_start: bool) -> bool:
-    if not word[:1].isalpha() or word.lower() in _stop_words():
-        return False
-    if len(word) > 1 and word.isupper():
-        return word != "I"
-    if any(c.isupper() for c in word[1:]) or any(c.isdigit() for c in word):
-        return True
-    return word[0].isupper() and not sentence_start
-
-
-# -- the word lists (loaded once) ----------------------------------------------------
-@cache
-def _stop_words() -> frozenset[str]:
-    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
-
-    auxiliaries = [
-        "does",
-        "did",
-        "doing",
-        "would",
-        "could",
-        "should",
-        "can",
-        "will",
-        "may",
-        "might",
-        "must",
-        "shall",
-    ]
-    fillers = [
-        "please",
-        "pls",
-        "plz",
-        "thanks",
-        "thank",
-        "thx",
-        "hi",
-        "hello",
-        "hey",
-        "lol",
-        "ok",
-        "okay",
-        "um",
-        "uh",
-        "btw",
-    ]
-    return frozenset(ENGLISH_STOP_WORDS) | {"s", "t", *auxiliaries, *fillers}
-
-
-@cache
-def _stemmer() -> Callable[[str], str]:
-    try:
-        import snowballstemmer
-    except ImportError as exc:  # a declared dependency: only a broken install lacks it
-        raise DependencyError(
-            "the cache's contrast check needs snowballstemmer: pip install snowballstemmer"
-        ) from exc
-    return snowballstemmer.stemmer("english").stemWord
-
-
-@lru_cache(maxsize=100_000)
-def _stem(word: str) -> str:
-    return _stemmer()(word)
 
 
 @cache
@@ -769,7 +400,7 @@ def _antonyms() -> dict[str, frozenset[tuple[str, str]]]:
         for line in (data / name).read_text(encoding="utf-8").splitlines():
             if not line or line.startswith("#"):
                 continue
-            x, y = (_stem(w) for w in line.split("\t"))
+            x, y = (stem(w) for w in line.split("\t"))
             if x != y:
                 pairs.setdefault(x, set()).add((x, y))
                 pairs.setdefault(y, set()).add((y, x))

@@ -393,7 +393,7 @@ class SemanticCache:
         """The would-be hit, refused when its question contrasts with the query in a way
         this scope still refuses; a contrast served through is kept as evidence."""
         assert self.contrast is not None  # checked by the caller
-        contrast = self.contrast.compare(text[:MAX_TEXT_CHARS], entry.text)
+        contrast = self.contrast.compare(text, entry.text)  # it bounds its own work
         if contrast is None:
             return result
         if not self.refusal_trust.refuses(scope, contrast.kind):
@@ -536,20 +536,11 @@ class SemanticCache:
                 **config,
             )
             cache._counts.update({k: int(v) for k, v in meta["counts"].items()})
-        cache.restore_refusals(snapshot)
-        return cache
-
-    def restore_refusals(self, snapshot: Snapshot) -> None:
-        """Take the contrast refusals a saved cache learned per scope."""
-        meta = snapshot.meta
-        with reading_saved("the saved cache"):
-            trust = RefusalTrust.from_state(
-                self.threshold.max_wrong_rate, meta.get("refusal_trust", [])
+            cache.refusal_trust = RefusalTrust.from_state(
+                cache.threshold.max_wrong_rate, meta.get("refusal_trust", [])
             )
-            refusals = {k: int(v) for k, v in meta.get("refusals", {}).items()}
-        with self._lock:
-            self.refusal_trust = trust
-            self._refusals.update(refusals)
+            cache._refusals.update({k: int(v) for k, v in meta.get("refusals", {}).items()})
+        return cache
 
 
 def _record(
