@@ -233,8 +233,10 @@ def _numbers(a: list[Token], b: list[Token]) -> Contrast | None:
         return None
     return Contrast(
         "number",
-        " ".join(t.text for t in a if t.role in ("number", "time") and t.key in extra_a),
-        " ".join(t.text for t in b if t.role in ("number", "time") and t.key in extra_b),
+        *_spans(
+            [t for t in a if t.role in ("number", "time") and t.key in extra_a],
+            [t for t in b if t.role in ("number", "time") and t.key in extra_b],
+        ),
     )
 
 
@@ -250,8 +252,10 @@ def _units(a: list[Token], b: list[Token]) -> Contrast | None:
         return None
     return Contrast(
         "unit",
-        " ".join(t.text for t in a if t.role == "unit" and t.key in extra_a),
-        " ".join(t.text for t in b if t.role == "unit" and t.key in extra_b),
+        *_spans(
+            [t for t in a if t.role == "unit" and t.key in extra_a],
+            [t for t in b if t.role == "unit" and t.key in extra_b],
+        ),
     )
 
 
@@ -388,7 +392,7 @@ def _unmatched(a: Token, b: Token) -> Contrast:
 
 
 def _spans(a: Sequence[Token], b: Sequence[Token]) -> tuple[str, str]:
-    return " ".join(t.text for t in a), " ".join(t.text for t in b)
+    return _text(a), _text(b)
 
 
 @cache
