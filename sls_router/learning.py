@@ -1,6 +1,7 @@
 """Dynamic Update Manager: everything the router learns, owned in one place.
 
-The `Learner` owns the training rows (`OutcomeLog`), the quality predictors (kNN, and
+The `Learner` owns the training rows (`OutcomeLog`), how far each label-free source of
+feedback is trusted (`SourceTrust`), the quality predictors (kNN, and
 per-model logistic regressions refit on a window of recent rows), the token/cost and
 latency predictors, the `Scheduler` with its spend window, and the `UpdateManager`
 that refits periodically (the cache's thresholds included). The router asks it for a
@@ -31,10 +32,13 @@ from .routing import (
 )
 from .routing.features import task_key
 from .routing.task_priors import TaskPriors
+from .trust import SourceTrust
 from .types import ModelSpec, Outcome
 from .updates import UpdateManager
 
-SOURCE_WEIGHTS = {"label": 1.0, "user": 1.0, "verifier": 0.5}
+# a label-free verdict is one weak voice: its row counts half a label, and its score is
+# what the source's trust says the verdict is worth (trust.py); other sources count whole
+SOURCE_WEIGHTS = {"verifier": 0.5, "agreement": 0.5, "judge": 0.5}
 # the logistic predictors refit on the most recent outcomes only: a refit costs the same
 # however long the router has run, and follows drift (the kNN keeps every outcome)
 LOGISTIC_WINDOW = 5000
@@ -44,6 +48,12 @@ N_FEATURES = len(query_features("x", None))
 # lesson serves about 1 / (1 - r) requests (counted up to 20)
 REPEAT_WINDOW = 100
 MAX_REPEAT = 0.95
+
+
+def trust_key(features: np.ndarray) -> str:
+    """Trust is kept per task bucket of the request's features (rows from other replicas
+    carry features, not tags)."""
+    return str(task_key(features))
 
 
 class Learner:
@@ -75,6 +85,7 @@ class Learner:
         self.tokens = TokenCostPredictor()
         self.latency = LatencyPredictor()
         self.priors = TaskPriors()
+        self.trust = SourceTrust()
         self.repeat_rate = 0.0  # share of recent requests the cache answered (moving average)
         self.updates = UpdateManager(
             self.refit,
@@ -134,6 +145,22 @@ class Learner:
                 self.latency.partial_fit(model, output_tokens, latency_s)
             self.scheduler.record_spend(cost_usd, time.time(), explored=explored)
 
+    def observe_learning_call(
+        self, task: str | None, model: str, output_tokens: int, latency_s: float, cost_usd: float
+    ) -> None:
+        """A call made only to learn (a second opinion): its tokens and latency teach the
+        predictors, its cost counts against exploration's cap, and it served no request."""
+        with self._lock:
+            self.tokens.partial_fit(model, task, output_tokens)
+            self.latency.partial_fit(model, output_tokens, latency_s)
+            self.scheduler.record_spend(cost_usd, time.time(), explored=True, request=False)
+
+    def may_learn(self, cost_usd: float, max_cost_usd: float) -> bool:
+        """May a call made only to learn spend `cost_usd` now (exploration's cap)?"""
+        with self._lock:
+            reuse = 1.0 / (1.0 - min(self.repeat_rate, MAX_REPEAT))
+            return self.scheduler.may_learn(cost_usd, max_cost_usd, reuse)
+
     def outcome(
         self, vector: np.ndarray, features: np.ndarray, model: str, score: float, source: str
     ) -> Outcome:
@@ -156,9 +183,33 @@ class Learner:
         predictors at the next refit (`online=False`: a bulk load, `rebuild()` after)."""
         self.outcomes.add(row.vector, row.features, row.model, row.score, row.weight, row.source)
         if online:
+            score = self.trust.p_right(row.source, trust_key(row.features), row.score)
             with self._lock:
-                self.priors.add(task_key(row.features), row.model, row.score, row.weight)
-                self.knn.partial_fit(row.vector, row.model, row.score, row.weight)
+                self.priors.add(task_key(row.features), row.model, score, row.weight)
+                self.knn.partial_fit(row.vector, row.model, score, row.weight)
+
+    def ground_truth(
+        self, features: np.ndarray, verdicts: Sequence[tuple[str, float]], right: bool
+    ) -> None:
+        """A label or rating on an answer that label-free sources had judged: each of
+        their verdicts (source, score) is scored against it."""
+        key = trust_key(features)
+        for source, score in verdicts:
+            self.trust.observe(source, key, score, right)
+
+    def p_right(self, features: np.ndarray, source: str, score: float) -> float:
+        """How likely an answer is right, given `source`'s verdict on it."""
+        return self.trust.p_right(source, trust_key(features), score)
+
+    def p_agreed(self, features: np.ndarray, p_right: float, agreeing: int) -> float:
+        """How likely an answer is right that was right with probability `p_right` before
+        `agreeing` other models gave it too: each agreement multiplies its odds by how
+        much likelier an agreement is right than wrong (trust.py). Models sharing a
+        mistake make this optimistic; ground truth on agreements corrects the ratio."""
+        precision = self.trust.precision("agreement", trust_key(features), True)
+        p = min(max(p_right, 1e-6), 1 - 1e-6)
+        odds = p / (1 - p) * (precision / (1 - precision)) ** agreeing
+        return odds / (1 + odds)
 
     def fit(
         self, rows: Sequence[Outcome], calls: Sequence[tuple[str | None, str, int, float | None]]
@@ -197,7 +248,7 @@ class Learner:
     # -- refitting ------------------------------------------------------------------
     def refit(self) -> dict[str, Any]:
         """The Update Manager's work: logistic predictors on recent rows, cache thresholds."""
-        vectors, features, models, scores, weights = self.outcomes.arrays()
+        vectors, features, models, scores, weights = self._training_arrays()
         figures: dict[str, Any] = {"outcomes": len(models)}
         if len(models):
             recent = slice(-LOGISTIC_WINDOW, None)
@@ -221,13 +272,25 @@ class Learner:
 
     def rebuild(self) -> None:
         """Refit the kNN and the task priors from every training row at once."""
-        vectors, features, models, scores, weights = self.outcomes.arrays()
+        vectors, features, models, scores, weights = self._training_arrays()
         priors = TaskPriors()
         for f, model, score, weight in zip(features, models, scores, weights):
             priors.add(task_key(f), model, float(score), float(weight))
         with self._lock:
             self.knn.fit(vectors, models, scores, weights)
             self.priors = priors
+
+    def _training_arrays(self) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray, np.ndarray]:
+        """The rows, each label-free score replaced by what its source's trust makes of
+        it now (so trust learned later also corrects older rows)."""
+        vectors, features, models, scores, weights, sources = self.outcomes.arrays()
+        calibrated = np.array(
+            [
+                self.trust.p_right(source, trust_key(f), float(score))
+                for f, score, source in zip(features, scores, sources)
+            ]
+        )
+        return vectors, features, models, calibrated, weights
 
     def on_update(self, publish: Callable[[dict[str, Any]], None]) -> None:
         """Also send each refit's log entry to `publish` (e.g. a shared log)."""
@@ -245,6 +308,7 @@ class Learner:
                 "spend": self.scheduler.spend(),
                 "updates": self.updates.to_state(),
                 "repeat_rate": self.repeat_rate,
+                "trust": self.trust.to_state(),
             }
         return Snapshot.nest(meta, {"outcomes": self.outcomes.snapshot()})
 
@@ -259,6 +323,7 @@ class Learner:
             self.scheduler.restore_spend(snapshot.meta["spend"])
             self.updates.restore(snapshot.meta["updates"])
             self.repeat_rate = float(snapshot.meta["repeat_rate"])
+            self.trust = SourceTrust.from_state(snapshot.meta.get("trust", []))
             if len(self.outcomes):  # garbled rows fail here: a corrupted state too
                 self.rebuild()
                 self.updates.update_now()

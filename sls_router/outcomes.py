@@ -46,7 +46,9 @@ class OutcomeLog:
             self.weights.append(float(weight))
             self.sources.append(source)
 
-    def arrays(self) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray, np.ndarray]:
+    def arrays(
+        self,
+    ) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray, np.ndarray, list[str]]:
         with self._lock:
             n = len(self.models)
             vectors = np.vstack(self._vectors) if n else np.zeros((0, self.dim), np.float32)
@@ -59,12 +61,11 @@ class OutcomeLog:
                 list(self.models),
                 np.array(self.scores),
                 np.array(self.weights),
+                list(self.sources),
             )
 
     def snapshot(self) -> Snapshot:
-        vectors, features, models, scores, weights = self.arrays()
-        with self._lock:
-            sources = list(self.sources[: len(models)])
+        vectors, features, models, scores, weights, sources = self.arrays()
         return Snapshot(
             {
                 "models": models,

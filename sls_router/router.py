@@ -9,19 +9,21 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import dataclasses
 import hashlib
 import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from . import agreement
 from ._persist import Snapshot, reading_saved
 from .backends import Backend, StreamChunk, check_pool, replay_chunks
 from .cache import CacheLookup, SemanticCache, default_cache, request_scope
@@ -39,10 +41,13 @@ from .learning import Learner
 from .replay import replay_pool
 from .routing import Decision, Scheduler, query_features
 from .store import LocalStore, Store, open_store
+from .trust import label_free
 from .types import Completion, Feedback, ModelSpec, Request, Response, Usage, estimate_tokens
 from .verifiers import BoundedVerifier, Verifier
 
 logger = logging.getLogger(__name__)
+# at most this many other models are asked for one answer's second opinions
+MAX_SECOND_OPINIONS = 3
 # the options that are the scheduler's (its objective, constraints and exploration)
 _SCHEDULER_OPTIONS = (
     "preset",
@@ -73,6 +78,7 @@ class _Served:
     lookup: CacheLookup | None
     entry_id: int | None
     namespace: str
+    verdicts: list[tuple[str, float]] = field(default_factory=list)  # label-free, so far
 
 
 @dataclass
@@ -109,6 +115,13 @@ class SmartRouter:
     verifier_timeout_s : each check's time budget; past it, or when the verifier raises,
         the answer is served unjudged (see BoundedVerifier; counted in `stats()`).
     recheck : when the verifier rejects an answer, try the next model once.
+    second_opinion : share of fresh answers also asked of the runner-up models, off the
+        request path, to compare (feedback source "agreement"); its spend counts against
+        `explore_share`. 0 (the default) never pays for one.
+    confirm_precision : label-free evidence (a verifier's pass, models that agreed) lets
+        the cache serve an answer once it makes it right with this probability.
+    on_feedback : called with (request_id, model, cache_hit, source, score) for every
+        verdict through `feedback`, e.g. to log or count them.
     breaker_failures, breaker_cooldown_s : a model failing this many times in a row (or
         rate-limited) leaves the rotation for the cool-down (see health.py).
     update_every_n, update_every_s, background_updates : Update Manager triggers.
@@ -134,6 +147,9 @@ class SmartRouter:
         verifier: Verifier | None = None,
         verifier_timeout_s: float = 10.0,
         recheck: bool = True,
+        second_opinion: float = 0.0,
+        confirm_precision: float = 0.9,
+        on_feedback: Callable[[str, str, bool, str, float], None] | None = None,
         breaker_failures: int = 3,
         breaker_cooldown_s: float = 30.0,
         update_every_n: int = 200,
@@ -157,6 +173,8 @@ class SmartRouter:
             max_wrong_rate=max_wrong_rate,
             verifier_timeout_s=verifier_timeout_s,
             recheck=recheck,
+            second_opinion=second_opinion,
+            confirm_precision=confirm_precision,
             breaker_failures=breaker_failures,
             breaker_cooldown_s=breaker_cooldown_s,
             update_every_n=update_every_n,
@@ -188,6 +206,23 @@ class SmartRouter:
             None if verifier is None else BoundedVerifier(verifier, timeout_s=verifier_timeout_s)
         )
         self.recheck = recheck
+        if not 0.0 <= second_opinion <= 1.0:
+            raise ConfigurationError(
+                f"second_opinion={second_opinion!r}: pass the share of fresh answers to "
+                "check against a second model, in [0, 1] (0: never)."
+            )
+        if not 0.5 <= confirm_precision <= 1.0:
+            raise ConfigurationError(
+                f"confirm_precision={confirm_precision!r}: pass how likely right label-free "
+                "evidence must make an answer before the cache serves it, in [0.5, 1]."
+            )
+        self.second_opinion = second_opinion
+        self.confirm_precision = confirm_precision
+        self.on_feedback = on_feedback
+        self._second_opinion_rng = np.random.default_rng(random_state)
+        self._learning_calls: set[concurrent.futures.Future[None]] = set()
+        # per cache entry, the models seen giving its answer (bounded like `_served`)
+        self._support: OrderedDict[int, set[str]] = OrderedDict()
         self.health = CircuitBreaker(breaker_failures, breaker_cooldown_s)
         self.max_pending = max_pending
         self.store: Store | None = None  # set by `open`: where learned state is published
@@ -476,7 +511,12 @@ class SmartRouter:
         self, request_id: str, score: float, source: str = "user", *, namespace: str | None = None
     ) -> None:
         """Judge the answer served to `request_id` (score in [0, 1]). With `namespace`,
-        only a request of that tenant is accepted (others look unknown)."""
+        only a request of that tenant is accepted (others look unknown).
+
+        A label-free source ("verifier", "agreement", "judge") is weighed by how often
+        its verdicts proved right (trust.py); any other source ("label", "user", your
+        own) is taken as the truth, and also teaches how far the label-free ones are
+        trusted."""
         fb = Feedback(request_id, score, source)
         with self._lock:
             served = self._served.get(request_id) if isinstance(request_id, str) else None
@@ -491,18 +531,31 @@ class SmartRouter:
             self.store.append_feedback(
                 request_id, served.namespace, served.model, served.cache_hit, fb.score, source
             )
-        if self.cache is not None:
-            self._judge_cache(self.cache, served, fb.score >= 0.5, weak=source == "verifier")
+        weak = label_free(source)
+        if weak:
+            with self._lock:
+                served.verdicts.append((source, fb.score))
+        elif served.verdicts:
+            self.learner.ground_truth(served.features, served.verdicts, fb.score >= 0.5)
+        p_right = self.learner.p_right(served.features, source, fb.score)
+        # an untrusted failure (one of two disagreeing answers) says nothing to the cache
+        if self.cache is not None and not (weak and fb.score < 0.5 <= p_right):
+            self._judge_cache(self.cache, served, p_right, weak=weak)
         if not served.cache_hit:
             self._record_outcome(served.vector, served.features, served.model, fb.score, source)
         self.learner.feedback_arrived()
+        if self.on_feedback is not None:
+            self.on_feedback(request_id, served.model, served.cache_hit, source, fb.score)
 
     def _judge_cache(
-        self, cache: SemanticCache, served: _Served, correct: bool, weak: bool
+        self, cache: SemanticCache, served: _Served, p_right: float, weak: bool
     ) -> None:
-        """Labels and ratings judge the cache; a verifier's pass is `weak` evidence (wrong
-        answers pass too), so it never loosens thresholds: it only confirms answers that
-        an independent answer agreed with. A rejection is a sure wrong either way."""
+        """Labels and ratings judge the cache. A label-free verdict is `weak`: it never
+        loosens thresholds (wrong answers pass checks too); it removes an answer it makes
+        likelier wrong than right, and confirms one only together with an independent
+        answer that agreed (`_confirm_agreed`). `p_right`: how likely the verdict makes
+        the served answer right."""
+        correct = p_right >= 0.5
         try:
             if served.cache_hit:
                 if correct and weak:
@@ -523,13 +576,123 @@ class SmartRouter:
                 same_model = (candidate.payload or {}).get("model") == served.model
                 if weak and same_answer:
                     cache.judge_refusal(lookup, True)  # refused, it would have said the same
-                    cache.confirm(candidate.id)
-                    if served.entry_id is not None:
-                        cache.confirm(served.entry_id)
+                    # one model repeating itself is no second opinion: count models
+                    models = self._support_of(candidate.id) | {served.model}
+                    for entry_id in (candidate.id, served.entry_id):
+                        if entry_id is None:
+                            continue
+                        agreeing = self._add_support(entry_id, models) - 1
+                        self._confirm_agreed(served.features, p_right, agreeing, entry_id)
                 elif not weak and (same_answer or same_model):  # a meaningful counterfactual
                     cache.observe(lookup, same_answer)
         except UnknownEntryError:
             pass  # the entry was evicted meanwhile: nothing left to judge
+
+    def _confirm_agreed(
+        self, features: np.ndarray, p_right: float, agreeing: int, entry_id: int | None
+    ) -> bool:
+        """Let the cache serve an answer that `agreeing` other models gave too, once that
+        makes it right with probability `confirm_precision` (trust.py weighs agreement);
+        True when it does."""
+        if self.learner.p_agreed(features, p_right, agreeing) < self.confirm_precision:
+            return False
+        if entry_id is not None and self.cache is not None:
+            with contextlib.suppress(UnknownEntryError):  # evicted meanwhile
+                self.cache.confirm(entry_id)
+        return True
+
+    # -- second opinions: a runner-up asked off the request path, to compare ----------
+    def _ask_second_opinions(
+        self, plan: RoutePlan, served_model: str, answer: str, verdict: float | None
+    ) -> None:
+        """Ask models down the ranking for the same request until their answers make the
+        served one trusted (`confirm_precision`), one disagrees, the cap on what learning
+        may spend stops it, or MAX_SECOND_OPINIONS were asked. Each comparison is feedback
+        of source "agreement" for both answers."""
+        assert plan.decision is not None  # asked only for a routed request
+        request, decision = plan.request, plan.decision
+        entry_id = self._served_entry(request.id)
+        base = self.learner.p_right(plan.features, "verifier", verdict) if verdict else None
+        p_right = base if base is not None else decision.predicted_quality
+        others = [m for m in decision.ranking if m != served_model and self.health.available(m)]
+        agreeing = 0
+        dearest = max(decision.costs.values())
+        for other in others[:MAX_SECOND_OPINIONS]:
+            if not self.learner.may_learn(decision.costs[other], dearest):
+                return
+            started = time.perf_counter()
+            try:
+                completion = self.backends[other].complete(request)
+            except Exception as exc:  # noqa: BLE001 - a failed second opinion costs the request nothing
+                logger.debug("second opinion from %s failed: %s", other, exc)
+                return
+            self.learner.observe_learning_call(
+                request.task,
+                other,
+                completion.usage.output_tokens,
+                time.perf_counter() - started,
+                self.specs[other].charge(completion),
+            )
+            other_verdict = self._verify(request, completion)
+            if other_verdict is not None:
+                self._record_outcome(plan.vector, plan.features, other, other_verdict, "verifier")
+            if other_verdict == 0.0:
+                continue  # a rejected answer is evidence of nothing about the served one
+            same = agreement.agree(request.task, answer, completion.text)
+            if same is None:
+                return
+            score = 1.0 if same else 0.0
+            self._record_outcome(plan.vector, plan.features, other, score, "agreement")
+            try:
+                self.feedback(request.id, score, source="agreement")
+            except UnknownEntryError:
+                return  # forgotten meanwhile (max_pending)
+            if not same:
+                return
+            agreeing += 1
+            if entry_id is not None:
+                agreeing = self._add_support(entry_id, {served_model, other}) - 1
+            if self._confirm_agreed(plan.features, p_right, agreeing, entry_id):
+                return
+
+    def _served_entry(self, request_id: str) -> int | None:
+        with self._lock:
+            served = self._served.get(request_id)
+        return None if served is None else served.entry_id
+
+    def _second_opinion_due(self, plan: RoutePlan, completion: Completion) -> bool:
+        """Is this fresh answer sampled for a second opinion, and can it be compared?"""
+        return (
+            self.second_opinion > 0
+            and plan.decision is not None
+            and not completion.tool_calls
+            and agreement.normalise(plan.request.task, completion.text) is not None
+            and self._second_opinion_rng.random() < self.second_opinion
+        )
+
+    def _off_request_path(self, work: Any, *args: Any) -> None:
+        """Run learning work (a second opinion) on the router's threads; `flush()` waits."""
+        future = self._pool_executor.submit(work, *args)
+        with self._lock:
+            self._learning_calls.add(future)
+        future.add_done_callback(self._learning_done)
+
+    def _learning_done(self, future: concurrent.futures.Future[None]) -> None:
+        with self._lock:
+            self._learning_calls.discard(future)
+        if not future.cancelled() and future.exception() is not None:
+            logger.error("learning off the request path failed", exc_info=future.exception())
+
+    def flush(self) -> None:
+        """Wait for the work the router does off the request path: second opinions, and
+        a refit that is running."""
+        while True:
+            with self._lock:
+                pending = list(self._learning_calls)
+            if not pending:
+                break
+            concurrent.futures.wait(pending)
+        self.learner.updates.wait()
 
     def fit(self, records: Iterable[Any], source: str = "label") -> SmartRouter:
         """Warm start from history: learn recorded outcomes before serving.
@@ -607,9 +770,60 @@ class SmartRouter:
         decision, quality = self.learner.decide(
             candidates, vector, features, estimate_tokens(request.text), request.task
         )
+        if lookup is not None and lookup.reason == "unconfirmed" and request.model is None:
+            decision = self._independent_look(decision, lookup, quality)
         return RoutePlan(
             request, vector, features, scope, cacheable, lookup, decision, started, quality
         )
+
+    def _independent_look(
+        self, decision: Decision, lookup: CacheLookup, quality: dict[str, float]
+    ) -> Decision:
+        """A cached answer waits for an independent one: send this request to the best
+        ranked model that has not given that answer yet, within exploration's cap. Its
+        answer serves the request and, agreeing, counts toward confirming the cached one;
+        the same model would only repeat itself."""
+        gave = self._support_of(lookup.candidate_id)
+        if decision.chosen not in gave:
+            return decision
+        other = next((m for m in decision.ranking if m not in gave), None)
+        if other is None or not self.learner.may_learn(
+            decision.costs[other], max(decision.costs.values())
+        ):
+            return decision
+        return dataclasses.replace(
+            decision,
+            ranking=[other] + [m for m in decision.ranking if m != other],
+            chosen=other,
+            predicted_quality=quality[other],
+            predicted_cost_usd=decision.costs[other],
+            explored=True,
+        )
+
+    def _support_of(self, entry_id: int | None) -> set[str]:
+        """The models that gave cache entry `entry_id`'s answer (as far as this router
+        saw; at least the model that produced it)."""
+        if entry_id is None or self.cache is None:
+            return set()
+        with self._lock:
+            known = self._support.get(entry_id)
+        if known is not None:
+            return set(known)
+        try:
+            model = (self.cache.get(entry_id).payload or {}).get("model")
+        except UnknownEntryError:
+            return set()
+        return {model} if isinstance(model, str) else set()
+
+    def _add_support(self, entry_id: int, models: set[str]) -> int:
+        """Record that `models` gave entry `entry_id`'s answer; returns how many did."""
+        with self._lock:
+            support = self._support.setdefault(entry_id, set())
+            support.update(models)
+            self._support.move_to_end(entry_id)
+            while len(self._support) > self.max_pending:
+                self._support.popitem(last=False)
+            return len(support)
 
     def _failover(self, plan: RoutePlan) -> Failover:
         assert plan.decision is not None  # a plan without one is served from the cache
@@ -655,6 +869,8 @@ class SmartRouter:
                     "output_tokens": completion.usage.output_tokens,
                 },
             )
+        if entry_id is not None:
+            self._add_support(entry_id, {chosen.model})
         self._remember(plan, response, entry_id)
         for call in failover.calls:
             if call.verdict is not None and call.model != chosen.model:
@@ -663,6 +879,10 @@ class SmartRouter:
                 )
         if verdict is not None:
             self.feedback(plan.request.id, verdict, source="verifier")
+        if verdict != 0.0 and self._second_opinion_due(plan, completion):
+            self._off_request_path(
+                self._ask_second_opinions, plan, chosen.model, completion.text, verdict
+            )
         return response
 
     def _record_outcome(

@@ -217,7 +217,14 @@ def print_bench(result: dict) -> None:
             f"{s['wall_s']:.1f}",
             ", ".join(d.removeprefix("single:") for d in s["dominated_by"]),
         )
-    Console(width=160).print(table)
+    console = Console(width=160)
+    console.print(table)
+    for name, s in result["strategies"].items():
+        for source, v in s.get("verdicts", {}).items():
+            console.print(
+                f"{name}: {v['n']:,.0f} {source} verdicts on served answers per run, "
+                f"{v['right']:.1%} of them right (the router is not told which)"
+            )
 
 
 def _stress(args: argparse.Namespace) -> int:
@@ -312,7 +319,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="replay recorded answers through sls-router and baselines")
     p.add_argument("--data", required=True, help="replay file (.jsonl or .jsonl.gz)")
-    p.add_argument("--feedback", default="labels", choices=("labels", "verifier", "none"))
+    p.add_argument(
+        "--feedback", default="labels", choices=("labels", "verifier", "label-free", "none")
+    )
     p.add_argument(
         "--embedder",
         default="minilm",

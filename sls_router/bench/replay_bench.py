@@ -4,7 +4,8 @@ Every strategy sees the requests in the same order: file order for seed 0, a see
 shuffle for the others (seeds.py); figures are means over seeds. sls-router starts
 knowing nothing, unless it is given recorded outcomes to learn first (training.py);
 feedback is `labels` (the true score of what was served, after each answer),
-`verifier` (only what the task's label-free check says) or `none`. Accuracy, cost
+`verifier` (only what the task's label-free check says), `label-free` (the check, and
+second opinions of other models compared with the served answer) or `none`. Accuracy, cost
 and time count every request, cached ones included; a cache hit is judged by the
 dataset's scorer and counts as wrong when the scorer cannot judge it.
 """
@@ -29,7 +30,8 @@ from . import baselines, training
 from .seeds import check_seeds, seed_figures, shuffled
 from .trace import Trace, judge_hit
 
-FEEDBACK_MODES = ("labels", "verifier", "none")
+FEEDBACK_MODES = ("labels", "verifier", "label-free", "none")
+CHECKED = ("verifier", "label-free")  # the modes that run the task verifier
 SLS_STRATEGIES = ("sls", "sls_no_cache", "sls_no_updates", "sls_cache_best_single")
 BASELINES = ("random", "cheapest", "best_single", "oracle", "cascade", "static_knn")
 ORDER_FREE = ("cheapest", "best_single", "oracle", "cascade")
@@ -83,13 +85,16 @@ def run_sls(
     `learn_until`: feedback stops after that many requests and no refit happens
     afterwards (the no-updates ablation)."""
     pool = [p for p in replay_pool(dataset) if models is None or p[0].name in models]
-    verifier = TaskVerifier() if feedback == "verifier" else None
+    verifier = TaskVerifier() if feedback in CHECKED else None
+    verdicts: list[tuple[str, str, float]] = []  # (request id, source, score) of each verdict
     router = SmartRouter(
         pool,
         embedder=embedder,
         preset=preset,
         cache=cache,
         verifier=verifier,
+        second_opinion=1.0 if feedback == "label-free" else 0.0,
+        on_feedback=lambda rid, _model, _hit, source, score: verdicts.append((rid, source, score)),
         random_state=seed,
         background_updates=False,
         update_every_n=1000,
@@ -107,27 +112,35 @@ def run_sls(
         if learn_until is not None and i == learn_until:
             router.learner.updates.every_n = 0
         request = Request(prompt=record.prompt, query=record.query, task=record.task, id=record.id)
+        spent = router.learner.scheduler.spent_total_usd
         response = router.complete(request)
+        router.flush()  # second opinions land before the next request: runs are repeatable
+        # what second opinions cost is paid too, though no request was served by them
+        learning_usd = max(
+            0.0, router.learner.scheduler.spent_total_usd - spent - response.cost_usd
+        )
         if response.cache_hit:
             source_id = (response.raw or {}).get("request_id")
             source = answered.get(source_id) if source_id is not None else None
             right = judge_hit(record, response.text, *(source or (None, None)))
-            trace.add(right, 0.0, 0.0, "cache", hit=True)
+            trace.add(right, learning_usd, 0.0, "cache", hit=True)
         else:
             right = record.responses[response.model].score >= 0.5
             for model in response.tried:
                 if model in record.responses:
                     trace.calls[model] += 1
-            trace.add(right, response.cost_usd, response.latency_s, response.model)
+            trace.add(right, response.cost_usd + learning_usd, response.latency_s, response.model)
         answered[record.id] = (record, right)
-        if not learning:
-            continue
-        if feedback == "labels":
-            router.feedback(response.request_id, float(right), source="label")
-        elif feedback == "verifier" and response.cache_hit:
-            verdict = TaskVerifier()(request, response.text)
-            if verdict is not None:
-                router.feedback(response.request_id, verdict, source="verifier")
+        if learning:
+            if feedback == "labels":
+                router.feedback(response.request_id, float(right), source="label")
+            elif feedback in CHECKED and response.cache_hit:
+                verdict = TaskVerifier()(request, response.text)
+                if verdict is not None:
+                    router.feedback(response.request_id, verdict, source="verifier")
+        for request_id, origin, score in verdicts:  # the harness knows what the router does not
+            trace.add_verdict(origin, score >= 0.5, answered[request_id][1])
+        verdicts.clear()
     trace.wall_s = time.perf_counter() - start
     router.close()
     return trace

@@ -63,7 +63,23 @@ def mean_summary(summaries: Sequence[Mapping]) -> dict:
     figures: dict[str, Any] = {k: _mean([s[k] for s in summaries]) for k in MEAN_FIGURES}
     figures["wall_s"] = round(figures["wall_s"], 3)
     figures["calls_per_model"] = _mean_calls(summaries)
+    figures["verdicts"] = _pooled_verdicts(summaries)
     return figures
+
+
+def _pooled_verdicts(summaries: Sequence[Mapping]) -> dict[str, dict[str, float]]:
+    """Per feedback source, the verdicts of every seed pooled: how many per seed (mean),
+    and the share that matched the truth."""
+    n: dict[str, float] = {}
+    right: dict[str, float] = {}
+    for s in summaries:
+        for source, v in s.get("verdicts", {}).items():
+            n[source] = n.get(source, 0) + v["n"]
+            right[source] = right.get(source, 0) + v["n"] * v["right"]
+    return {
+        source: {"n": n[source] / len(summaries), "right": right[source] / n[source]}
+        for source in sorted(n)
+    }
 
 
 def seed_figures(per_seed: Mapping[int, Mapping], singles: Mapping[str, Mapping]) -> dict:

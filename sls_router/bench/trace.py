@@ -23,6 +23,14 @@ class Trace:
     hit: list[bool] = field(default_factory=list)
     calls: Counter = field(default_factory=Counter)
     wall_s: float = 0.0
+    # per feedback source: [verdicts given, verdicts that matched the truth]
+    verdicts: dict[str, list[int]] = field(default_factory=dict)
+
+    def add_verdict(self, source: str, passed: bool, right: bool) -> None:
+        """A verdict on a served answer, and whether the answer really was right."""
+        counts = self.verdicts.setdefault(source, [0, 0])
+        counts[0] += 1
+        counts[1] += passed == right
 
     def add(
         self, correct: bool, cost: float, llm_time: float, model: str, hit: bool = False
@@ -45,6 +53,10 @@ class Trace:
             "cache_hit_rate": hits / n if n else 0.0,
             "cache_wrong_hit_rate": wrong_hits / hits if hits else 0.0,
             "calls_per_model": dict(sorted(self.calls.items())),
+            "verdicts": {
+                source: {"n": n, "right": right / n}
+                for source, (n, right) in sorted(self.verdicts.items())
+            },
         }
 
 

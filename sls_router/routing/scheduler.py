@@ -80,6 +80,7 @@ class Decision:
     constrained: bool
     sampled_utilities: dict[str, float] = field(default_factory=dict)
     incumbent: str | None = None
+    costs: dict[str, float] = field(default_factory=dict)
 
 
 def _opt(value: Any, name: str, hi: float = math.inf, required: bool = False) -> None:
@@ -175,18 +176,24 @@ class Scheduler:
 
     # ---------------------------------------------------------------- budget
     def record_spend(
-        self, cost_usd: float, now: float | None = None, *, explored: bool = False
+        self,
+        cost_usd: float,
+        now: float | None = None,
+        *,
+        explored: bool = False,
+        request: bool = True,
     ) -> None:
         """Count money spent at time ``now`` (seconds, default ``time.time()``);
-        ``explored``: on a call made to explore (it counts against the exploration cap)."""
+        ``explored``: on a call made to explore (it counts against the exploration cap);
+        ``request``: for a request served (False: a call made only to learn)."""
         cost = as_float(cost_usd)
         if not 0 <= cost < math.inf:
             raise InvalidInputError(f"cost_usd={cost_usd!r}: pass a finite amount >= 0 in USD.")
         self.spent_total_usd += cost
-        self.requests += 1
+        self.requests += int(request)
         if explored:
             self.explored_usd += cost
-            self.explored_requests += 1
+            self.explored_requests += int(request)
         t = self._now(now)
         # one entry per 1/1000 of the window, stamped with the end of its slot: the record
         # stays bounded however many requests arrive (one entry per request held ~9.5 MB
@@ -301,6 +308,7 @@ class Scheduler:
             constrained=constrained,
             sampled_utilities=dict(zip(names, u_sample.tolist())),
             incumbent=None if incumbent is None else names[incumbent],
+            costs=dict(zip(names, cost.tolist())),
         )
 
     def _incumbent(
@@ -343,6 +351,11 @@ class Scheduler:
         """Is `a` better than `b` by more than `confidence` std of the difference?"""
         margin = self.confidence * math.hypot(float(sd[a]), float(sd[b]))
         return bool(utility[a] - utility[b] > margin)
+
+    def may_learn(self, cost: float, max_cost: float, reuse: float = 1.0) -> bool:
+        """May a call made only to learn (a second opinion) spend `cost` now? It shares
+        exploration's cap (`max_cost`: the dearest candidate's predicted cost)."""
+        return self._may_explore(cost, np.array([max_cost]), reuse)
 
     def _may_explore(self, cost: float, costs: np.ndarray, reuse: float) -> bool:
         """Would one more exploratory request keep exploration within its cap in money

@@ -1,0 +1,206 @@
+"""Learning without labels: agreement between models, trust in each label-free source
+calibrated from ground truth, second opinions within a spend cap, and cache entries
+confirmed only by evidence that is trusted."""
+
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+import pytest
+
+from sls_router import CallableBackend, ConfigurationError, ModelSpec, Request, SmartRouter
+from sls_router.agreement import agree, normalise
+from sls_router.trust import SourceTrust
+from sls_router.types import Completion, Usage
+
+
+# -- agreement ----------------------------------------------------------------------
+def test_log_templates_agree_whatever_their_spacing_and_runs_of_wildcards():
+    assert agree("logparsing/HDFS", "Got  block <*> <*>", "Got block <*>")
+    assert not agree("logparsing/HDFS", "Got block <*>", "Got file <*>")
+
+
+def test_labels_agree_by_their_first_word_case_and_punctuation_aside():
+    assert agree("classification/overruling", "Yes.", "yes, it overrules")
+    assert not agree("classification/overruling", "No", "Yes")
+
+
+def test_code_cannot_be_compared_as_text_and_empty_answers_say_nothing():
+    assert normalise("codegen/humaneval", "def f(): return 1") is None
+    assert agree("codegen/humaneval", "def f(): return 1", "def f(): return 1") is None
+    assert agree("chat/x", "", "anything") is None
+    assert agree(None, "Paris is the capital", "paris  is the CAPITAL")
+
+
+def test_a_huge_answer_is_compared_in_bounded_time():
+    huge = "<*> " * 500_000
+    assert agree("logparsing/x", huge, huge + "tail") is True  # only the head is compared
+
+
+# -- trust --------------------------------------------------------------------------
+@pytest.mark.parametrize("precision", [0.3, 0.7, 0.95])
+def test_trust_converges_to_the_true_precision_of_a_source(precision):
+    rng = np.random.default_rng(0)
+    trust = SourceTrust()
+    for _ in range(4000):
+        trust.observe("judge", "t", 1.0, answer_right=bool(rng.random() < precision))
+    assert trust.precision("judge", "t", True) == pytest.approx(precision, abs=0.03)
+    assert trust.p_right("judge", "t", 1.0) == pytest.approx(precision, abs=0.03)
+    assert trust.precision("judge", "other task", True) == 0.75  # the prior, untouched
+
+
+def test_without_evidence_the_priors_speak_and_the_truth_is_taken_as_given():
+    trust = SourceTrust()
+    assert trust.p_right("verifier", "t", 1.0) == 0.5  # a pass proves nothing yet
+    assert trust.p_right("verifier", "t", 0.0) == pytest.approx(0.1)  # a failure nearly does
+    assert trust.p_right("label", "t", 0.0) == 0.0
+    assert trust.p_right("thumbs", "t", 1.0) == 1.0  # a user's own source is the truth
+
+
+def test_trust_is_saved_as_plain_data_and_refuses_garbled_counts():
+    trust = SourceTrust()
+    trust.observe("agreement", "t", 1.0, answer_right=False)
+    again = SourceTrust.from_state(trust.to_state())
+    assert again.precision("agreement", "t", True) == trust.precision("agreement", "t", True)
+    with pytest.raises(ValueError):
+        SourceTrust.from_state([["agreement", "t", True, -1.0, 0.0]])
+
+
+# -- the router ---------------------------------------------------------------------
+def _model(name: str, price: float, answer):
+    calls: list[str] = []
+
+    def fn(request: Request) -> Completion:
+        calls.append(request.id)
+        return Completion(answer(request), Usage(100, 20))
+
+    backend = CallableBackend(fn)
+    backend.calls = calls  # type: ignore[attr-defined]
+    return ModelSpec(name, price, price), backend
+
+
+def _router(pool, **options) -> SmartRouter:
+    options.setdefault("verifier", lambda request, answer: 1.0)
+    return SmartRouter(
+        pool, embedder="hashing", background_updates=False, random_state=0, **options
+    )
+
+
+def _line(i: int) -> Request:
+    return Request(prompt="disk quota exceeded for user alice", id=f"r{i}")
+
+
+def test_one_model_repeating_itself_never_confirms_its_cached_answer():
+    """The same model gives the same (possibly wrong) template on every equivalent line:
+    that is no second opinion, so its answers wait in the cache unserved."""
+    pool = [_model("only", 0.1, lambda r: "disk quota exceeded <*>")]
+    router = _router(pool)
+    served = [router.complete(_line(i)) for i in range(12)]
+    assert not any(r.cache_hit for r in served)
+    assert router.cache is not None and router.cache.stats().hits == 0
+
+
+def test_agreeing_second_opinions_let_the_cache_serve_and_their_spend_is_capped():
+    pool = [
+        _model("a", 1.0, lambda r: "disk quota exceeded <*>"),
+        _model("b", 1.0, lambda r: "disk quota exceeded <*>"),
+        _model("c", 1.0, lambda r: "disk quota exceeded <*>"),
+    ]
+    router = _router(pool, second_opinion=1.0, confirm_precision=0.75)
+    first = router.complete(_line(0))
+    router.flush()
+    asked = sum(len(b.calls) for _, b in pool) - 1
+    assert asked >= 1  # at least one other model was asked, off the request path
+    again = router.complete(_line(1))
+    assert again.cache_hit
+    scheduler = router.learner.scheduler
+    assert scheduler.explored_usd <= scheduler.spent_total_usd
+    assert scheduler.requests == 1  # a second opinion serves no request
+    assert not first.cache_hit
+
+
+def test_second_opinions_stop_at_the_spend_cap():
+    pool = [_model(n, 1.0, lambda r, n=n: f"{n} says {r.id}") for n in "abcd"]
+    router = _router(pool, second_opinion=1.0, explore_share=0.1, cache=False)
+    for i in range(300):
+        router.complete(Request(prompt=f"distinct question number {i} on topic {i * 31}"))
+        router.flush()
+    scheduler = router.learner.scheduler
+    spend, explored = scheduler.spent_total_usd, scheduler.explored_usd
+    warmup = scheduler.explore_warmup * max(spec.cost(100, 20) for spec, _ in pool)
+    reuse = 1.0  # nothing repeats here, no cache
+    assert explored <= 0.1 * reuse * spend + warmup + max(spec.cost(100, 20) for spec, _ in pool)
+    assert explored > 0  # but some were asked
+
+
+def test_a_source_right_half_the_time_cannot_confirm_cache_entries():
+    """Labels show that the models' agreements are right only half the time: agreement
+    then stops confirming entries, while ground truth still teaches the cache."""
+    answers = {}
+
+    def shared(request: Request) -> str:
+        return answers.setdefault(request.id, f"template {zlib.crc32(request.id.encode()) % 2}")
+
+    pool = [_model("a", 1.0, shared), _model("b", 1.0, shared)]
+    router = _router(pool, second_opinion=1.0, confirm_precision=0.8, cache=False)
+    features = np.zeros(0)
+    for i in range(400):
+        request = Request(prompt=f"question {i} on subject {i * 17}", task="t", id=f"q{i}")
+        response = router.complete(request)
+        router.flush()
+        router.feedback(response.request_id, float(i % 2 == 0), source="label")
+    from sls_router.learning import trust_key
+    from sls_router.routing import query_features
+
+    features = query_features("question", "t")
+    precision = router.learner.trust.precision("agreement", trust_key(features), True)
+    assert precision == pytest.approx(0.5, abs=0.08)
+    assert router.learner.p_agreed(features, 0.5, 3) < 0.8
+
+
+def test_label_free_verdicts_become_calibrated_training_scores_and_reach_on_feedback():
+    seen = []
+    pool = [_model("a", 1.0, lambda r: "x"), _model("b", 1.0, lambda r: "x")]
+    router = _router(
+        pool,
+        cache=False,
+        second_opinion=1.0,
+        on_feedback=lambda *event: seen.append(event),
+    )
+    response = router.complete(Request(prompt="hello there", id="h1"))
+    router.flush()
+    sources = [event[3] for event in seen]
+    assert sources[0] == "verifier" and "agreement" in sources
+    assert all(event[0] == "h1" and event[1] == response.model for event in seen)
+    # a pass of an unmeasured verifier teaches "a coin flip", not "right"; a label then
+    # teaches how often its passes are right, and the older rows follow at the refit
+    rows = router.learner.outcomes
+    verifier_rows = [i for i, s in enumerate(rows.sources) if s == "verifier"]
+    calibrated = router.learner._training_arrays()[3]
+    assert verifier_rows and all(calibrated[i] == pytest.approx(0.5) for i in verifier_rows)
+    router.feedback(response.request_id, 1.0, source="label")
+    calibrated = router.learner._training_arrays()[3]
+    assert all(calibrated[i] == pytest.approx(2 / 3) for i in verifier_rows)
+
+
+def test_bad_options_are_refused_with_what_to_do():
+    pool = [_model("a", 1.0, lambda r: "x")]
+    with pytest.raises(ConfigurationError, match="second_opinion"):
+        _router(pool, second_opinion=1.5)
+    with pytest.raises(ConfigurationError, match="confirm_precision"):
+        _router(pool, confirm_precision=0.2)
+
+
+def test_a_cached_answer_waiting_for_confirmation_sends_the_next_request_elsewhere():
+    """An unconfirmed answer of model a: the next equivalent request goes to b, whose
+    answer serves it and, agreeing, counts toward confirming a's."""
+    pool = [
+        _model("a", 0.1, lambda r: "disk quota exceeded <*>"),
+        _model("b", 1.0, lambda r: "disk quota exceeded <*>"),
+    ]
+    router = _router(pool, confirm_precision=0.6)
+    first = router.complete(_line(0))
+    second = router.complete(_line(1))
+    assert first.model == "a" and not second.cache_hit and second.model == "b"
+    assert router.complete(_line(2)).cache_hit  # a pass and one agreement: 2/3 >= 0.6
