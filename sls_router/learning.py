@@ -183,7 +183,7 @@ class Learner:
         predictors at the next refit (`online=False`: a bulk load, `rebuild()` after)."""
         self.outcomes.add(row.vector, row.features, row.model, row.score, row.weight, row.source)
         if online:
-            score = self.trust.p_right(row.source, trust_key(row.features), row.score)
+            score = self.trust.training_score(row.source, trust_key(row.features), row.score)
             with self._lock:
                 self.priors.add(task_key(row.features), row.model, score, row.weight)
                 self.knn.partial_fit(row.vector, row.model, score, row.weight)
@@ -282,11 +282,11 @@ class Learner:
 
     def _training_arrays(self) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray, np.ndarray]:
         """The rows, each label-free score replaced by what its source's trust makes of
-        it now (so trust learned later also corrects older rows)."""
+        it now (so trust measured later also corrects older rows)."""
         vectors, features, models, scores, weights, sources = self.outcomes.arrays()
         calibrated = np.array(
             [
-                self.trust.p_right(source, trust_key(f), float(score))
+                self.trust.training_score(source, trust_key(f), float(score))
                 for f, score, source in zip(features, scores, sources)
             ]
         )

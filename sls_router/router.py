@@ -118,8 +118,10 @@ class SmartRouter:
     second_opinion : share of fresh answers also asked of the runner-up models, off the
         request path, to compare (feedback source "agreement"); its spend counts against
         `explore_share`. 0 (the default) never pays for one.
-    confirm_precision : label-free evidence (a verifier's pass, models that agreed) lets
-        the cache serve an answer once it makes it right with this probability.
+    confirm_precision : None (the default): an answer that only passed a verifier is
+        served from the cache once a later answer agreed with it. A number: only once
+        other models agreeing make it right with this probability (trust.py), a request
+        that finds it waiting being sent to a model that has not given it yet.
     on_feedback : called with (request_id, model, cache_hit, source, score) for every
         verdict through `feedback`, e.g. to log or count them.
     breaker_failures, breaker_cooldown_s : a model failing this many times in a row (or
@@ -148,7 +150,7 @@ class SmartRouter:
         verifier_timeout_s: float = 10.0,
         recheck: bool = True,
         second_opinion: float = 0.0,
-        confirm_precision: float = 0.9,
+        confirm_precision: float | None = None,
         on_feedback: Callable[[str, str, bool, str, float], None] | None = None,
         breaker_failures: int = 3,
         breaker_cooldown_s: float = 30.0,
@@ -211,7 +213,7 @@ class SmartRouter:
                 f"second_opinion={second_opinion!r}: pass the share of fresh answers to "
                 "check against a second model, in [0, 1] (0: never)."
             )
-        if not 0.5 <= confirm_precision <= 1.0:
+        if confirm_precision is not None and not 0.5 <= confirm_precision <= 1.0:
             raise ConfigurationError(
                 f"confirm_precision={confirm_precision!r}: pass how likely right label-free "
                 "evidence must make an answer before the cache serves it, in [0.5, 1]."
@@ -576,12 +578,15 @@ class SmartRouter:
                 same_model = (candidate.payload or {}).get("model") == served.model
                 if weak and same_answer:
                     cache.judge_refusal(lookup, True)  # refused, it would have said the same
-                    # one model repeating itself is no second opinion: count models
+                    # with confirm_precision, one model repeating itself is no second
+                    # opinion: agreement counts distinct models
                     models = self._support_of(candidate.id) | {served.model}
                     for entry_id in (candidate.id, served.entry_id):
                         if entry_id is None:
                             continue
                         agreeing = self._add_support(entry_id, models) - 1
+                        if self.confirm_precision is None:
+                            agreeing = max(agreeing, 1)
                         self._confirm_agreed(served.features, p_right, agreeing, entry_id)
                 elif not weak and (same_answer or same_model):  # a meaningful counterfactual
                     cache.observe(lookup, same_answer)
@@ -592,9 +597,12 @@ class SmartRouter:
         self, features: np.ndarray, p_right: float, agreeing: int, entry_id: int | None
     ) -> bool:
         """Let the cache serve an answer that `agreeing` other models gave too, once that
-        makes it right with probability `confirm_precision` (trust.py weighs agreement);
-        True when it does."""
-        if self.learner.p_agreed(features, p_right, agreeing) < self.confirm_precision:
+        makes it right with probability `confirm_precision` (trust.py weighs agreement;
+        None: any agreement does); True when it does."""
+        if self.confirm_precision is not None and (
+            agreeing < 1
+            or self.learner.p_agreed(features, p_right, agreeing) < self.confirm_precision
+        ):
             return False
         if entry_id is not None and self.cache is not None:
             with contextlib.suppress(UnknownEntryError):  # evicted meanwhile
@@ -770,7 +778,12 @@ class SmartRouter:
         decision, quality = self.learner.decide(
             candidates, vector, features, estimate_tokens(request.text), request.task
         )
-        if lookup is not None and lookup.reason == "unconfirmed" and request.model is None:
+        if (
+            self.confirm_precision is not None
+            and lookup is not None
+            and lookup.reason == "unconfirmed"
+            and request.model is None
+        ):
             decision = self._independent_look(decision, lookup, quality)
         return RoutePlan(
             request, vector, features, scope, cacheable, lookup, decision, started, quality

@@ -4,9 +4,10 @@ A label-free verdict (a task verifier's, an agreement between two models, a judg
 is evidence, not truth: a log template that matches its own line is wrong about half
 the time, and two models can share a mistake. `SourceTrust` keeps, per (source, task,
 verdict), Beta counts of how often such a verdict was right, and turns a verdict into
-the probability that the answer is right. The predictors learn that probability, not
-the raw verdict; the cache lets a source confirm an entry only when that probability is
-high.
+the probability that the answer is right. Once ground truth has measured a source on a
+task, the predictors learn that probability instead of the raw verdict; with
+`confirm_precision` set, the cache lets label-free evidence confirm an entry only when
+it makes the answer that likely right.
 
 Counts grow from ground truth: a label or a user's rating on an answer that a source
 had judged. Cross-checks between sources (two models' passing answers that agree count
@@ -72,6 +73,14 @@ class SourceTrust:
         verdict = passed(score)
         precision = self.precision(source, task, verdict)
         return precision if verdict else 1.0 - precision
+
+    def training_score(self, source: str, task: str, score: float) -> float:
+        """What a predictor learns from `source`'s verdict: the verdict itself until
+        ground truth measured such verdicts on `task` (a calibrated coin flip would blur
+        the differences between models that their pass rates show), then `p_right`."""
+        if not label_free(source) or self.evidence(source, task, passed(score)) == 0:
+            return float(score)
+        return self.p_right(source, task, score)
 
     def precision(self, source: str, task: str, verdict: bool) -> float:
         """How often `source`'s pass (or fail) on `task` was right: the posterior mean."""

@@ -203,16 +203,15 @@ def test_refusal_trust_survives_save_and_load(tmp_path):
 def test_the_router_learns_from_fresh_answers_that_match_the_refused_one():
     """Log lines that differ only in numbers share a template: each refused candidate
     whose template equals the fresh one is a refusal for nothing, even with only a
-    verifier's weak passes (two models agreeing let the cache serve the template)."""
+    verifier's weak passes."""
     template = "<*> quota exceeded for user <*>"
     model = CallableBackend(lambda request: template)
     router = SmartRouter(
-        [(ModelSpec("m", 0.1, 0.1), model), (ModelSpec("n", 0.1, 0.1), model)],
+        [(ModelSpec("m", 0.1, 0.1), model)],
         embedder="hashing",
         verifier=lambda request, answer: 1.0,
         background_updates=False,
         max_wrong_rate=0.2,  # three refusals for nothing are enough at this target
-        confirm_precision=0.6,  # a pass and one agreement are enough at this target
     )
     served = [
         router.complete(Request(prompt=f"disk quota exceeded for user {user}")) for user in range(9)

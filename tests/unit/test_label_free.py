@@ -93,9 +93,12 @@ def _line(i: int) -> Request:
 
 def test_one_model_repeating_itself_never_confirms_its_cached_answer():
     """The same model gives the same (possibly wrong) template on every equivalent line:
-    that is no second opinion, so its answers wait in the cache unserved."""
+    with confirm_precision that is no second opinion, so its answers wait unserved (by
+    default, as before, any later answer that agrees confirms it)."""
     pool = [_model("only", 0.1, lambda r: "disk quota exceeded <*>")]
-    router = _router(pool)
+    default = _router(pool)
+    assert [default.complete(_line(i)).cache_hit for i in range(3)] == [False, False, True]
+    router = _router(pool, confirm_precision=0.9)
     served = [router.complete(_line(i)) for i in range(12)]
     assert not any(r.cache_hit for r in served)
     assert router.cache is not None and router.cache.stats().hits == 0
@@ -173,12 +176,13 @@ def test_label_free_verdicts_become_calibrated_training_scores_and_reach_on_feed
     sources = [event[3] for event in seen]
     assert sources[0] == "verifier" and "agreement" in sources
     assert all(event[0] == "h1" and event[1] == response.model for event in seen)
-    # a pass of an unmeasured verifier teaches "a coin flip", not "right"; a label then
-    # teaches how often its passes are right, and the older rows follow at the refit
+    # an unmeasured verifier's pass is taught as it says; once a label measured such
+    # passes (prior 1 right 1 wrong, plus this right one), as how often they are right,
+    # older rows included
     rows = router.learner.outcomes
     verifier_rows = [i for i, s in enumerate(rows.sources) if s == "verifier"]
     calibrated = router.learner._training_arrays()[3]
-    assert verifier_rows and all(calibrated[i] == pytest.approx(0.5) for i in verifier_rows)
+    assert verifier_rows and all(calibrated[i] == 1.0 for i in verifier_rows)
     router.feedback(response.request_id, 1.0, source="label")
     calibrated = router.learner._training_arrays()[3]
     assert all(calibrated[i] == pytest.approx(2 / 3) for i in verifier_rows)
