@@ -162,6 +162,7 @@ def _bench(args: argparse.Namespace) -> int:
         feedback=args.feedback,
         embedder=args.embedder,
         preset=args.preset,
+        confirm_precision=args.confirm_precision,
         strategies=strategies,
         seed=args.seed,
         seeds=args.seeds,
@@ -328,6 +329,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="minilm (default), onnx, onnx-int8, static or hashing",
     )
     p.add_argument("--preset", default="balanced", choices=("quality", "balanced", "cost"))
+    p.add_argument(
+        "--confirm-precision",
+        type=float,
+        default=None,
+        help="the router's confirm_precision: label-free evidence confirms a cached "
+        "answer only once other models' agreement makes it this likely right",
+    )
     p.add_argument("--strategies", help="comma-separated subset (default: all)")
     p.add_argument("--limit", type=int, help="replay only the first N requests")
     p.add_argument(

@@ -75,6 +75,7 @@ def run_sls(
     feedback: str,
     preset: str,
     seed: int,
+    confirm_precision: float | None = None,
     cache: bool = True,
     models: Sequence[str] | None = None,
     learn_until: int | None = None,
@@ -91,6 +92,7 @@ def run_sls(
         pool,
         embedder=embedder,
         preset=preset,
+        confirm_precision=confirm_precision,
         cache=cache,
         verifier=verifier,
         second_opinion=1.0 if feedback == "label-free" else 0.0,
@@ -158,6 +160,7 @@ class _Setup:
 
     feedback: str
     preset: str
+    confirm_precision: float | None
     shared: PrecomputedEmbedder | None
     best: str
     cheapest: str
@@ -177,7 +180,12 @@ def _run_strategy(name: str, data: ReplayDataset, setup: _Setup, seed: int, desc
     start = time.perf_counter()
     replayer = baselines.Replayer(data)
     kw: dict[str, Any] = dict(
-        feedback=setup.feedback, preset=setup.preset, seed=seed, desc=desc, train=setup.train
+        feedback=setup.feedback,
+        preset=setup.preset,
+        confirm_precision=setup.confirm_precision,
+        seed=seed,
+        desc=desc,
+        train=setup.train,
     )
     if name == "sls":
         trace = run_sls(data, setup.vectors, **kw)
@@ -244,6 +252,7 @@ def run_bench(
     feedback: str = "labels",
     embedder: str | Embedder = "minilm",
     preset: str = "balanced",
+    confirm_precision: float | None = None,
     strategies: Sequence[str] | None = None,
     seed: int = 0,
     seeds: int = 1,
@@ -270,13 +279,16 @@ def run_bench(
     best = max(accuracy, key=accuracy.__getitem__)
     cheapest = min(replayer.models, key=replayer.mean_cost)
     n_learn = max(1, int(len(scored) * 0.02))
-    setup = _Setup(feedback, preset, shared, best, cheapest, n_learn, train_records)
+    setup = _Setup(
+        feedback, preset, confirm_precision, shared, best, cheapest, n_learn, train_records
+    )
     runs = _run_seeds(chosen, scored, setup, seed, seeds)
     singles = {f"single:{m}": baselines.single(replayer, m).summary() for m in replayer.models}
     result = {
         "dataset": scored.name,
         "n": len(scored),
         "feedback": feedback,
+        "confirm_precision": confirm_precision,
         "embedder": base.name,
         "embed_s": round(shared.embed_s, 2) if shared else 0.0,
         "best_single": best,
