@@ -620,8 +620,11 @@ class SmartRouter:
         assert plan.decision is not None  # asked only for a routed request
         request, decision = plan.request, plan.decision
         entry_id = self._served_entry(request.id)
-        base = self.learner.p_right(plan.features, "verifier", verdict) if verdict else None
-        p_right = base if base is not None else decision.predicted_quality
+        p_right = (  # how likely the served answer is right before any agreement
+            self.learner.p_right(plan.features, "verifier", verdict)
+            if verdict
+            else decision.predicted_quality
+        )
         others = [m for m in decision.ranking if m != served_model and self.health.available(m)]
         agreeing = 0
         dearest = max(decision.costs.values())
@@ -657,9 +660,11 @@ class SmartRouter:
                 return  # forgotten meanwhile (max_pending)
             if not same:
                 return
-            agreeing += 1
-            if entry_id is not None:
-                agreeing = self._add_support(entry_id, {served_model, other}) - 1
+            agreeing = (
+                agreeing + 1
+                if entry_id is None
+                else self._add_support(entry_id, {served_model, other}) - 1
+            )
             if self._confirm_agreed(plan.features, p_right, agreeing, entry_id):
                 return
 
