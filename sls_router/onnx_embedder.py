@@ -96,6 +96,8 @@ class OnnxEmbedder(_BaseEmbedder):
     lone call runs at once either way.
     """
 
+    backend = "onnx"
+
     def __init__(
         self,
         precision: str = "fp32",
