@@ -352,3 +352,29 @@ def test_a_train_split_is_learned_and_not_scored(dozen):
         load_dataset(dozen), embedder="hashing", strategies=["sls", "oracle"], train_split=0.5
     )
     assert result["n"] == 6 and result["n_train"] == 6
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["onnx", "onnx-int8", "minilm"])
+def test_the_cli_benches_run_with_a_named_embedder(
+    name, tiny, tmp_path, onnx_cache_dir, monkeypatch, capsys
+):
+    monkeypatch.setenv("SLS_ROUTER_CACHE_DIR", str(onnx_cache_dir))  # never the user's cache
+    out = tmp_path / "bench.json"
+    argv = ["bench", "--data", str(tiny), "--embedder", name, "--strategies", "sls"]
+    assert main([*argv, "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["embedder"] == name and "embed_s" in result
+    assert result["strategies"]["sls"]["accuracy"] > 0
+    pairs = tmp_path / "pairs.json"
+    pairs.write_text(
+        json.dumps(
+            [
+                {"origin": "How do I reset my password?", "similar": "How do I reset my password"},
+                {"origin": "What is the capital of France?", "similar": "capital of France?"},
+            ]
+        )
+    )
+    capsys.readouterr()
+    assert main(["cache-bench", "--pairs", str(pairs), "--embedder", name]) == 0
+    assert f"2 pairs, {name})" in capsys.readouterr().out

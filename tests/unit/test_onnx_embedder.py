@@ -4,7 +4,6 @@ corrupt export, the registry names, and a session shared by threads."""
 from __future__ import annotations
 
 import shutil
-import socket
 import sys
 import threading
 from collections.abc import Callable
@@ -26,6 +25,7 @@ from sls_router.onnx_embedder import (
     export_path,
 )
 from sls_router.router import SmartRouter
+from sls_router.testing import no_network
 from sls_router.types import ModelSpec
 
 pytest.importorskip("onnxruntime")
@@ -69,27 +69,6 @@ TEXTS = [
     "[CLS] [SEP] [PAD] [UNK] [MASK]",
     "The Court overrules the decision in Smith v. Jones, 123 U.S. 456 (1887).",
 ]
-
-
-def _no_network(monkeypatch: pytest.MonkeyPatch) -> None:
-    def refuse(*args: object, **kwargs: object) -> None:
-        raise AssertionError("the onnx export must not touch the network")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    import huggingface_hub
-
-    monkeypatch.setattr(huggingface_hub, "snapshot_download", refuse)
-    monkeypatch.setattr(huggingface_hub, "hf_hub_download", refuse)
-
-
-@pytest.fixture(scope="module")
-def onnx_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A private cache dir holding one offline export (never the user's real cache)."""
-    root = tmp_path_factory.mktemp("sls-onnx-cache")
-    with pytest.MonkeyPatch.context() as mp:
-        _no_network(mp)
-        OnnxEmbedder(cache_dir=root)
-    return root
 
 
 # --------------------------------------------------------------------------- fast
@@ -149,7 +128,7 @@ def test_export_is_deterministic_and_offline(
     from sls_router.embeddings import _minilm_path
     from sls_router.onnx_embedder import _max_seq_length
 
-    _no_network(monkeypatch)
+    no_network(monkeypatch)
     again = tmp_path / "again.onnx"
     export_graph(_minilm_path(), again, _max_seq_length(_minilm_path()))
     assert again.read_bytes() == export_path("fp32", onnx_cache_dir).read_bytes()
