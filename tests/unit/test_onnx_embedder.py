@@ -270,3 +270,14 @@ def test_calls_made_during_a_batch_are_coalesced_with_their_own_vectors(
     assert batches == [1, len(TEXTS) - 1]  # the lone call alone, then one batch for the rest
     for text, vector in zip(TEXTS, got):
         np.testing.assert_allclose(vector, alone.encode([text]), atol=1e-5)
+
+
+@pytest.mark.slow
+def test_int8_vectors_do_not_depend_on_concurrent_calls(onnx_cache_dir: Path) -> None:
+    """int8 quantises activations per batch, so it does not coalesce calls by default."""
+    embedder = OnnxEmbedder("int8", cache_dir=onnx_cache_dir)
+    alone = [embedder.encode([text]) for text in TEXTS]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        concurrent = list(pool.map(lambda text: embedder.encode([text]), TEXTS * 3))
+    for i, got in enumerate(concurrent):
+        np.testing.assert_array_equal(got, alone[i % len(TEXTS)])
