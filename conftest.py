@@ -4,4 +4,4 @@ import pytest
 
 pytest.register_assert_rewrite("sls_router.testing")  # the conformance suites' asserts
 
-from sls_router.testing import new_database, pg_server  # noqa: E402, F401
+from sls_router.testing import new_database, onnx_cache_dir, pg_server  # noqa: E402, F401

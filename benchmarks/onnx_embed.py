@@ -40,7 +40,7 @@ def main() -> None:
 
         torch.set_num_threads(args.torch_threads)
     embedders: dict[str, Embedder] = {
-        "torch": MiniLMEmbedder(),
+        "torch": MiniLMEmbedder(backend="torch"),
         "onnx": OnnxEmbedder("fp32", threads=args.threads),
         "onnx-int8": OnnxEmbedder("int8", threads=args.threads),
     }

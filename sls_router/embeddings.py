@@ -36,6 +36,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from sls_router.embedding_batcher import EmbeddingBatcher
 from sls_router.errors import ConfigurationError, DependencyError, InvalidInputError, StateError
 
 __all__ = [
@@ -122,13 +123,15 @@ class MiniLMEmbedder(_BaseEmbedder):
     on ONNX: the last-digit differences change the path a replay takes. Either way the
     name stays ``"minilm"``: saved caches stay valid. The model is
     loaded when the embedder is built (not on the first query), so the first request
-    is not the slow one.
+    is not the slow one. With ``batching`` (the default) single-text calls from several
+    threads at once are coalesced into one model call (:class:`EmbeddingBatcher`; torch
+    already uses every core, so one batch runs at a time); a lone call runs at once.
     """
 
     name = "minilm"
     dim = _MINILM_DIM
 
-    def __init__(self, batch_size: int = 64, backend: str = "torch") -> None:
+    def __init__(self, batch_size: int = 64, backend: str = "torch", batching: bool = True) -> None:
         if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
             raise ConfigurationError(f"batch_size must be a positive int, got {batch_size!r}")
         if backend not in ("auto", "onnx", "torch"):
@@ -136,17 +139,25 @@ class MiniLMEmbedder(_BaseEmbedder):
         self._batch_size = batch_size
         self._onnx: Embedder | None = None
         if backend != "torch":
-            self._onnx = _onnx_or_none(batch_size, required=backend == "onnx")
+            self._onnx = _onnx_or_none(batch_size, batching, required=backend == "onnx")
         self.backend = "onnx" if self._onnx is not None else "torch"
+        self._batcher: EmbeddingBatcher | None = None
         if self._onnx is None:
             path = _minilm_path()
             self._model = _shared_model(
                 ("minilm", str(path)), lambda: _load_sentence_transformer(path)
             )
+            if batching:
+                self._batcher = EmbeddingBatcher(self._torch_encode, max_batch=batch_size)
 
     def _encode(self, texts: list[str]) -> np.ndarray:
         if self._onnx is not None:
             return self._onnx.encode(texts)
+        if self._batcher is not None:
+            return self._batcher.encode(texts)
+        return self._torch_encode(texts)
+
+    def _torch_encode(self, texts: list[str]) -> np.ndarray:
         return self._model.encode(
             texts,
             batch_size=self._batch_size,
@@ -156,7 +167,7 @@ class MiniLMEmbedder(_BaseEmbedder):
         )
 
 
-def _onnx_or_none(batch_size: int, required: bool) -> Embedder | None:
+def _onnx_or_none(batch_size: int, batching: bool, required: bool) -> Embedder | None:
     """The fp32 ONNX session, or None (torch) where onnxruntime is missing or the export
     cannot be built or loaded; with ``required`` those are errors instead."""
     try:
@@ -170,7 +181,7 @@ def _onnx_or_none(batch_size: int, required: bool) -> Embedder | None:
     from sls_router.onnx_embedder import OnnxEmbedder  # imports this module: import late
 
     try:
-        return OnnxEmbedder(precision="fp32", batch_size=batch_size)
+        return OnnxEmbedder(precision="fp32", batch_size=batch_size, batching=batching)
     except (DependencyError, StateError, OSError, RuntimeError) as exc:
         if required:
             raise

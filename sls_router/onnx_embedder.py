@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from sls_router.embedding_batcher import EmbeddingBatcher
 from sls_router.embeddings import (
     _BaseEmbedder,
     _default_cache_dir,
@@ -90,8 +91,14 @@ class OnnxEmbedder(_BaseEmbedder):
     process: ``run`` is safe to call from several threads. ``threads`` is ONNX
     Runtime's intra-op thread count: one keeps a lone query fast without stealing
     cores from concurrent requests; a long list of texts is split into batches that
-    run side by side, one per core.
+    run side by side, one per core. With ``batching`` (the default for fp32) calls from
+    several threads at once are coalesced (:class:`EmbeddingBatcher`, one batch at a
+    time); a lone call runs at once either way. int8 does not batch by default: its
+    activations are quantised per batch, so a text's vector would depend on which
+    requests arrived with it (cosine down to 0.986 measured).
     """
+
+    backend = "onnx"
 
     def __init__(
         self,
@@ -99,6 +106,7 @@ class OnnxEmbedder(_BaseEmbedder):
         threads: int = 1,
         batch_size: int = 64,
         cache_dir: str | os.PathLike[str] | None = None,
+        batching: bool | None = None,
     ) -> None:
         for label, value in (("threads", threads), ("batch_size", batch_size)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -116,10 +124,15 @@ class OnnxEmbedder(_BaseEmbedder):
         # Rust object each call, which fails ("Already borrowed") under concurrency.
         self._tokenize_lock = _shared_model(("tokenizer-lock", str(source)), threading.Lock)
         self._inputs = {i.name for i in self._session.get_inputs()}
+        self._batcher: EmbeddingBatcher | None = None
+        if batching is None:
+            batching = precision == "fp32"
+        if batching:  # one batch at a time: measured faster than one per core, even at 2 callers
+            self._batcher = EmbeddingBatcher(self._run, max_batch=batch_size)
 
     def _encode(self, texts: list[str]) -> np.ndarray:
         if len(texts) <= self._batch_size:  # the router's per-request call: no pool, no sort
-            return self._run(texts)
+            return self._run(texts) if self._batcher is None else self._batcher.encode(texts)
         # Long texts together, so a batch pads to its own length (as sentence-transformers
         # does); the batches run on one thread per core, each session call on one core.
         order = np.argsort([-len(text) for text in texts], kind="stable")

@@ -1,4 +1,5 @@
-"""Test helpers for code built on sls-router: a real PostgreSQL with pgvector, and the
+"""Test helpers for code built on sls-router: a real PostgreSQL with pgvector, a private
+folder holding the ONNX export of the bundled MiniLM (`onnx_cache_dir`), and the
 conformance suites that every storage back end passes (`StoreTests` for stores,
 `EntryStoreTests` for cache entry stores).
 
@@ -8,7 +9,7 @@ Import the fixtures into a conftest.py (registering the module first gives the s
 failed asserts pytest's detailed messages)::
 
     pytest.register_assert_rewrite("sls_router.testing")
-    from sls_router.testing import new_database, pg_server  # noqa: E402, F401
+    from sls_router.testing import new_database, onnx_cache_dir, pg_server  # noqa: E402, F401
 """
 
 from __future__ import annotations
@@ -41,6 +42,35 @@ def pg_server():
     yield server
     server.cleanup()
     shutil.rmtree(folder, ignore_errors=True)
+
+
+def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make any connection, or a Hugging Face download, fail the test."""
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("this must not touch the network")
+
+    import socket
+
+    import huggingface_hub
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", refuse)
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", refuse)
+
+
+@pytest.fixture(scope="session")
+def onnx_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A cache folder holding the fp32 and int8 ONNX exports, made once per run without
+    the network (never the user's real cache); tests point ``SLS_ROUTER_CACHE_DIR`` here."""
+    pytest.importorskip("onnxruntime")
+    from .onnx_embedder import OnnxEmbedder
+
+    root = tmp_path_factory.mktemp("sls-onnx-cache")
+    with pytest.MonkeyPatch.context() as mp:
+        no_network(mp)
+        OnnxEmbedder(precision="int8", cache_dir=root)  # exports fp32 first, then quantises
+    return root
 
 
 @pytest.fixture

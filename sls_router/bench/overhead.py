@@ -16,18 +16,23 @@ history, as this bench did before (no logistic predictors in the timed path).
 ``torch_embed_p50_ms`` is one single-query embedding by the torch MiniLM (``"minilm"``
 as sentence-transformers runs it), timed in the same run on the miss texts, so the
 decision's cost can be read as a fraction of it whatever the embedder under test.
+:func:`compare_overhead` runs several embedders one after the other in one process, so
+their figures (each with its own torch reference) can be read side by side.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
 
 from ..backends import CallableBackend
 from ..cache import request_scope
-from ..embeddings import MiniLMEmbedder
+from ..embeddings import EMBEDDERS, MiniLMEmbedder
+from ..errors import ConfigurationError
 from ..router import SmartRouter
 from ..routing import query_features
 from ..types import ModelSpec, Request
@@ -173,11 +178,15 @@ def measure_overhead(
     return {
         "entries": entries,
         "embedder": router.embedder.name,
+        "backend": getattr(router.embedder, "backend", router.embedder.name),
         "miss_p50_ms": round(float(np.percentile(miss_ms, 50)), 3),
         "miss_p99_ms": round(float(np.percentile(miss_ms, 99)), 3),
         "hit_p50_ms": round(float(np.percentile(hit_ms, 50)), 3),
         "hit_p99_ms": round(float(np.percentile(hit_ms, 99)), 3),
         "torch_embed_p50_ms": round(float(np.percentile(torch_ms, 50)), 3),
+        "miss_over_torch_embed": round(
+            float(np.percentile(miss_ms, 50) / np.percentile(torch_ms, 50)), 3
+        ),
         "models": models,
         "decisions": decisions,
         "refit": refit,
@@ -185,3 +194,18 @@ def measure_overhead(
         "cache_hits_on_miss_path": served["miss"],
         "cache_hits_on_hit_path": served["hit"],
     }
+
+
+def compare_overhead(embedders: Sequence[str], **options: Any) -> dict[str, dict]:
+    """:func:`measure_overhead` for each registry name in turn, keyed by that name.
+
+    Every name is checked before the first (long) run starts."""
+    names = [name.strip().lower() for name in embedders]
+    unknown = [name for name in names if name not in EMBEDDERS]
+    if unknown or not names:
+        raise ConfigurationError(
+            f"unknown embedder(s) {unknown}; pass a comma-separated list of {', '.join(EMBEDDERS)}"
+        )
+    if len(set(names)) != len(names):
+        raise ConfigurationError(f"embedder {names} named twice; name each one once")
+    return {name: measure_overhead(embedder=name, **options) for name in names}

@@ -211,6 +211,34 @@ def test_overhead_bench_times_real_misses_and_real_hits():
     assert figures["refit"] and figures["logistic_models"] == 3  # timed with every predictor
 
 
+def test_overhead_reports_several_embedders_side_by_side(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("onnxruntime")
+    from sls_router.bench import overhead
+
+    measure = overhead.measure_overhead
+    monkeypatch.setattr(  # a short history: this checks the report, not the speed
+        overhead, "measure_overhead", lambda **kw: measure(**{**kw, "history": 300})
+    )
+    out = tmp_path / "overhead.json"
+    argv = ["overhead", "--embedder", "hashing,onnx-int8", "--entries", "2000"]
+    assert main([*argv, "--models", "3", "--decisions", "40", "--json", str(out)]) == 0
+    figures = json.loads(out.read_text())["embedders"]
+    assert list(figures) == ["hashing", "onnx-int8"]
+    assert figures["onnx-int8"]["backend"] == "onnx" and figures["hashing"]["entries"] == 2000
+    for row in figures.values():  # each decision timed beside a torch embedding of that run
+        assert row["miss_p50_ms"] > 0 and row["hit_p50_ms"] > 0 and row["torch_embed_p50_ms"] > 0
+        ratio = row["miss_p50_ms"] / row["torch_embed_p50_ms"]
+        assert row["miss_over_torch_embed"] == pytest.approx(ratio, abs=0.002)
+    assert "hashing (hashing): miss path p50" in capsys.readouterr().out
+
+
+def test_overhead_refuses_an_unknown_embedder_before_any_run(capsys):
+    assert main(["overhead", "--embedder", "hashing,minilm,bogus"]) == 2
+    assert "bogus" in capsys.readouterr().err
+    assert main(["overhead", "--embedder", "onnx,onnx"]) == 2
+    assert "name each one once" in capsys.readouterr().err
+
+
 @pytest.fixture
 def dozen(tmp_path):
     """Twelve requests on two topics; 'cheap' knows the first, 'dear' both."""
@@ -339,3 +367,29 @@ def test_the_bench_reports_each_sources_verdicts_and_how_often_they_were_right(t
     assert verdicts["label"]["right"] == 1.0  # a label is the truth it reports
     none, _ = run_bench(load_dataset(tiny), embedder="hashing", strategies=["sls"], feedback="none")
     assert none["strategies"]["sls"]["verdicts"] == {}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["onnx", "onnx-int8", "minilm"])
+def test_the_cli_benches_run_with_a_named_embedder(
+    name, tiny, tmp_path, onnx_cache_dir, monkeypatch, capsys
+):
+    monkeypatch.setenv("SLS_ROUTER_CACHE_DIR", str(onnx_cache_dir))  # never the user's cache
+    out = tmp_path / "bench.json"
+    argv = ["bench", "--data", str(tiny), "--embedder", name, "--strategies", "sls"]
+    assert main([*argv, "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["embedder"] == name and "embed_s" in result
+    assert result["strategies"]["sls"]["accuracy"] > 0
+    pairs = tmp_path / "pairs.json"
+    pairs.write_text(
+        json.dumps(
+            [
+                {"origin": "How do I reset my password?", "similar": "How do I reset my password"},
+                {"origin": "What is the capital of France?", "similar": "capital of France?"},
+            ]
+        )
+    )
+    capsys.readouterr()
+    assert main(["cache-bench", "--pairs", str(pairs), "--embedder", name]) == 0
+    assert f"2 pairs, {name})" in capsys.readouterr().out

@@ -14,7 +14,7 @@ from llama_index.core.instrumentation import get_dispatcher  # noqa: E402
 from llama_index.core.instrumentation.event_handlers import BaseEventHandler  # noqa: E402
 from llama_index.llms.sls_router import SmartRouterLLM  # noqa: E402
 
-from sls_router.testing import new_database, pg_server  # noqa: E402, F401 (this folder alone)
+from sls_router.testing import new_database, onnx_cache_dir, pg_server  # noqa: E402, F401 (this folder alone)
 
 ROUTER_OPTIONS = dict(embedder="hashing", background_updates=False, random_state=0)
 
