@@ -333,3 +333,15 @@ def test_threshold_certifies_before_loosening():
         th.observe(float(rng.uniform(0.75, 0.8)), 0.3, False)
     th.fit()
     assert th.similarity_ >= 0.8
+
+
+def test_an_exact_duplicate_is_one_whichever_way_float32_rounds_its_self_similarity():
+    from sls_router.cache import distance_ratio
+
+    one_ulp_below = float(np.nextafter(np.float32(1.0), np.float32(0.0)))
+    one_ulp_above = float(np.nextafter(np.float32(1.0), np.float32(2.0)))
+    for self_similarity in (one_ulp_below, 1.0, one_ulp_above):
+        for other in (self_similarity, 0.9):  # a duplicate of the same answer, or a neighbour
+            assert distance_ratio(self_similarity, other) == 0.0
+    assert distance_ratio(0.95, 0.95) == 1.0  # two different answers equally near: ambiguous
+    assert 0.0 < distance_ratio(0.95, 0.90) < 1.0
