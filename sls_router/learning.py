@@ -148,11 +148,17 @@ class Learner:
     def observe_learning_call(
         self, task: str | None, model: str, output_tokens: int, latency_s: float, cost_usd: float
     ) -> None:
-        """A call made only to learn (a second opinion): its tokens and latency teach the
-        predictors, its cost counts against exploration's cap, and it served no request."""
+        """A pool model's call made only to learn (a second opinion): its tokens and
+        latency teach the predictors; its cost is `spent_on_learning`."""
         with self._lock:
             self.tokens.partial_fit(model, task, output_tokens)
             self.latency.partial_fit(model, output_tokens, latency_s)
+        self.spent_on_learning(cost_usd)
+
+    def spent_on_learning(self, cost_usd: float) -> None:
+        """Money spent only to learn (a second opinion, a judge's grading): it counts
+        against exploration's cap, and it served no request."""
+        with self._lock:
             self.scheduler.record_spend(cost_usd, time.time(), explored=True, request=False)
 
     def may_learn(self, cost_usd: float, max_cost_usd: float) -> bool:

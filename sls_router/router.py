@@ -37,6 +37,7 @@ from .errors import (
 )
 from .failover import Failover
 from .health import CircuitBreaker
+from .judge import Judge
 from .learning import Learner
 from .replay import replay_pool
 from .routing import Decision, Scheduler, query_features
@@ -48,6 +49,8 @@ from .verifiers import BoundedVerifier, Verifier
 logger = logging.getLogger(__name__)
 # at most this many other models are asked for one answer's second opinions
 MAX_SECOND_OPINIONS = 3
+# a hit this close above the similarity threshold is borderline: the judge grades it
+BORDERLINE_SIMILARITY = 0.03
 # the options that are the scheduler's (its objective, constraints and exploration)
 _SCHEDULER_OPTIONS = (
     "preset",
@@ -122,6 +125,12 @@ class SmartRouter:
         served from the cache once a later answer agreed with it. A number: only once
         other models agreeing make it right with this probability (trust.py), a request
         that finds it waiting being sent to a model that has not given it yet.
+    judge : None (the default), the name of a pool model, or a (ModelSpec, backend) pair:
+        an LLM that grades answers off the request path (judge.py; feedback source
+        "judge"): a sampled share of fresh answers, every borderline cache hit, and the
+        candidates a contrast kept out. Each call is paid and counts against
+        `explore_share`.
+    judge_share : share of fresh answers the judge grades.
     on_feedback : called with (request_id, model, cache_hit, source, score) for every
         verdict through `feedback`, e.g. to log or count them.
     breaker_failures, breaker_cooldown_s : a model failing this many times in a row (or
@@ -151,6 +160,8 @@ class SmartRouter:
         recheck: bool = True,
         second_opinion: float = 0.0,
         confirm_precision: float | None = None,
+        judge: str | tuple[ModelSpec, Backend] | Judge | None = None,
+        judge_share: float = 0.1,
         on_feedback: Callable[[str, str, bool, str, float], None] | None = None,
         breaker_failures: int = 3,
         breaker_cooldown_s: float = 30.0,
@@ -177,6 +188,7 @@ class SmartRouter:
             recheck=recheck,
             second_opinion=second_opinion,
             confirm_precision=confirm_precision,
+            judge_share=judge_share,
             breaker_failures=breaker_failures,
             breaker_cooldown_s=breaker_cooldown_s,
             update_every_n=update_every_n,
@@ -218,10 +230,17 @@ class SmartRouter:
                 f"confirm_precision={confirm_precision!r}: pass how likely right label-free "
                 "evidence must make an answer before the cache serves it, in [0.5, 1]."
             )
+        if not 0.0 <= judge_share <= 1.0:
+            raise ConfigurationError(
+                f"judge_share={judge_share!r}: pass the share of fresh answers the judge "
+                "grades, in [0, 1]."
+            )
         self.second_opinion = second_opinion
         self.confirm_precision = confirm_precision
+        self.judge = None if judge is None else Judge.of(judge, self.backends, self.specs)
+        self.judge_share = judge_share
         self.on_feedback = on_feedback
-        self._second_opinion_rng = np.random.default_rng(random_state)
+        self._sampling_rng = np.random.default_rng(random_state)
         self._learning_calls: set[concurrent.futures.Future[None]] = set()
         # per cache entry, the models seen giving its answer (bounded like `_served`)
         self._support: OrderedDict[int, set[str]] = OrderedDict()
@@ -668,6 +687,74 @@ class SmartRouter:
             if self._confirm_agreed(plan.features, p_right, agreeing, entry_id):
                 return
 
+    # -- the judge: an LLM grading answers, off the request path -----------------------
+    def _judge_due(self, completion: Completion) -> bool:
+        return (
+            self.judge is not None
+            and self.judge_share > 0
+            and not completion.tool_calls
+            and bool(completion.text)
+            and self._sampling_rng.random() < self.judge_share
+        )
+
+    def _borderline(self, lookup: CacheLookup) -> bool:
+        """A hit the rules served with little room: near the similarity threshold, or
+        past a contrast the scope no longer refuses."""
+        assert self.cache is not None  # asked about a hit
+        near = lookup.similarity < self.cache.threshold.similarity_ + BORDERLINE_SIMILARITY
+        return lookup.contrast is not None or near
+
+    def _grade_refused_candidate(self, plan: RoutePlan) -> None:
+        """Ask the judge whether the answer a contrast kept out would have been right
+        for this request: refusals are verdicts the scope learns from (Krites-style,
+        off the request path)."""
+        lookup, cache = plan.lookup, self.cache
+        if self.judge is None or cache is None or lookup is None or lookup.reason != "contrast":
+            return
+        assert lookup.candidate_id is not None  # a contrast is found against a candidate
+        try:
+            candidate = cache.get(lookup.candidate_id).answer
+        except UnknownEntryError:
+            return
+
+        def learn(verdict: float) -> None:
+            p_right = self.learner.p_right(plan.features, "judge", verdict)
+            cache.judge_refusal(lookup, p_right >= 0.5)
+
+        self._grade_later(plan, candidate, learn)
+
+    def _judged_served(self, request_id: str) -> Callable[[float], None]:
+        """A judge's verdict on the answer served to `request_id`, as its feedback."""
+
+        def learn(verdict: float) -> None:
+            with contextlib.suppress(UnknownEntryError):  # forgotten meanwhile (max_pending)
+                self.feedback(request_id, verdict, source="judge")
+
+        return learn
+
+    def _grade_later(self, plan: RoutePlan, answer: str, learn: Callable[[float], None]) -> None:
+        """Have the judge grade `answer` to the plan's request off the request path, if
+        the cap on what learning may spend allows it, and hand its verdict to `learn`."""
+        judge = self.judge
+        assert judge is not None  # asked only with a judge
+        decision = plan.decision
+
+        def grade() -> None:
+            cost = judge.expected_cost(plan.request, answer)
+            dearest = max(decision.costs.values()) if decision is not None else cost
+            if not self.learner.may_learn(cost, dearest):
+                return
+            try:
+                verdict, completion = judge.grade(plan.request, answer)
+            except Exception as exc:  # noqa: BLE001 - a failed grading costs the request nothing
+                logger.debug("the judge failed: %s", exc)
+                return
+            self.learner.spent_on_learning(judge.spec.charge(completion))
+            if verdict is not None:
+                learn(verdict)
+
+        self._off_request_path(grade)
+
     def _served_entry(self, request_id: str) -> int | None:
         with self._lock:
             served = self._served.get(request_id)
@@ -680,11 +767,12 @@ class SmartRouter:
             and plan.decision is not None
             and not completion.tool_calls
             and agreement.normalise(plan.request.task, completion.text) is not None
-            and self._second_opinion_rng.random() < self.second_opinion
+            and self._sampling_rng.random() < self.second_opinion
         )
 
     def _off_request_path(self, work: Any, *args: Any) -> None:
-        """Run learning work (a second opinion) on the router's threads; `flush()` waits."""
+        """Run learning work (a second opinion, a judge's grading) on the router's
+        threads; `flush()` waits."""
         future = self._pool_executor.submit(work, *args)
         with self._lock:
             self._learning_calls.add(future)
@@ -901,6 +989,9 @@ class SmartRouter:
             self._off_request_path(
                 self._ask_second_opinions, plan, chosen.model, completion.text, verdict
             )
+        if self._judge_due(completion):
+            self._grade_later(plan, completion.text, self._judged_served(plan.request.id))
+        self._grade_refused_candidate(plan)
         return response
 
     def _record_outcome(
@@ -926,6 +1017,8 @@ class SmartRouter:
             raw={"cache_entry": lookup.entry_id, **payload},
         )
         self._remember(plan, response, lookup.entry_id)
+        if self.judge is not None and self._borderline(lookup):
+            self._grade_later(plan, lookup.answer, self._judged_served(plan.request.id))
         return response
 
     def _cached_stream(self, plan: RoutePlan) -> Iterator[StreamChunk | Response]:

@@ -175,6 +175,7 @@ def _bench(args: argparse.Namespace) -> int:
         embedder=args.embedder,
         preset=args.preset,
         confirm_precision=args.confirm_precision,
+        judge_accuracy=args.judge_accuracy,
         strategies=strategies,
         seed=args.seed,
         seeds=args.seeds,
@@ -197,9 +198,10 @@ def _bench_title(result: dict) -> str:
     seeds = result.get("seeds", 1)
     over = f", mean of {seeds} seeds (worst seed beside)" if seeds > 1 else ""
     trained = f" (after learning {result['n_train']:,})" if result.get("n_train") else ""
+    judged = f" and a judge ({result['judge']})" if result.get("judge") else ""
     return (
         f"{result['dataset']}: {result['n']:,} requests{trained}, {result['feedback']} "
-        f"feedback, {result['embedder']} (embedding {result['embed_s']} s){over}"
+        f"feedback{judged}, {result['embedder']} (embedding {result['embed_s']} s){over}"
     )
 
 
@@ -348,6 +350,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="the router's confirm_precision: label-free evidence confirms a cached "
         "answer only once other models' agreement makes it this likely right",
+    )
+    p.add_argument(
+        "--judge-accuracy",
+        type=float,
+        default=None,
+        help="add an LLM judge simulated from the labels, right with this probability "
+        "and priced like the pool's dearest model (printed as simulated)",
     )
     p.add_argument("--strategies", help="comma-separated subset (default: all)")
     p.add_argument("--limit", type=int, help="replay only the first N requests")

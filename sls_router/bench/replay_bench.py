@@ -28,6 +28,7 @@ from ..types import Request
 from ..verifiers import TaskVerifier
 from . import baselines, training
 from .seeds import check_seeds, seed_figures, shuffled
+from .simulated_judge import SimulatedJudge
 from .trace import Trace, judge_hit
 
 FEEDBACK_MODES = ("labels", "verifier", "label-free", "none")
@@ -76,6 +77,7 @@ def run_sls(
     preset: str,
     seed: int,
     confirm_precision: float | None = None,
+    judge_accuracy: float | None = None,
     cache: bool = True,
     models: Sequence[str] | None = None,
     learn_until: int | None = None,
@@ -84,8 +86,16 @@ def run_sls(
 ) -> Trace:
     """Replay through a fresh SmartRouter, after it learned `train` (if any).
     `learn_until`: feedback stops after that many requests and no refit happens
-    afterwards (the no-updates ablation)."""
+    afterwards (the no-updates ablation). `judge_accuracy`: a judge simulated from the
+    labels (simulated_judge.py) grades every answer the spend cap allows."""
     pool = [p for p in replay_pool(dataset) if models is None or p[0].name in models]
+    judge = (
+        None
+        if judge_accuracy is None
+        else SimulatedJudge.priced_like(
+            max((spec for spec, _ in pool), key=lambda s: s.cost(1, 1)), judge_accuracy, seed
+        )
+    )
     verifier = TaskVerifier() if feedback in CHECKED else None
     verdicts: list[tuple[str, str, float]] = []  # (request id, source, score) of each verdict
     router = SmartRouter(
@@ -96,6 +106,8 @@ def run_sls(
         cache=cache,
         verifier=verifier,
         second_opinion=1.0 if feedback == "label-free" else 0.0,
+        judge=judge,
+        judge_share=1.0,
         on_feedback=lambda rid, _model, _hit, source, score: verdicts.append((rid, source, score)),
         random_state=seed,
         background_updates=False,
@@ -114,6 +126,8 @@ def run_sls(
         if learn_until is not None and i == learn_until:
             router.learner.updates.every_n = 0
         request = Request(prompt=record.prompt, query=record.query, task=record.task, id=record.id)
+        if judge is not None:
+            judge.follow(record)
         spent = router.learner.scheduler.spent_total_usd
         response = router.complete(request)
         router.flush()  # second opinions land before the next request: runs are repeatable
@@ -161,6 +175,7 @@ class _Setup:
     feedback: str
     preset: str
     confirm_precision: float | None
+    judge_accuracy: float | None
     shared: PrecomputedEmbedder | None
     best: str
     cheapest: str
@@ -183,6 +198,7 @@ def _run_strategy(name: str, data: ReplayDataset, setup: _Setup, seed: int, desc
         feedback=setup.feedback,
         preset=setup.preset,
         confirm_precision=setup.confirm_precision,
+        judge_accuracy=setup.judge_accuracy,
         seed=seed,
         desc=desc,
         train=setup.train,
@@ -253,6 +269,7 @@ def run_bench(
     embedder: str | Embedder = "minilm",
     preset: str = "balanced",
     confirm_precision: float | None = None,
+    judge_accuracy: float | None = None,
     strategies: Sequence[str] | None = None,
     seed: int = 0,
     seeds: int = 1,
@@ -266,6 +283,11 @@ def run_bench(
     are learned by the sls strategies before they serve (training.py)."""
     if feedback not in FEEDBACK_MODES:
         raise ConfigurationError(f"feedback={feedback!r}: use one of {FEEDBACK_MODES}.")
+    if judge_accuracy is not None and not 0.0 <= judge_accuracy <= 1.0:
+        raise ConfigurationError(
+            f"judge_accuracy={judge_accuracy!r}: pass how often the simulated judge is "
+            "right, in [0, 1]."
+        )
     check_seeds(seeds)
     train_records, scored = training.training_split(dataset, train, train_split)
     replayer = baselines.Replayer(scored)
@@ -280,7 +302,15 @@ def run_bench(
     cheapest = min(replayer.models, key=replayer.mean_cost)
     n_learn = max(1, int(len(scored) * 0.02))
     setup = _Setup(
-        feedback, preset, confirm_precision, shared, best, cheapest, n_learn, train_records
+        feedback,
+        preset,
+        confirm_precision,
+        judge_accuracy,
+        shared,
+        best,
+        cheapest,
+        n_learn,
+        train_records,
     )
     runs = _run_seeds(chosen, scored, setup, seed, seeds)
     singles = {f"single:{m}": baselines.single(replayer, m).summary() for m in replayer.models}
@@ -289,6 +319,7 @@ def run_bench(
         "n": len(scored),
         "feedback": feedback,
         "confirm_precision": confirm_precision,
+        "judge": None if judge_accuracy is None else f"simulated, accuracy {judge_accuracy:g}",
         "embedder": base.name,
         "embed_s": round(shared.embed_s, 2) if shared else 0.0,
         "best_single": best,

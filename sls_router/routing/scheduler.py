@@ -354,8 +354,9 @@ class Scheduler:
 
     def may_learn(self, cost: float, max_cost: float, reuse: float = 1.0) -> bool:
         """May a call made only to learn (a second opinion) spend `cost` now? It shares
-        exploration's cap (`max_cost`: the dearest candidate's predicted cost)."""
-        return self._may_explore(cost, np.array([max_cost]), reuse)
+        exploration's cap (`max_cost`: the dearest candidate's predicted cost). A call
+        that costs nothing serves no request and risks none: always."""
+        return cost <= 0 or self._may_explore(cost, np.array([max_cost]), reuse)
 
     def _may_explore(self, cost: float, costs: np.ndarray, reuse: float) -> bool:
         """Would one more exploratory request keep exploration within its cap in money

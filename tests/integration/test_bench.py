@@ -369,6 +369,20 @@ def test_the_bench_reports_each_sources_verdicts_and_how_often_they_were_right(t
     assert none["strategies"]["sls"]["verdicts"] == {}
 
 
+@pytest.mark.parametrize("accuracy", [1.0, 0.0])
+def test_a_simulated_judge_is_as_right_as_stated(dozen, accuracy):
+    data = load_dataset(dozen)
+    plain, _ = run_bench(data, embedder="hashing", strategies=["sls"], feedback="none")
+    judged, _ = run_bench(
+        data, embedder="hashing", strategies=["sls"], feedback="none", judge_accuracy=accuracy
+    )
+    assert judged["judge"] == f"simulated, accuracy {accuracy:g}" and plain["judge"] is None
+    verdicts = judged["strategies"]["sls"]["verdicts"]["judge"]
+    assert verdicts["n"] == judged["n"] and verdicts["right"] == accuracy  # (free here)
+    with pytest.raises(ConfigurationError, match="judge_accuracy"):
+        run_bench(data, embedder="hashing", strategies=["sls"], judge_accuracy=1.5)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["onnx", "onnx-int8", "minilm"])
 def test_the_cli_benches_run_with_a_named_embedder(
