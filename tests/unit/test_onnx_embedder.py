@@ -177,8 +177,7 @@ def test_minilm_runs_on_onnx_under_its_own_name(
     onnx_cache_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("SLS_ROUTER_CACHE_DIR", str(onnx_cache_dir))
-    assert MiniLMEmbedder().backend == "torch"  # the default until figures move to ONNX
-    minilm = MiniLMEmbedder(backend="auto")
+    minilm = MiniLMEmbedder()
     assert minilm.name == "minilm" and minilm.backend == "onnx"  # saved caches stay valid
     expected = OnnxEmbedder(cache_dir=onnx_cache_dir).encode(TEXTS[:3])
     np.testing.assert_array_equal(minilm.encode(TEXTS[:3]), expected)
@@ -187,7 +186,7 @@ def test_minilm_runs_on_onnx_under_its_own_name(
 @pytest.mark.slow
 def test_minilm_falls_back_to_torch_without_onnxruntime(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "onnxruntime", None)
-    minilm = MiniLMEmbedder(backend="auto")
+    minilm = MiniLMEmbedder()
     assert minilm.name == "minilm" and minilm.backend == "torch"
     assert minilm.encode(TEXTS[:2]).shape == (2, 384)
     with pytest.raises(DependencyError, match=r"sls-router\[onnx\]"):

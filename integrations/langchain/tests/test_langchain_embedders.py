@@ -8,7 +8,7 @@ from langchain_sls_router import SLSSemanticCache, SmartRouterLLM
 from langchain_sls_router.testing import ScriptedChatModel
 
 PRICES = {"small": (0.15, 0.6), "large": (2.5, 10.0)}
-BACKENDS = {"onnx": "onnx", "onnx-int8": "onnx", "minilm": "torch"}
+BACKENDS = {"onnx": "onnx", "onnx-int8": "onnx", "minilm": "onnx"}  # minilm: ONNX by default
 
 
 @pytest.fixture(autouse=True)

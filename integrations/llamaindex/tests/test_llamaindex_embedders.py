@@ -9,7 +9,7 @@ from li_scripted import ScriptedLLM
 from llama_index.core.base.llms.types import ChatMessage
 from llama_index.llms.sls_router import SLSEmbedding, SmartRouterLLM
 
-BACKENDS = {"onnx": "onnx", "onnx-int8": "onnx", "minilm": "torch"}
+BACKENDS = {"onnx": "onnx", "onnx-int8": "onnx", "minilm": "onnx"}  # minilm: ONNX by default
 
 
 @pytest.fixture(autouse=True)
