@@ -140,3 +140,11 @@ def _context_window(llm: BaseChatModel) -> int:
     profile = getattr(llm, "profile", None) or {}
     window = profile.get("max_input_tokens") if isinstance(profile, Mapping) else None
     return int(window or 8192)
+
+
+def langchain_judge(judge: Any) -> Any:
+    """`judge=(ModelSpec, chat_model)` becomes the router's (ModelSpec, backend) pair; a
+    pool model's name, a backend pair or None pass as they are."""
+    if isinstance(judge, tuple) and len(judge) == 2 and isinstance(judge[1], BaseChatModel):
+        return judge[0], LangChainBackend(judge[1])
+    return judge

@@ -29,7 +29,7 @@ from sls_router import ConfigurationError, ModelSpec, Request, Response, SmartRo
 from sls_router.pool import router_for
 from sls_router.replay import replay_pool
 
-from .backend import langchain_pool
+from .backend import langchain_judge, langchain_pool
 from .messages import final_chunk, response_metadata, to_ai_message, to_engine_messages
 
 ROUTE_EVENT = "sls_route"
@@ -81,10 +81,13 @@ class SmartRouterLLM(BaseChatModel):
         """Route among LangChain chat models priced in USD per million tokens.
 
         `options` are SmartRouter options (preset, embedder, verifier, max_wrong_rate,
-        ...) or fields of this class (namespace, task, temperature, ...). `state` is a
-        directory (what `llm.save()` wrote there is restored) or a postgresql:// URL (a
-        cache and feedback shared by every replica opened on it)."""
+        judge: a pool model's name or a (ModelSpec, chat_model) pair, ...) or fields of
+        this class (namespace, task, temperature, ...). `state` is a directory (what
+        `llm.save()` wrote there is restored) or a postgresql:// URL (a cache and
+        feedback shared by every replica opened on it)."""
         router_options, fields = _split_options(options)
+        if "judge" in router_options:
+            router_options["judge"] = langchain_judge(router_options["judge"])
         return cls(router=router_for(langchain_pool(llms, prices), **router_options), **fields)
 
     @classmethod

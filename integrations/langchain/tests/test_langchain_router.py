@@ -284,3 +284,26 @@ def test_threaded_batch_survives_a_flaky_provider_and_counts_feedback_exactly():
     for answer in answers:
         llm.feedback(answer.response_metadata["sls_request_id"], 1.0)
     assert len(llm.router.learner.outcomes) == 400
+
+
+def test_a_chat_model_given_as_judge_grades_answers_and_keeps_wrong_ones_out(models):
+    from langchain_core.language_models.fake_chat_models import FakeListChatModel
+
+    from sls_router import ModelSpec
+
+    judge = FakeListChatModel(responses=["NO, that is wrong", "not asked twice"])
+    llm = SmartRouterLLM.from_llms(
+        models,
+        prices=PRICES,
+        embedder="hashing",
+        background_updates=False,
+        random_state=0,
+        judge=(ModelSpec("judge", 1.0, 4.0), judge),
+        judge_share=1.0,
+        explore_share=1.0,
+    )
+    llm.invoke("What is a mutex?")
+    llm.router.flush()
+    assert judge.i == 1  # graded once, off the request path
+    again = llm.invoke("What is a mutex?")
+    assert not again.response_metadata["sls_cache_hit"]  # the judge's "no" kept it out

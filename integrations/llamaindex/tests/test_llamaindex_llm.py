@@ -434,3 +434,19 @@ def test_replicas_on_one_database_share_the_cache(li_small, li_large, new_databa
     finally:
         first.router.close()
         second.router.close()
+
+
+def test_an_llm_given_as_judge_grades_answers_and_keeps_wrong_ones_out(li_small):
+    judge = ScriptedLLM(name="no")  # its replies begin with "no": a judge that rejects
+    llm = SmartRouterLLM.from_llms(
+        {"small": li_small},
+        prices={"small": (1.0, 2.0)},
+        judge=(ModelSpec("judge", 1.0, 4.0), judge),
+        judge_share=1.0,
+        explore_share=1.0,
+        **OPTIONS,
+    )
+    llm.complete("What is a mutex?")
+    llm.router.flush()
+    assert judge.calls == 1
+    assert not llm.complete("What is a mutex?").additional_kwargs["sls_cache_hit"]

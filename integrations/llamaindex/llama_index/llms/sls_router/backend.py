@@ -227,3 +227,11 @@ def _field(obj: Any, key: str) -> Any:
     if isinstance(obj, Mapping):
         return obj.get(key)
     return getattr(obj, key, None)
+
+
+def llm_judge(judge: Any) -> Any:
+    """`judge=(ModelSpec, llm)` becomes the router's (ModelSpec, backend) pair; a pool
+    model's name, a backend pair or None pass as they are."""
+    if isinstance(judge, tuple) and len(judge) == 2 and isinstance(judge[1], LLM):
+        return judge[0], LlamaIndexBackend(judge[1])
+    return judge

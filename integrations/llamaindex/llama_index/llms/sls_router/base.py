@@ -36,7 +36,7 @@ from sls_router.pool import router_for
 from sls_router.replay import replay_pool
 from sls_router.types import Request, Response
 
-from .backend import llm_pool
+from .backend import llm_judge, llm_pool
 from .events import emit_feedback, emit_route
 from .messages import (
     from_engine_message,
@@ -108,9 +108,12 @@ class SmartRouterLLM(FunctionCallingLLM):
     ) -> SmartRouterLLM:
         """Route among LlamaIndex LLMs; ``prices={name: (input_per_mtok, output_per_mtok)}``
         in USD per million tokens. `router_options` go to `SmartRouter` (embedder,
-        preset, cache, verifier, ...). ``state`` is a directory (what
+        preset, cache, verifier, judge: a pool model's name or a (ModelSpec, llm) pair,
+        ...). ``state`` is a directory (what
         ``llm.router.save()`` wrote there is restored) or a postgresql:// URL (a cache and
         feedback shared by every replica opened on it)."""
+        if "judge" in router_options:
+            router_options["judge"] = llm_judge(router_options["judge"])
         router = router_for(llm_pool(llms, prices), **router_options)
         outputs = [llm.metadata.num_output for llm in llms.values() if llm.metadata.num_output > 0]
         return cls(
