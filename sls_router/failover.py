@@ -93,7 +93,7 @@ class Failover:
             return False
         self.health.record_success(name)
         self.calls.append(Call(name, completion, wall_s, verdict))
-        self.attempts.append((name, "ok" if verdict != 0.0 else "rejected by verifier"))
+        self.attempts.append((name, "ok" if verdict != 0.0 else "rejected by its check"))
         answers = sum(c.completion.answered for c in self.calls)
         self._done = streamed or verdict != 0.0 or not self.recheck or answers > 1
         return self._done

@@ -44,7 +44,7 @@ from .routing import Decision, Scheduler, query_features
 from .store import LocalStore, Store, open_store
 from .trust import label_free
 from .types import Completion, Feedback, ModelSpec, Request, Response, Usage, estimate_tokens
-from .verifiers import BoundedVerifier, Verifier
+from .verifiers import BoundedVerifier, Verifier, tool_call_verdict
 
 logger = logging.getLogger(__name__)
 # at most this many other models are asked for one answer's second opinions
@@ -665,7 +665,9 @@ class SmartRouter:
             )
             other_verdict = self._verify(request, completion)
             if other_verdict is not None:
-                self._record_outcome(plan.vector, plan.features, other, other_verdict, "verifier")
+                self._record_outcome(
+                    plan.vector, plan.features, other, other_verdict, _check_source(completion)
+                )
             if other_verdict == 0.0:
                 continue  # a rejected answer is evidence of nothing about the served one
             same = agreement.agree(request.task, answer, completion.text)
@@ -938,7 +940,11 @@ class SmartRouter:
         )
 
     def _verify(self, request: Request, completion: Completion) -> float | None:
-        return None if completion.tool_calls else self._verify_text(request, completion.text)
+        """The answer's label-free check: a tool call's against its tool's schema, text
+        against the verifier. `_check_source` names which."""
+        if completion.tool_calls:
+            return tool_call_verdict(request.tools, completion.tool_calls)
+        return self._verify_text(request, completion.text)
 
     def _verify_text(self, request: Request, text: str) -> float | None:
         return None if self.verifier is None else self.verifier(request, text)
@@ -981,10 +987,14 @@ class SmartRouter:
         for call in failover.calls:
             if call.verdict is not None and call.model != chosen.model:
                 self._record_outcome(
-                    plan.vector, plan.features, call.model, call.verdict, "verifier"
+                    plan.vector,
+                    plan.features,
+                    call.model,
+                    call.verdict,
+                    _check_source(call.completion),
                 )
         if verdict is not None:
-            self.feedback(plan.request.id, verdict, source="verifier")
+            self.feedback(plan.request.id, verdict, source=_check_source(completion))
         if verdict != 0.0 and self._second_opinion_due(plan, completion):
             self._off_request_path(
                 self._ask_second_opinions, plan, chosen.model, completion.text, verdict
@@ -1095,6 +1105,11 @@ def _saved_options(saved: Snapshot) -> dict[str, Any]:
             "state from a backup or start afresh."
         )
     return options
+
+
+def _check_source(completion: Completion) -> str:
+    """The feedback source of `_verify`'s verdict on `completion`."""
+    return "tool_schema" if completion.tool_calls else "verifier"
 
 
 def _digest(answer: str) -> bytes:

@@ -41,6 +41,10 @@ PRIORS: dict[tuple[str, bool], tuple[float, float]] = {
     ("agreement", False): (1.0, 1.0),
     ("judge", True): (3.0, 1.0),
     ("judge", False): (3.0, 1.0),
+    # a tool call whose arguments break its tool's schema would fail (only failures
+    # are reported: fitting a schema proves little)
+    ("tool_schema", True): (1.0, 1.0),
+    ("tool_schema", False): (9.0, 1.0),
 }
 LABEL_FREE = frozenset(source for source, _ in PRIORS)
 

@@ -11,8 +11,10 @@ import doctest
 import json
 import logging
 import threading
-from collections.abc import Callable
-from typing import Protocol
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol
+
+import jsonschema
 
 from .errors import ConfigurationError
 from .sandbox import Sandbox, run_python
@@ -21,6 +23,9 @@ from .types import Request
 logger = logging.getLogger(__name__)
 
 _WILDCARD = "<*>"
+# a tool call's arguments longer than this (as JSON) are not checked: the check stays
+# bounded whatever a model returns
+MAX_TOOL_ARGS_CHARS = 10_000
 
 
 class Verifier(Protocol):
@@ -283,3 +288,34 @@ class TaskVerifier:
         kind = (request.task or "").split("/", 1)[0]
         verifier = self._by_kind.get(kind)
         return None if verifier is None else verifier(request, answer)
+
+
+def tool_call_verdict(
+    tools: Sequence[Mapping[str, Any]] | None, tool_calls: Sequence[Mapping[str, Any]]
+) -> float | None:
+    """0.0 when a tool call names no bound tool or its arguments break that tool's JSON
+    schema (the call would fail); None otherwise, since a call that fits its schema may
+    still be the wrong one. A schema that is itself invalid is the user's, not the
+    model's, fault: it judges nothing."""
+    schemas: dict[str, Any] = {}
+    for tool in tools or ():
+        function = tool.get("function", tool) if isinstance(tool, Mapping) else None
+        if isinstance(function, Mapping) and isinstance(function.get("name"), str):
+            schemas[function["name"]] = function.get("parameters")
+    if not schemas:
+        return None
+    for call in tool_calls:
+        if call.get("name") not in schemas:
+            return 0.0
+        schema, args = schemas[call["name"]], call.get("args", {})
+        if not isinstance(schema, Mapping):
+            continue
+        if len(json.dumps(args, default=str)) > MAX_TOOL_ARGS_CHARS:
+            return None
+        try:
+            jsonschema.validate(args, schema)
+        except jsonschema.ValidationError:
+            return 0.0
+        except jsonschema.SchemaError:
+            continue
+    return None

@@ -208,3 +208,63 @@ def test_a_cached_answer_waiting_for_confirmation_sends_the_next_request_elsewhe
     second = router.complete(_line(1))
     assert first.model == "a" and not second.cache_hit and second.model == "b"
     assert router.complete(_line(2)).cache_hit  # a pass and one agreement: 2/3 >= 0.6
+
+
+# -- tool calls checked against their tool's schema ------------------------------------
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "weather",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}},
+            "required": ["city"],
+        },
+    },
+}
+
+
+def test_a_tool_call_that_breaks_its_schema_or_names_no_bound_tool_is_a_failure():
+    from sls_router.verifiers import MAX_TOOL_ARGS_CHARS, tool_call_verdict
+
+    ok = [{"id": "1", "name": "weather", "args": {"city": "Oslo"}}]
+    assert tool_call_verdict([WEATHER], ok) is None  # fitting a schema proves little
+    assert tool_call_verdict([WEATHER], [{"name": "weather", "args": {"town": 1}}]) == 0.0
+    assert tool_call_verdict([WEATHER], [{"name": "stocks", "args": {}}]) == 0.0
+    huge = [{"name": "weather", "args": {"city": 5, "pad": "x" * MAX_TOOL_ARGS_CHARS}}]
+    assert tool_call_verdict([WEATHER], huge) is None  # too big to check: not judged
+    broken = {"type": "function", "function": {"name": "weather", "parameters": {"type": 7}}}
+    assert tool_call_verdict([broken], ok) is None  # the user's schema, not the model's fault
+
+
+def test_an_invalid_tool_call_is_feedback_and_the_next_tool_model_is_tried():
+    def calls(args):
+        def fn(request: Request) -> Completion:
+            return Completion(
+                "", Usage(10, 5), tool_calls=[{"id": "c", "name": "weather", "args": args}]
+            )
+
+        return fn
+
+    pool = [
+        (ModelSpec("sloppy", 0.1, 0.1, supports_tools=True), CallableBackend(calls({"town": 3}))),
+        (
+            ModelSpec("careful", 5.0, 5.0, supports_tools=True),
+            CallableBackend(calls({"city": "Oslo"})),
+        ),
+    ]
+    seen = []
+    router = SmartRouter(
+        pool,
+        embedder="hashing",
+        background_updates=False,
+        random_state=0,
+        default_model="sloppy",
+        on_feedback=lambda *event: seen.append(event),
+    )
+    response = router.complete(Request(prompt="weather in Oslo?", tools=[WEATHER]))
+    assert tuple(response.tried) == ("sloppy", "careful") and response.model == "careful"
+    assert response.tool_calls[0]["args"] == {"city": "Oslo"}
+    rows = router.learner.outcomes
+    assert ("sloppy", 0.0, "tool_schema") in zip(rows.models, rows.scores, rows.sources)
+    assert seen == []  # the served call fit its schema: no verdict on it
