@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from .backends import Backend
 from .errors import ConfigurationError
-from .types import Completion, ModelSpec, Request
+from .types import Completion, ModelSpec, Request, estimate_tokens
 
 INSTRUCTIONS = (
     "You grade answers. Read the request and the answer below and decide whether the "
@@ -65,7 +65,7 @@ class Judge:
 
     def expected_cost(self, request: Request, answer: str) -> float:
         """What grading this answer should cost (a one-word reply), for the spend cap."""
-        return self.spec.cost(len(grading_request(request, answer).text) / 4, 2)
+        return self.spec.cost(estimate_tokens(grading_request(request, answer).text), 2)
 
 
 def grading_request(request: Request, answer: str) -> Request:
