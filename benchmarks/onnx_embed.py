@@ -3,10 +3,11 @@
 All three embed the same short support requests one at a time, in one process and
 interleaved round by round (so a busy neighbour slows all three alike). Reports each
 one's p50/p99 in ms and, for the ONNX ones, the cosine of their vectors with torch's
-(min and mean). ONNX Runtime uses `--threads` intra-op threads (1 by default); torch
+(min and mean). ONNX Runtime uses `--threads` intra-op threads (by default the
+embedder's own: one per core, up to 4); torch
 keeps its own setting unless `--torch-threads` is given.
 
-    .venv/bin/python benchmarks/onnx_embed.py [--queries 300] [--threads 1] [--json OUT]
+    .venv/bin/python benchmarks/onnx_embed.py [--queries 300] [--threads N] [--json OUT]
 """
 
 from __future__ import annotations
@@ -31,7 +32,9 @@ def _time_one(embedder: Embedder, text: str) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--queries", type=int, default=300)
-    parser.add_argument("--threads", type=int, default=1, help="ONNX Runtime intra-op threads")
+    parser.add_argument(
+        "--threads", type=int, help="ONNX Runtime intra-op threads (default: the embedder's)"
+    )
     parser.add_argument("--torch-threads", type=int, help="torch.set_num_threads (default: keep)")
     parser.add_argument("--json")
     args = parser.parse_args()

@@ -20,10 +20,8 @@ import json
 import logging
 import os
 import tempfile
-import threading
 import warnings
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +46,9 @@ _EXPORT_FORMAT = 1  # bump when the graph or the files written here change
 _PRECISIONS = ("fp32", "int8")
 _SOURCE_FILES = ("config.json", "model.safetensors", "pytorch_model.bin", "tokenizer.json")
 _SOURCE_HASHES: dict[str, str] = {}
+# A single query is a few dozen tokens: past a few threads its matrix products are too
+# small to split further, and every extra thread spins on a core other requests need.
+MAX_DEFAULT_THREADS = 4
 
 
 def export_path(precision: str = "fp32", cache_dir: str | os.PathLike[str] | None = None) -> Path:
@@ -89,13 +90,15 @@ class OnnxEmbedder(_BaseEmbedder):
     The first use on a machine exports the graph (about half a minute, once); later
     ones only check and load it. One ONNX Runtime session per file is shared by the
     process: ``run`` is safe to call from several threads. ``threads`` is ONNX
-    Runtime's intra-op thread count: one keeps a lone query fast without stealing
-    cores from concurrent requests; a long list of texts is split into batches that
-    run side by side, one per core. With ``batching`` (the default for fp32) calls from
-    several threads at once are coalesced (:class:`EmbeddingBatcher`, one batch at a
-    time); a lone call runs at once either way. int8 does not batch by default: its
-    activations are quantised per batch, so a text's vector would depend on which
-    requests arrived with it (cosine down to 0.986 measured).
+    Runtime's intra-op thread count, by default one per core up to
+    :data:`MAX_DEFAULT_THREADS`: a lone query on 2 cores then takes about 60% of its
+    one-thread time. A long list of texts is sorted by length and run batch after batch
+    on the same threads (as fast, measured, as one single-threaded batch per core). With
+    ``batching`` (the default for fp32) calls from several threads at once are
+    coalesced (:class:`EmbeddingBatcher`, one batch at a time); a lone call runs at once
+    either way. int8 does not batch by default: its activations are quantised per
+    batch, so a text's vector would depend on which requests arrived with it (cosine
+    down to 0.986 measured).
     """
 
     backend = "onnx"
@@ -103,11 +106,13 @@ class OnnxEmbedder(_BaseEmbedder):
     def __init__(
         self,
         precision: str = "fp32",
-        threads: int = 1,
+        threads: int | None = None,
         batch_size: int = 64,
         cache_dir: str | os.PathLike[str] | None = None,
         batching: bool | None = None,
     ) -> None:
+        if threads is None:
+            threads = min(os.cpu_count() or 1, MAX_DEFAULT_THREADS)
         for label, value in (("threads", threads), ("batch_size", batch_size)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigurationError(f"{label} must be a positive int, got {value!r}")
@@ -119,10 +124,9 @@ class OnnxEmbedder(_BaseEmbedder):
         self._max_length = _max_seq_length(source)
         key = (f"onnx-{threads}", str(self.model_path))
         self._session = _shared_model(key, lambda: _load_session(self.model_path, threads))
-        self._tokenizer = _shared_model(("tokenizer", str(source)), lambda: _tokenizer(source))
-        # A fast tokenizer called with truncation/padding arguments resets them on its
-        # Rust object each call, which fails ("Already borrowed") under concurrency.
-        self._tokenize_lock = _shared_model(("tokenizer-lock", str(source)), threading.Lock)
+        self._tokenizer = _shared_model(
+            ("tokenizer", str(source)), lambda: _tokenizer(source, self._max_length)
+        )
         self._inputs = {i.name for i in self._session.get_inputs()}
         self._batcher: EmbeddingBatcher | None = None
         if batching is None:
@@ -131,31 +135,29 @@ class OnnxEmbedder(_BaseEmbedder):
             self._batcher = EmbeddingBatcher(self._run, max_batch=batch_size)
 
     def _encode(self, texts: list[str]) -> np.ndarray:
-        if len(texts) <= self._batch_size:  # the router's per-request call: no pool, no sort
+        if len(texts) <= self._batch_size:  # the router's per-request call: no sort
             return self._run(texts) if self._batcher is None else self._batcher.encode(texts)
         # Long texts together, so a batch pads to its own length (as sentence-transformers
-        # does); the batches run on one thread per core, each session call on one core.
+        # does); each batch uses every intra-op thread.
         order = np.argsort([-len(text) for text in texts], kind="stable")
-        batches = [
-            [texts[i] for i in order[start : start + self._batch_size]]
-            for start in range(0, len(texts), self._batch_size)
-        ]
-        with ThreadPoolExecutor(max_workers=min(len(batches), os.cpu_count() or 1)) as pool:
-            sorted_vectors = np.concatenate(list(pool.map(self._run, batches)))
+        sorted_vectors = np.concatenate(
+            [
+                self._run([texts[i] for i in order[start : start + self._batch_size]])
+                for start in range(0, len(texts), self._batch_size)
+            ]
+        )
         out = np.empty_like(sorted_vectors)
         out[order] = sorted_vectors
         return out
 
     def _run(self, texts: list[str]) -> np.ndarray:
-        with self._tokenize_lock:
-            tokens = self._tokenizer(
-                texts,
-                padding=True,
-                truncation="longest_first",
-                max_length=self._max_length,
-                return_tensors="np",
-            )
-        feed = {k: v.astype(np.int64) for k, v in tokens.items() if k in self._inputs}
+        encodings = self._tokenizer.encode_batch(texts)
+        columns = {
+            "input_ids": [e.ids for e in encodings],
+            "attention_mask": [e.attention_mask for e in encodings],
+            "token_type_ids": [e.type_ids for e in encodings],
+        }
+        feed = {k: np.asarray(v, dtype=np.int64) for k, v in columns.items() if k in self._inputs}
         return self._session.run(["sentence_embedding"], feed)[0]
 
 
@@ -300,11 +302,22 @@ def _max_seq_length(source: Path) -> int:
         ) from exc
 
 
-def _tokenizer(source: Path) -> Any:
+def _tokenizer(source: Path, max_length: int) -> Any:
+    """The model's own fast tokenizer (its Rust ``tokenizers`` object), set once to
+    truncate at ``max_length`` and pad to the longest text of a call, as
+    sentence-transformers does. Set once, it is read-only, so threads share it freely
+    (setting it per call, as a transformers tokenizer call does, fails under concurrency)."""
     _set_offline()
+    from tokenizers import Tokenizer
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(str(source))
+    model_tokenizer = AutoTokenizer.from_pretrained(str(source))
+    tokenizer = Tokenizer.from_str(model_tokenizer.backend_tokenizer.to_str())
+    tokenizer.enable_truncation(max_length=max_length, strategy="longest_first")
+    tokenizer.enable_padding(
+        pad_id=model_tokenizer.pad_token_id, pad_token=model_tokenizer.pad_token
+    )
+    return tokenizer
 
 
 def _load_session(path: Path, threads: int) -> Any:
@@ -318,6 +331,9 @@ def _load_session(path: Path, threads: int) -> Any:
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
+    # Idle intra-op threads would spin on their cores after each query, slowing whatever
+    # runs next on them (another request, a refit, the caller's own code).
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     try:
         return ort.InferenceSession(

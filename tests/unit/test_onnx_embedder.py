@@ -14,11 +14,14 @@ import numpy as np
 import pytest
 
 from sls_router.backends import CallableBackend
-from sls_router.embeddings import EMBEDDERS, Embedder, MiniLMEmbedder
+from sls_router.embeddings import EMBEDDERS, Embedder, MiniLMEmbedder, _minilm_path
 from sls_router.errors import ConfigurationError, DependencyError
 from sls_router.onnx_embedder import (
+    MAX_DEFAULT_THREADS,
     OnnxEmbedder,
     _load_session,
+    _max_seq_length,
+    _tokenizer,
     _verified,
     _write_verified,
     export_graph,
@@ -125,9 +128,6 @@ def test_the_export_folder_is_keyed_by_source_and_settings(tmp_path: Path) -> No
 def test_export_is_deterministic_and_offline(
     onnx_cache_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from sls_router.embeddings import _minilm_path
-    from sls_router.onnx_embedder import _max_seq_length
-
     no_network(monkeypatch)
     again = tmp_path / "again.onnx"
     export_graph(_minilm_path(), again, _max_seq_length(_minilm_path()))
@@ -142,6 +142,28 @@ def test_fp32_vectors_equal_torch_vectors(onnx_cache_dir: Path) -> None:
     np.testing.assert_allclose(np.linalg.norm(onnx, axis=1), 1.0, atol=1e-5)
     cosines = np.sum(onnx * torch, axis=1)
     assert cosines.min() >= 1 - 1e-4, dict(zip(TEXTS, cosines.round(6)))
+
+
+def test_tokens_are_those_sentence_transformers_feeds_the_model() -> None:
+    """The shared Rust tokenizer truncates and pads as the torch path does, so the same
+    texts reach the graph; long texts are cut at the model's 256 tokens."""
+    source = _minilm_path()
+    ours = _tokenizer(source, _max_seq_length(source)).encode_batch(TEXTS)
+    reference = MiniLMEmbedder(backend="torch")._model.tokenize(TEXTS)
+    assert [e.ids for e in ours] == reference["input_ids"].tolist()
+    assert [e.attention_mask for e in ours] == reference["attention_mask"].tolist()
+    assert max(len(e.ids) for e in ours) == 256
+
+
+def test_threads_default_to_the_cores_up_to_a_cap(
+    onnx_cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for cores, expected in ((1, 1), (2, 2), (64, MAX_DEFAULT_THREADS)):
+        monkeypatch.setattr("os.cpu_count", lambda cores=cores: cores)
+        session = OnnxEmbedder(cache_dir=onnx_cache_dir)._session
+        assert session.get_session_options().intra_op_num_threads == expected
+    with pytest.raises(ConfigurationError, match="threads"):
+        OnnxEmbedder(cache_dir=onnx_cache_dir, threads=0)
 
 
 @pytest.mark.slow
