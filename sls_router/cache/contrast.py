@@ -245,8 +245,13 @@ def _units(a: list[Token], b: list[Token]) -> Contrast | None:
     in a spelling only a number makes a unit ("a pound"), is not a contrast."""
     units_a = Counter(t.key for t in a if t.role == "unit")
     units_b = Counter(t.key for t in b if t.role == "unit")
-    mentions_a = Counter(UNITS[t.text.lower()] for t in a if t.text.lower() in UNITS)
-    mentions_b = Counter(UNITS[t.text.lower()] for t in b if t.text.lower() in UNITS)
+    # every unit a side names: its units ("500MB" included) and unit words with no number
+    mentions_a = units_a + Counter(
+        UNITS[t.text.lower()] for t in a if t.role != "unit" and t.text.lower() in UNITS
+    )
+    mentions_b = units_b + Counter(
+        UNITS[t.text.lower()] for t in b if t.role != "unit" and t.text.lower() in UNITS
+    )
     extra_a, extra_b = units_a - mentions_b, units_b - mentions_a
     if not extra_a or not extra_b:
         return None

@@ -30,6 +30,12 @@ CONTRASTS = [
         "How many calories are in 100 ounces of rice?",
     ),
     ("unit", "Boil water at 100 celsius", "Boil water at 100 fahrenheit"),
+    ("unit", "Is the default shard size 500MB?", "Is the default shard size 500GB?"),
+    (  # the unit asked for is also named elsewhere on the other side
+        "unit",
+        "A garden is 12 meters long and 8 meters wide: how much fencing in feet?",
+        "A garden is 12 meters long and 8 meters wide: how much fencing in meters?",
+    ),
     ("order", "Convert 10 miles to km", "Convert 10 km to miles"),
     ("order", "Did Athens defeat Sparta?", "Did Sparta defeat Athens?"),
     ("order", "Is Python faster than Java?", "Is Java faster than Python?"),
@@ -53,6 +59,11 @@ PARAPHRASES = [
     ("Why didn't the Spanish Armada succeed?", "Why did the Spanish Armada fail?"),
     ("Why is my code not working?", "Why doesn't my code work?"),
     ("Bake the cake at 180°C", "Bake the cake at 180 degrees C"),
+    # a unit glued to its number, the same on both sides, in a rewording
+    (
+        'The `max_shard_size` parameter has a default setting of "500MB".',
+        'The default value of the `max_shard_size` parameter is "500MB".',
+    ),
 ]
 
 
