@@ -10,6 +10,7 @@ answers and on borderline cache hits, within the cap on what learning may spend.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from .backends import Backend
@@ -58,9 +59,13 @@ class Judge:
             f"judge={judge!r}: pass the name of a pool model or a (ModelSpec, backend) pair."
         )
 
-    def grade(self, request: Request, answer: str) -> tuple[float | None, Completion]:
-        """1.0 (right), 0.0 (wrong) or None (the judge did not say), and its call."""
-        completion = self.backend.complete(grading_request(request, answer))
+    def grade(
+        self, request: Request, answer: str, call: Callable[[Request], Completion] | None = None
+    ) -> tuple[float | None, Completion]:
+        """1.0 (right), 0.0 (wrong) or None (the judge did not say), and its call. `call`
+        sends the grading request (the router's bounds it by the judge's `timeout_s`);
+        by default the backend is called directly."""
+        completion = (call or self.backend.complete)(grading_request(request, answer))
         return parse_verdict(completion.text), completion
 
     def expected_cost(self, request: Request, answer: str) -> float:

@@ -18,6 +18,7 @@ import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,9 @@ logger = logging.getLogger(__name__)
 MAX_SECOND_OPINIONS = 3
 # a hit this close above the similarity threshold is borderline: the judge grades it
 BORDERLINE_SIMILARITY = 0.03
+# learning work queued off the request path at most; past it new work is skipped (it
+# is sampled evidence, so a backlog under load drops some rather than grow without end)
+MAX_QUEUED_LEARNING = 256
 # the options that are the scheduler's (its objective, constraints and exploration)
 _SCHEDULER_OPTIONS = (
     "preset",
@@ -253,6 +257,11 @@ class SmartRouter:
             max_workers=max(4, sum(s.max_concurrency for s in self.specs.values())),
             thread_name_prefix="sls-router-call",
         )
+        # learning's own threads: its model calls go through the pool above, bounded
+        # like a request's, so waiting on them never starves the pool of workers
+        self._learning_executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=4, thread_name_prefix="sls-router-learn"
+        )
         self._sync_cursor = "0"
         self._sync_stop = threading.Event()
         self._sync_thread: threading.Thread | None = None
@@ -434,8 +443,7 @@ class SmartRouter:
         failover = self._failover(plan)
         for name in failover.candidates():
             try:
-                future = self._pool_executor.submit(self.backends[name].complete, plan.request)
-                completion = future.result(timeout=self.specs[name].timeout_s)
+                completion = self._call(self.backends[name], self.specs[name], plan.request)
             except Exception as exc:  # a failing provider must not fail the request
                 failover.failed(name, exc)
                 continue
@@ -652,7 +660,7 @@ class SmartRouter:
                 return
             started = time.perf_counter()
             try:
-                completion = self.backends[other].complete(request)
+                completion = self._call(self.backends[other], self.specs[other], request)
             except Exception as exc:  # noqa: BLE001 - a failed second opinion costs the request nothing
                 logger.debug("second opinion from %s failed: %s", other, exc)
                 return
@@ -747,7 +755,9 @@ class SmartRouter:
             if not self.learner.may_learn(cost, dearest):
                 return
             try:
-                verdict, completion = judge.grade(plan.request, answer)
+                verdict, completion = judge.grade(
+                    plan.request, answer, call=partial(self._call, judge.backend, judge.spec)
+                )
             except Exception as exc:  # noqa: BLE001 - a failed grading costs the request nothing
                 logger.debug("the judge failed: %s", exc)
                 return
@@ -772,11 +782,20 @@ class SmartRouter:
             and self._sampling_rng.random() < self.second_opinion
         )
 
+    def _call(self, backend: Backend, spec: ModelSpec, request: Request) -> Completion:
+        """One model call on the router's pool, given up after the model's `timeout_s`
+        (a hung provider keeps a pool thread, never the caller)."""
+        future = self._pool_executor.submit(backend.complete, request)
+        return future.result(timeout=spec.timeout_s)
+
     def _off_request_path(self, work: Any, *args: Any) -> None:
         """Run learning work (a second opinion, a judge's grading) on the router's
-        threads; `flush()` waits."""
-        future = self._pool_executor.submit(work, *args)
+        learning threads; `flush()` waits (each model call there is bounded by `_call`)."""
         with self._lock:
+            if len(self._learning_calls) >= MAX_QUEUED_LEARNING:
+                logger.debug("learning backlog full: skipping %s", getattr(work, "__name__", work))
+                return
+            future = self._learning_executor.submit(work, *args)
             self._learning_calls.add(future)
         future.add_done_callback(self._learning_done)
 
@@ -1072,6 +1091,7 @@ class SmartRouter:
         self.learner.close()
         if self.store is not None:
             self.store.close()
+        self._learning_executor.shutdown(wait=False, cancel_futures=True)
         self._pool_executor.shutdown(wait=False, cancel_futures=True)
 
 

@@ -46,7 +46,9 @@ class SimulatedJudge(Judge):
         """Grade against `record` from now on (the request being replayed)."""
         self.truth = lambda answer: truth_for(record, answer)
 
-    def grade(self, request: Request, answer: str) -> tuple[float | None, Completion]:
+    def grade(
+        self, request: Request, answer: str, call: Callable[[Request], Completion] | None = None
+    ) -> tuple[float | None, Completion]:
         shown = estimate_tokens(grading_request(request, answer).text)
         completion = Completion("", Usage(shown, 1))
         right = self.truth(answer)

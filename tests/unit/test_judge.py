@@ -4,6 +4,10 @@ answers, borderline cache hits and candidates a contrast kept out."""
 
 from __future__ import annotations
 
+import dataclasses
+import threading
+import time
+
 import numpy as np
 import pytest
 
@@ -189,3 +193,25 @@ def test_a_judge_outside_the_pool_or_a_bad_share_is_refused_with_what_to_do():
     with pytest.raises(ConfigurationError, match="ModelSpec, backend"):
         _router(pool, judge=("spec", "backend"))
     assert _router(pool, judge="a").judge is not None  # a pool model may grade
+
+
+def test_a_judge_that_hangs_is_given_up_after_its_timeout_and_says_nothing():
+    release = threading.Event()
+    spec, backend = _judge(lambda answer: "NO" if release.wait(30) else "NO")
+    seen = []
+    router = _router(
+        [_model("a", 1.0, lambda r: "an answer")],
+        judge=(dataclasses.replace(spec, timeout_s=0.3), backend),
+        judge_share=1.0,
+        on_feedback=lambda *event: seen.append(event),
+    )
+    try:
+        router.complete("how tall is the eiffel tower")
+        started = time.perf_counter()
+        router.flush()
+        assert time.perf_counter() - started < 5
+        assert backend.graded == ["an answer"]  # asked, and given up on
+        assert [e[3] for e in seen if e[3] == "judge"] == []
+    finally:
+        release.set()
+        router.close()

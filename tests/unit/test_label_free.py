@@ -4,6 +4,9 @@ confirmed only by evidence that is trusted."""
 
 from __future__ import annotations
 
+import dataclasses
+import threading
+import time
 import zlib
 
 import numpy as np
@@ -268,3 +271,38 @@ def test_an_invalid_tool_call_is_feedback_and_the_next_tool_model_is_tried():
     rows = router.learner.outcomes
     assert ("sloppy", 0.0, "tool_schema") in zip(rows.models, rows.scores, rows.sources)
     assert seen == []  # the served call fit its schema: no verdict on it
+
+
+def test_a_second_opinion_that_hangs_is_given_up_after_its_timeout():
+    """Off the request path a provider may hang too: `flush()` waits for the model's
+    timeout, not for the provider."""
+    release = threading.Event()
+    spec, backend = _model("slow", 1.0, lambda r: "x" if release.wait(30) else "late")
+    pool = [_model("fast", 0.1, lambda r: "x"), (dataclasses.replace(spec, timeout_s=0.3), backend)]
+    router = _router(pool, second_opinion=1.0, cache=False)
+    try:
+        response = router.complete(Request(prompt="hello there", id="h1"))
+        started = time.perf_counter()
+        router.flush()
+        assert time.perf_counter() - started < 5
+        assert response.model == "fast" and response.text == "x"
+        assert backend.calls == ["h1"]  # it was asked, and given up on
+    finally:
+        release.set()
+        router.close()
+
+
+def test_learning_work_beyond_the_backlog_bound_is_skipped(monkeypatch):
+    monkeypatch.setattr("sls_router.router.MAX_QUEUED_LEARNING", 1)
+    release = threading.Event()
+    spec, slow = _model("slow", 1.0, lambda r: "x" if release.wait(30) else "late")
+    router = _router([_model("fast", 0.1, lambda r: "x"), (spec, slow)], second_opinion=1.0)
+    try:
+        router.complete(Request(prompt="first question", id="q1"))
+        router.complete(Request(prompt="another question entirely", id="q2"))
+        time.sleep(0.2)
+        assert slow.calls == ["q1"]  # q2's second opinion found the backlog full
+    finally:
+        release.set()
+        router.flush()
+        router.close()
