@@ -67,3 +67,18 @@ def request_id_of(metadata: Mapping[str, Any] | None) -> str | None:
     """The request id in an answer's metadata; None when sls-router did not serve it."""
     request_id = metadata.get(REQUEST_ID_KEY) if isinstance(metadata, Mapping) else None
     return request_id if isinstance(request_id, str) else None
+
+
+THREAD_KEYS = ("thread_id", "session_id", "conversation_id")
+"""Run metadata that names a conversation (LangGraph's ``thread_id`` first), in the order
+`thread_of` reads them."""
+
+
+def thread_of(metadata: Mapping[str, Any] | None) -> str | None:
+    """The conversation a call belongs to, from a run's metadata (`Request.thread`), or
+    None when no key names one."""
+    for key in THREAD_KEYS:
+        value = (metadata or {}).get(key)
+        if isinstance(value, (str, int)) and not isinstance(value, bool) and str(value):
+            return str(value)
+    return None

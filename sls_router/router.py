@@ -40,6 +40,7 @@ from .failover import Failover
 from .health import CircuitBreaker
 from .judge import Judge
 from .learning import Learner
+from .reask import REASK_WINDOW_S, ReaskDetector
 from .replay import replay_pool
 from .routing import Decision, Scheduler, query_features
 from .store import LocalStore, Store, open_store
@@ -135,6 +136,9 @@ class SmartRouter:
         candidates a contrast kept out. Each call is paid and counts against
         `explore_share`.
     judge_share : share of fresh answers the judge grades.
+    reask_window_s : a request of the same `Request.thread` that asks the same question
+        again within this many seconds of an answer is feedback of source "reask"
+        against that answer (reask.py). 0: never.
     on_feedback : called with (request_id, model, cache_hit, source, score) for every
         verdict through `feedback`, e.g. to log or count them.
     breaker_failures, breaker_cooldown_s : a model failing this many times in a row (or
@@ -166,6 +170,7 @@ class SmartRouter:
         confirm_precision: float | None = None,
         judge: str | tuple[ModelSpec, Backend] | Judge | None = None,
         judge_share: float = 0.1,
+        reask_window_s: float = REASK_WINDOW_S,
         on_feedback: Callable[[str, str, bool, str, float], None] | None = None,
         breaker_failures: int = 3,
         breaker_cooldown_s: float = 30.0,
@@ -193,6 +198,7 @@ class SmartRouter:
             second_opinion=second_opinion,
             confirm_precision=confirm_precision,
             judge_share=judge_share,
+            reask_window_s=reask_window_s,
             breaker_failures=breaker_failures,
             breaker_cooldown_s=breaker_cooldown_s,
             update_every_n=update_every_n,
@@ -243,6 +249,16 @@ class SmartRouter:
         self.confirm_precision = confirm_precision
         self.judge = None if judge is None else Judge.of(judge, self.backends, self.specs)
         self.judge_share = judge_share
+        if not reask_window_s >= 0:
+            raise ConfigurationError(
+                f"reask_window_s={reask_window_s!r}: pass how many seconds after an answer "
+                "the same question again in its thread counts against it (0: never)."
+            )
+        self.reasks = ReaskDetector(
+            window_s=reask_window_s,
+            max_threads=max_pending,
+            contrast=None if self.cache is None else self.cache.contrast,
+        )
         self.on_feedback = on_feedback
         self._sampling_rng = np.random.default_rng(random_state)
         self._learning_calls: set[concurrent.futures.Future[None]] = set()
@@ -850,6 +866,10 @@ class SmartRouter:
         vector = self.embedder.encode([request.embed_text[:MAX_TEXT_CHARS]])[0]
         features = query_features(request.embed_text, request.task)
         scope = request_scope(request)
+        asked_again = self.reasks.observe(request, vector)
+        if asked_again is not None:  # before the lookup: the cache must not serve it again
+            with contextlib.suppress(UnknownEntryError):  # forgotten meanwhile
+                self.feedback(asked_again, 0.0, source="reask")
         # an all-zero embedding (e.g. emoji-only text for "static") compares to nothing:
         # such a request skips the cache instead of failing
         cacheable = (

@@ -45,6 +45,14 @@ PRIORS: dict[tuple[str, bool], tuple[float, float]] = {
     # are reported: fitting a schema proves little)
     ("tool_schema", True): (1.0, 1.0),
     ("tool_schema", False): (9.0, 1.0),
+    # an answer the chain's output parser (or structured-output schema) refused: it was
+    # not usable as asked, nearly always
+    ("output_parser", True): (1.0, 1.0),
+    ("output_parser", False): (9.0, 1.0),
+    # the user asked the same again soon after (reask.py): likelier unhappy than not,
+    # but people also ask again for more detail
+    ("reask", True): (1.0, 1.0),
+    ("reask", False): (2.0, 1.0),
 }
 LABEL_FREE = frozenset(source for source, _ in PRIORS)
 

@@ -72,6 +72,9 @@ class Request:
     `params` are generation parameters (temperature, max_tokens, stop, ...).
     `model` pins the request to that model of the pool: no routing and no cache
     lookup, but the call, its cost and its feedback are learned from like any other.
+    `thread` names the conversation it belongs to (the adapters take it from the run's
+    ``thread_id`` / ``session_id`` / ``conversation_id`` metadata): a user asking the
+    same question again in a thread soon after is evidence against the answer (reask.py).
     """
 
     messages: list[dict[str, Any]] | None = None
@@ -83,6 +86,7 @@ class Request:
     tools: list[dict[str, Any]] | None = None
     cache_sampled: bool = False
     model: str | None = None
+    thread: str | None = None
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
     def __post_init__(self) -> None:
@@ -101,6 +105,8 @@ class Request:
         _check_unicode(self.query, "query")
         if self.model is not None and (not isinstance(self.model, str) or not self.model):
             raise InvalidInputError("model must be the name of a pool model, or None to route.")
+        if self.thread is not None and (not isinstance(self.thread, str) or not self.thread):
+            raise InvalidInputError("thread must be a non-empty string (a conversation's id).")
         if not isinstance(self.namespace, str) or not self.namespace:
             raise InvalidInputError("namespace must be a non-empty string (the tenant's id).")
         if not isinstance(self.params, Mapping):

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import InvalidInputError
-from ..metadata import routing_metadata
+from ..metadata import routing_metadata, thread_of
 from ..types import Request, Response
 
 EXTRA_FIELD = "sls"
@@ -101,6 +101,9 @@ def parse_chat_request(body: Any, *, namespace: str, route_name: str) -> ChatCal
     task = body.get("sls_task")
     if task is not None and not isinstance(task, str):
         raise InvalidInputError("sls_task: pass a task tag such as 'logparsing/HDFS'.")
+    metadata = body.get("metadata")  # OpenAI's tags of a call: a thread_id names the chat
+    if metadata is not None and not isinstance(metadata, Mapping):
+        raise InvalidInputError('metadata: pass an object of strings, e.g. {"thread_id": "t1"}.')
     request = Request(
         messages=[_engine_message(i, m) for i, m in enumerate(messages)],
         task=task,
@@ -108,6 +111,7 @@ def parse_chat_request(body: Any, *, namespace: str, route_name: str) -> ChatCal
         params=params,
         tools=tools or None,
         model=None if model == route_name else model,
+        thread=thread_of(metadata),
     )
     return ChatCall(request, model, stream, bool(options.get("include_usage", False)))
 

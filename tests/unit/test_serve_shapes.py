@@ -54,6 +54,7 @@ def test_a_full_request_becomes_the_engines_request():
         stream=True,
         stream_options={"include_usage": True},
         sls_task="weather/oslo",
+        metadata={"thread_id": "chat-42"},
         user="someone",  # unknown fields are ignored, as OpenAI-compatible servers do
     )
     r = call.request
@@ -68,6 +69,7 @@ def test_a_full_request_becomes_the_engines_request():
         "tool_choice": "auto",
     }
     assert r.task == "weather/oslo" and r.tools[0]["function"]["name"] == "w"
+    assert r.thread == "chat-42"  # a re-ask in it is heard (reask.py)
     assert openai_messages(r.messages)[2]["tool_calls"][0]["function"] == {
         "name": "w",
         "arguments": '{"city": "Oslo"}',
@@ -95,6 +97,7 @@ def test_a_model_name_pins_and_tool_choice_none_drops_the_tools():
         ({"tools": [{"type": "retrieval"}]}, "tools[0]"),
         ({"tool_choice": 3}, "tool_choice"),
         ({"stream_options": {"include_usage": "yes"}}, "stream_options"),
+        ({"metadata": ["thread_id"]}, "metadata"),
         ({"messages": [{"role": "tool", "content": "x"}]}, "tool_call_id"),
         ({"messages": [{"role": "user", "content": "x", "tool_calls": [{}]}]}, "tool_calls"),
     ],

@@ -26,6 +26,7 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import ConfigDict, Field
 
 from sls_router import ConfigurationError, ModelSpec, Request, Response, SmartRouter
+from sls_router.metadata import thread_of
 from sls_router.pool import router_for
 from sls_router.replay import replay_pool
 
@@ -151,7 +152,7 @@ class SmartRouterLLM(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        response = self.router.complete(self._request(messages, stop, kwargs))
+        response = self.router.complete(self._request(messages, stop, kwargs, run_manager))
         _emit(run_manager, response)
         return _result(response)
 
@@ -162,7 +163,7 @@ class SmartRouterLLM(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        response = await self.router.acomplete(self._request(messages, stop, kwargs))
+        response = await self.router.acomplete(self._request(messages, stop, kwargs, run_manager))
         await _aemit(run_manager, response)
         return _result(response)
 
@@ -173,7 +174,7 @@ class SmartRouterLLM(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
-        for item in self.router.stream(self._request(messages, stop, kwargs)):
+        for item in self.router.stream(self._request(messages, stop, kwargs, run_manager)):
             if isinstance(item, Response):
                 _emit(run_manager, item)
                 yield ChatGenerationChunk(message=final_chunk(item))
@@ -190,7 +191,7 @@ class SmartRouterLLM(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
-        async for item in self.router.astream(self._request(messages, stop, kwargs)):
+        async for item in self.router.astream(self._request(messages, stop, kwargs, run_manager)):
             if isinstance(item, Response):
                 await _aemit(run_manager, item)
                 yield ChatGenerationChunk(message=final_chunk(item))
@@ -201,9 +202,15 @@ class SmartRouterLLM(BaseChatModel):
                 yield chunk
 
     def _request(
-        self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None,
+        kwargs: dict[str, Any],
+        run_manager: CallbackManagerForLLMRun | AsyncCallbackManagerForLLMRun | None,
     ) -> Request:
-        """Everything that changes the answer goes into params, so into the cache scope."""
+        """Everything that changes the answer goes into params, so into the cache scope;
+        the run's thread (LangGraph's `thread_id`, or a `session_id` in its metadata)
+        becomes the request's, so asking again in it is heard (sls_router/reask.py)."""
         params: dict[str, Any] = {}
         for key in ("temperature", "max_tokens"):
             value = kwargs.get(key, getattr(self, key))
@@ -221,6 +228,7 @@ class SmartRouterLLM(BaseChatModel):
             params=params,
             tools=kwargs.get("tools") or None,
             cache_sampled=self.cache_sampled,
+            thread=thread_of(None if run_manager is None else run_manager.metadata),
         )
 
     # -- feedback and state ------------------------------------------------------------

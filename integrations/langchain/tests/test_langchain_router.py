@@ -307,3 +307,42 @@ def test_a_chat_model_given_as_judge_grades_answers_and_keeps_wrong_ones_out(mod
     assert judge.i == 1  # graded once, off the request path
     again = llm.invoke("What is a mutex?")
     assert not again.response_metadata["sls_cache_hit"]  # the judge's "no" kept it out
+
+
+def test_an_answer_the_output_parser_refuses_is_feedback_against_it(llm, models):
+    from langchain_core.exceptions import OutputParserException
+    from langchain_core.output_parsers import JsonOutputParser
+
+    handler = SLSFeedbackHandler(llm)
+    chain = llm | JsonOutputParser()  # the scripted models answer in prose, not JSON
+    with pytest.raises(OutputParserException):
+        chain.invoke("List three primes as JSON", config={"callbacks": [handler]})
+    assert llm.router.learner.outcomes.sources == ["output_parser"]
+    calls = _calls(models)
+    with pytest.raises(OutputParserException):  # the refused answer is not served again
+        chain.invoke("List three primes as JSON", config={"callbacks": [handler]})
+    assert _calls(models) == calls + 1
+    # a parser that accepts the answer says nothing
+    (llm | StrOutputParser()).invoke("Name a prime", config={"callbacks": [handler]})
+    assert llm.router.learner.outcomes.sources.count("output_parser") == 2
+
+
+def test_asking_again_in_a_langgraph_thread_is_feedback_against_the_answer(llm):
+    from langgraph.checkpoint.memory import InMemorySaver
+    from langgraph.graph import START, MessagesState, StateGraph
+
+    seen = []
+    llm.router.on_feedback = lambda *event: seen.append(event)
+    graph = StateGraph(MessagesState)
+    graph.add_node("chat", lambda state: {"messages": [llm.invoke(state["messages"])]})
+    graph.add_edge(START, "chat")
+    app = graph.compile(checkpointer=InMemorySaver())
+    config = {"configurable": {"thread_id": "chat-7"}}  # LangGraph puts it in run metadata
+    text = "What is the tallest mountain in Europe?"
+    first = app.invoke({"messages": [HumanMessage(text)]}, config)["messages"][-1]
+    again = app.invoke({"messages": [HumanMessage(text)]}, config)["messages"][-1]
+    assert [(e[0], e[3]) for e in seen] == [(first.response_metadata["sls_request_id"], "reask")]
+    assert again.response_metadata["sls_cache_hit"] is False  # not served the same again
+    # another conversation (a thread named in plain run metadata): no re-ask
+    llm.invoke(text, config={"metadata": {"session_id": "s"}})
+    assert len(seen) == 1

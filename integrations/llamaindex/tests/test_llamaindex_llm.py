@@ -450,3 +450,19 @@ def test_an_llm_given_as_judge_grades_answers_and_keeps_wrong_ones_out(li_small)
     llm.router.flush()
     assert judge.calls == 1
     assert not llm.complete("What is a mutex?").additional_kwargs["sls_cache_hit"]
+
+
+def test_asking_again_in_a_thread_is_feedback_against_the_answer(li_llm, li_small, li_large):
+    seen = []
+    li_llm.router.on_feedback = lambda *event: seen.append(event)
+    question = "What is the boiling point of ethanol?"
+    first = li_llm.chat(user(question), thread_id="conversation-1")
+    before = calls(li_small, li_large)
+    again = li_llm.chat(user(question), thread_id="conversation-1")
+    first_id = first.additional_kwargs["sls_request_id"]
+    assert [(e[0], e[3], e[4]) for e in seen] == [(first_id, "reask", 0.0)]
+    assert again.additional_kwargs["sls_cache_hit"] is False  # answered afresh
+    assert calls(li_small, li_large) == before + 1
+    # the thread is no generation parameter: another thread is served from the cache
+    other = li_llm.complete(question, session_id="conversation-2")
+    assert other.additional_kwargs["sls_cache_hit"] is True and len(seen) == 1

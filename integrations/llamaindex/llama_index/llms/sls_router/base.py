@@ -31,7 +31,7 @@ from llama_index.core.llms.llm import LLM, ToolSelection
 
 from sls_router import SmartRouter, StreamChunk
 from sls_router.errors import ConfigurationError, InvalidInputError
-from sls_router.metadata import REQUEST_ID_KEY, routing_metadata
+from sls_router.metadata import REQUEST_ID_KEY, THREAD_KEYS, routing_metadata, thread_of
 from sls_router.pool import router_for
 from sls_router.replay import replay_pool
 from sls_router.types import Request, Response
@@ -309,7 +309,7 @@ class SmartRouterLLM(FunctionCallingLLM):
     # -- translation, shared by every entry point --------------------------------------
     def _chat_request(self, messages: Sequence[ChatMessage], kwargs: dict[str, Any]) -> Request:
         engine_messages = to_engine_messages(messages)
-        params = dict(kwargs)
+        params, thread = _params_and_thread(kwargs)
         specs = tools_to_specs(params.pop("tools", None))
         if not specs:
             for key in _TOOL_KWARGS:
@@ -323,6 +323,7 @@ class SmartRouterLLM(FunctionCallingLLM):
             query=marked_query(messages),
             namespace=self.namespace,
             task=self.task,
+            thread=thread,
         )
 
     def _prompt_request(self, prompt: str, kwargs: dict[str, Any]) -> Request:
@@ -331,12 +332,14 @@ class SmartRouterLLM(FunctionCallingLLM):
                 f"prompt must be a str, got {type(prompt).__name__}; use "
                 "chat(messages) for ChatMessage lists."
             )
+        params, thread = _params_and_thread(kwargs)
         return Request(
             prompt=str(prompt),
             query=getattr(prompt, "sls_query", None),
-            params=dict(kwargs),
+            params=params,
             namespace=self.namespace,
             task=self.task,
+            thread=thread,
         )
 
     def _chat_response(self, response: Response, delta: str | None = None) -> ChatResponse:
@@ -414,3 +417,11 @@ def _raw(response: Response) -> dict[str, Any]:
         },
         "upstream": response.raw,
     }
+
+
+def _params_and_thread(kwargs: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+    """The call's generation parameters, and the conversation a `thread_id` (or
+    `session_id`, `conversation_id`) keyword names: not a parameter of the answer, so
+    kept out of the cache scope; asking again in it is heard (sls_router/reask.py)."""
+    params = {k: v for k, v in kwargs.items() if k not in THREAD_KEYS}
+    return params, thread_of(kwargs)
