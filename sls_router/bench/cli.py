@@ -165,6 +165,7 @@ def _convert(args: argparse.Namespace) -> int:
 def _bench(args: argparse.Namespace) -> int:
     from ..replay import load_dataset
     from .replay_bench import run_bench
+    from .simulated_users import parse_reask_rates
 
     dataset = load_dataset(args.data, limit=args.limit)
     train = load_dataset(args.train) if args.train else None
@@ -176,6 +177,7 @@ def _bench(args: argparse.Namespace) -> int:
         preset=args.preset,
         confirm_precision=args.confirm_precision,
         judge_accuracy=args.judge_accuracy,
+        reask=None if args.reask_rate is None else parse_reask_rates(args.reask_rate),
         strategies=strategies,
         seed=args.seed,
         seeds=args.seeds,
@@ -199,6 +201,7 @@ def _bench_title(result: dict) -> str:
     over = f", mean of {seeds} seeds (worst seed beside)" if seeds > 1 else ""
     trained = f" (after learning {result['n_train']:,})" if result.get("n_train") else ""
     judged = f" and a judge ({result['judge']})" if result.get("judge") else ""
+    judged += f" and {result['reask']}" if result.get("reask") else ""
     return (
         f"{result['dataset']}: {result['n']:,} requests{trained}, {result['feedback']} "
         f"feedback{judged}, {result['embedder']} (embedding {result['embed_s']} s){over}"
@@ -357,6 +360,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="add an LLM judge simulated from the labels, right with this probability "
         "and priced like the pool's dearest model (printed as simulated)",
+    )
+    p.add_argument(
+        "--reask-rate",
+        metavar="P[,Q]",
+        help="simulate users who ask the same again in the thread after a wrong answer "
+        "with probability P, after a right one with Q (default 0.05); printed as simulated",
     )
     p.add_argument("--strategies", help="comma-separated subset (default: all)")
     p.add_argument("--limit", type=int, help="replay only the first N requests")

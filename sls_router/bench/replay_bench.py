@@ -12,6 +12,7 @@ dataset's scorer and counts as wrong when the scorer cannot judge it.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from ..verifiers import TaskVerifier
 from . import baselines, training
 from .seeds import check_seeds, seed_figures, shuffled
 from .simulated_judge import SimulatedJudge
+from .simulated_users import SimulatedUsers
 from .trace import Trace, judge_hit
 
 FEEDBACK_MODES = ("labels", "verifier", "label-free", "none")
@@ -78,6 +80,7 @@ def run_sls(
     seed: int,
     confirm_precision: float | None = None,
     judge_accuracy: float | None = None,
+    reask: tuple[float, float] | None = None,
     cache: bool = True,
     models: Sequence[str] | None = None,
     learn_until: int | None = None,
@@ -87,7 +90,9 @@ def run_sls(
     """Replay through a fresh SmartRouter, after it learned `train` (if any).
     `learn_until`: feedback stops after that many requests and no refit happens
     afterwards (the no-updates ablation). `judge_accuracy`: a judge simulated from the
-    labels (simulated_judge.py) grades every answer the spend cap allows."""
+    labels (simulated_judge.py) grades every answer the spend cap allows. `reask`: users
+    simulated from the labels ask again after a wrong / right answer at these rates
+    (simulated_users.py)."""
     pool = [p for p in replay_pool(dataset) if models is None or p[0].name in models]
     judge = (
         None
@@ -116,37 +121,24 @@ def run_sls(
     )
     if train:
         training.warm_start(router, train)
+    users = None if reask is None else SimulatedUsers(*reask, seed=seed)
     trace = Trace()
     answered: dict[str, tuple[Any, bool]] = {}  # request id -> (record, judged right)
-    start = time.perf_counter()
-    for i, record in enumerate(tqdm(dataset.records, desc=desc, leave=False, mininterval=1)):
-        learning = learn_until is None or i < learn_until
-        if not learning and router.verifier is not None:
-            router.verifier = None
-        if learn_until is not None and i == learn_until:
-            router.learner.updates.every_n = 0
-        request = Request(prompt=record.prompt, query=record.query, task=record.task, id=record.id)
-        if judge is not None:
-            judge.follow(record)
+
+    def serve(request: Request, record: ReplayRecord, learning: bool) -> tuple[Any, bool, float]:
+        """Answer `request`: the response, whether it is right, and what it cost with
+        the learning it set off (second opinions, gradings: paid, though they serve none)."""
         spent = router.learner.scheduler.spent_total_usd
         response = router.complete(request)
         router.flush()  # second opinions land before the next request: runs are repeatable
-        # what second opinions cost is paid too, though no request was served by them
-        learning_usd = max(
-            0.0, router.learner.scheduler.spent_total_usd - spent - response.cost_usd
-        )
+        cost = max(response.cost_usd, router.learner.scheduler.spent_total_usd - spent)
         if response.cache_hit:
             source_id = (response.raw or {}).get("request_id")
             source = answered.get(source_id) if source_id is not None else None
             right = judge_hit(record, response.text, *(source or (None, None)))
-            trace.add(right, learning_usd, 0.0, "cache", hit=True)
         else:
             right = record.responses[response.model].score >= 0.5
-            for model in response.tried:
-                if model in record.responses:
-                    trace.calls[model] += 1
-            trace.add(right, response.cost_usd + learning_usd, response.latency_s, response.model)
-        answered[record.id] = (record, right)
+        answered[request.id] = (record, right)
         if learning:
             if feedback == "labels":
                 router.feedback(response.request_id, float(right), source="label")
@@ -154,6 +146,35 @@ def run_sls(
                 verdict = TaskVerifier()(request, response.text)
                 if verdict is not None:
                     router.feedback(response.request_id, verdict, source="verifier")
+        return response, right, cost
+
+    start = time.perf_counter()
+    for i, record in enumerate(tqdm(dataset.records, desc=desc, leave=False, mininterval=1)):
+        learning = learn_until is None or i < learn_until
+        if not learning and router.verifier is not None:
+            router.verifier = None
+        if learn_until is not None and i == learn_until:
+            router.learner.updates.every_n = 0
+        request = Request(
+            prompt=record.prompt,
+            query=record.query,
+            task=record.task,
+            id=record.id,
+            thread=None if users is None else record.id,
+        )
+        if judge is not None:
+            judge.follow(record)
+        response, right, cost = serve(request, record, learning)
+        if response.cache_hit:
+            trace.add(right, cost, 0.0, "cache", hit=True)
+        else:
+            for model in response.tried:
+                if model in record.responses:
+                    trace.calls[model] += 1
+            trace.add(right, cost, response.latency_s, response.model)
+        if users is not None and learning and users.ask_again(record.id, right):
+            again = dataclasses.replace(request, id=f"{record.id}/again")
+            trace.cost[-1] += serve(again, record, learning)[2]  # paid; the first is scored
         for request_id, origin, score in verdicts:  # the harness knows what the router does not
             trace.add_verdict(origin, score >= 0.5, answered[request_id][1])
         verdicts.clear()
@@ -176,6 +197,7 @@ class _Setup:
     preset: str
     confirm_precision: float | None
     judge_accuracy: float | None
+    reask: tuple[float, float] | None
     shared: PrecomputedEmbedder | None
     best: str
     cheapest: str
@@ -199,6 +221,7 @@ def _run_strategy(name: str, data: ReplayDataset, setup: _Setup, seed: int, desc
         preset=setup.preset,
         confirm_precision=setup.confirm_precision,
         judge_accuracy=setup.judge_accuracy,
+        reask=setup.reask,
         seed=seed,
         desc=desc,
         train=setup.train,
@@ -270,6 +293,7 @@ def run_bench(
     preset: str = "balanced",
     confirm_precision: float | None = None,
     judge_accuracy: float | None = None,
+    reask: tuple[float, float] | None = None,
     strategies: Sequence[str] | None = None,
     seed: int = 0,
     seeds: int = 1,
@@ -280,7 +304,9 @@ def run_bench(
 
     Returns (the JSON of DESIGN.md, seed 0's traces by strategy). `train` (another
     replay file) and `train_split` (the first fraction of `dataset`, then not scored)
-    are learned by the sls strategies before they serve (training.py)."""
+    are learned by the sls strategies before they serve (training.py). `reask`: users
+    simulated from the labels ask again after a wrong / right answer at these rates
+    (simulated_users.py)."""
     if feedback not in FEEDBACK_MODES:
         raise ConfigurationError(f"feedback={feedback!r}: use one of {FEEDBACK_MODES}.")
     if judge_accuracy is not None and not 0.0 <= judge_accuracy <= 1.0:
@@ -289,6 +315,8 @@ def run_bench(
             "right, in [0, 1]."
         )
     check_seeds(seeds)
+    if reask is not None:
+        SimulatedUsers(*reask)  # refuses rates outside [0, 1] before any work
     train_records, scored = training.training_split(dataset, train, train_split)
     replayer = baselines.Replayer(scored)
     chosen = _chosen(strategies, replayer)
@@ -306,6 +334,7 @@ def run_bench(
         preset,
         confirm_precision,
         judge_accuracy,
+        reask,
         shared,
         best,
         cheapest,
@@ -320,6 +349,7 @@ def run_bench(
         "feedback": feedback,
         "confirm_precision": confirm_precision,
         "judge": None if judge_accuracy is None else f"simulated, accuracy {judge_accuracy:g}",
+        "reask": None if reask is None else SimulatedUsers(*reask).describe(),
         "embedder": base.name,
         "embed_s": round(shared.embed_s, 2) if shared else 0.0,
         "best_single": best,

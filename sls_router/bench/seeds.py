@@ -9,6 +9,7 @@ a strategy that some single model beats on both accuracy and cost says so.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Mapping, Sequence
 from statistics import fmean
@@ -119,3 +120,12 @@ def dominates(single: Mapping, figures: Mapping) -> bool:
 def dominated_by(figures: Mapping, singles: Mapping[str, Mapping]) -> list[str]:
     """The `single:<model>` strategies that beat `figures` on accuracy and cost."""
     return [name for name, single in singles.items() if dominates(single, figures)]
+
+
+def hashed_draw(*parts: object) -> float:
+    """A uniform draw in [0, 1) fixed by `parts` (a seed, a request id, ...): the same
+    whatever order the requests run in, so simulated signals do not depend on it."""
+    key = "\0".join(map(str, parts)).encode("utf-8", "surrogatepass")
+    return float(
+        np.random.default_rng(int.from_bytes(hashlib.sha256(key).digest()[:8], "little")).random()
+    )

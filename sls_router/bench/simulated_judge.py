@@ -9,16 +9,14 @@ grading is charged at the pool's dearest model's prices, a strong model's bill.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-
-import numpy as np
 
 from ..backends import CallableBackend
 from ..judge import Judge, grading_request
 from ..replay import ReplayRecord
 from ..types import Completion, ModelSpec, Request, Usage, estimate_tokens
+from .seeds import hashed_draw
 from .trace import judge_hit
 
 
@@ -55,9 +53,7 @@ class SimulatedJudge(Judge):
         if right is None:
             return None, completion
         # one draw per (seed, request, answer): the same whatever order gradings run in
-        key = f"{self.seed}\0{request.id}\0{answer}".encode("utf-8", "surrogatepass")
-        draw = np.random.default_rng(int.from_bytes(hashlib.sha256(key).digest()[:8], "little"))
-        honest = draw.random() < self.accuracy
+        honest = hashed_draw(self.seed, request.id, answer) < self.accuracy
         return float(right if honest else not right), completion
 
 

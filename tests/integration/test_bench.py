@@ -407,3 +407,31 @@ def test_the_cli_benches_run_with_a_named_embedder(
     capsys.readouterr()
     assert main(["cache-bench", "--pairs", str(pairs), "--embedder", name]) == 0
     assert f"2 pairs, {name})" in capsys.readouterr().out
+
+
+def test_simulated_users_ask_again_after_wrong_answers_and_the_router_hears_it(dozen):
+    data = load_dataset(dozen)
+    plain, _ = run_bench(data, embedder="hashing", strategies=["sls"], feedback="none")
+    asked, _ = run_bench(
+        data, embedder="hashing", strategies=["sls"], feedback="none", reask=(1.0, 0.0)
+    )
+    figures = asked["strategies"]["sls"]
+    wrong = round((1 - figures["accuracy"]) * asked["n"])
+    assert wrong > 0 and "asking again after 1 of wrong" in asked["reask"]
+    # every wrong answer was asked again, and each re-ask told the router so: a verdict
+    # of source "reask" against an answer that was indeed wrong
+    assert figures["verdicts"]["reask"] == {"n": wrong, "right": 1.0}
+    assert figures["cost_usd"] > plain["strategies"]["sls"]["cost_usd"]  # re-asks are paid
+    assert "reask" not in plain["strategies"]["sls"]["verdicts"] and plain["reask"] is None
+    with pytest.raises(ConfigurationError, match="re-ask rate"):
+        run_bench(data, embedder="hashing", strategies=["sls"], reask=(1.5, 0.0))
+
+
+def test_the_reask_rates_are_read_from_the_command_line():
+    from sls_router.bench.simulated_users import parse_reask_rates
+
+    assert parse_reask_rates("0.5") == (0.5, 0.05)
+    assert parse_reask_rates("0.5,0") == (0.5, 0.0)
+    for bad in ("x", "0.5,0.1,0.2", "2"):
+        with pytest.raises(ConfigurationError, match="reask-rate|re-ask rate"):
+            parse_reask_rates(bad)
