@@ -44,6 +44,7 @@ from .reask import REASK_WINDOW_S, ReaskDetector
 from .replay import replay_pool
 from .routing import Decision, Scheduler, query_features
 from .store import LocalStore, Store, open_store
+from .streams import abounded_stream, bounded_stream
 from .trust import label_free
 from .types import Completion, Feedback, ModelSpec, Request, Response, Usage, estimate_tokens
 from .verifiers import BoundedVerifier, Verifier, tool_call_verdict
@@ -486,7 +487,8 @@ class SmartRouter:
     def stream(self, request: Request | str) -> Iterator[StreamChunk | Response]:
         """Yields text chunks (StreamChunk) as the chosen model writes them, then the final
         Response. A model failing before its first chunk is replaced by the next one;
-        once text went out, no other model can take over and the error is raised."""
+        once text went out, no other model can take over and the error is raised. A
+        stream silent for its model's `timeout_s` fails (streams.py)."""
         plan = self.route(request)
         if plan.decision is None:
             yield from self._cached_stream(plan)
@@ -495,11 +497,18 @@ class SmartRouter:
         for name in failover.candidates():
             attempt = _StreamAttempt(name)
             try:
-                for chunk in self.backends[name].stream(plan.request):
-                    if (out := attempt.take(chunk)) is not None:
-                        yield out
-                    if attempt.completion is not None:
-                        break
+                with contextlib.closing(
+                    bounded_stream(
+                        self._pool_executor,
+                        partial(self.backends[name].stream, plan.request),
+                        self.specs[name].timeout_s,
+                    )
+                ) as chunks:
+                    for chunk in chunks:
+                        if (out := attempt.take(chunk)) is not None:
+                            yield out
+                        if attempt.completion is not None:
+                            break
                 completion = attempt.result()
             except Exception as exc:
                 failover.failed(name, exc)
@@ -521,11 +530,16 @@ class SmartRouter:
         for name in failover.candidates():
             attempt = _StreamAttempt(name)
             try:
-                async for chunk in self.backends[name].astream(plan.request):
-                    if (out := attempt.take(chunk)) is not None:
-                        yield out
-                    if attempt.completion is not None:
-                        break
+                async with contextlib.aclosing(
+                    abounded_stream(
+                        self.backends[name].astream(plan.request), self.specs[name].timeout_s
+                    )
+                ) as chunks:
+                    async for chunk in chunks:
+                        if (out := attempt.take(chunk)) is not None:
+                            yield out
+                        if attempt.completion is not None:
+                            break
                 completion = attempt.result()
             except Exception as exc:
                 failover.failed(name, exc)

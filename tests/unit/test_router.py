@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import threading
 import time
 
 import numpy as np
@@ -19,6 +20,7 @@ from sls_router import (
     SmartRouter,
     Usage,
 )
+from sls_router.backends import BaseBackend, StreamChunk
 from sls_router.errors import ConfigurationError, InvalidInputError, StateError, UnknownEntryError
 from sls_router.updates import UpdateManager
 
@@ -431,3 +433,71 @@ def test_a_cached_answer_is_served_only_in_its_own_context(topic_embedder, new_r
     assert len(calls) == 4  # every miss called the model
     again = router.complete(Request(messages=[question, *tool_turns]))
     assert again.cache_hit and again.text == after_tools.text and len(calls) == 4
+
+
+class _StalledStream(BaseBackend):
+    """Streams `before` chunks, then stalls until released (a provider that hangs)."""
+
+    def __init__(self, before: list[str]) -> None:
+        self.before = before
+        self.release = threading.Event()
+
+    def stream(self, request):
+        yield from (StreamChunk(text) for text in self.before)
+        self.release.wait(30)
+        yield StreamChunk("", Completion("".join(self.before) + " late"))
+
+    async def astream(self, request):
+        for text in self.before:
+            yield StreamChunk(text)
+        await asyncio.sleep(30)
+        yield StreamChunk("", Completion("late"))
+
+
+def _stall_pool(before: list[str]):
+    stalled = _StalledStream(before)
+    pool = [
+        (ModelSpec("stalled", 0.1, 0.1, timeout_s=0.3), stalled),
+        (ModelSpec("ok", 5.0, 5.0), CallableBackend(lambda r: "fine")),
+    ]
+    return stalled, pool
+
+
+def test_a_stream_silent_before_its_first_chunk_fails_over(topic_embedder):
+    stalled, pool = _stall_pool([])
+    router = SmartRouter(pool, embedder=topic_embedder, cache=False, random_state=0)
+    try:
+        for i in range(3):  # whichever is tried first, each answer comes from "ok"
+            started = time.perf_counter()
+            final = list(router.stream(f"q{i}:x"))[-1]
+            assert final.text == "fine" and time.perf_counter() - started < 5
+            final = asyncio.run(_last(router.astream(f"a{i}:x")))
+            assert final.text == "fine"
+        assert not router.health.available("stalled") or "stalled" not in final.tried
+    finally:
+        stalled.release.set()
+        router.close()
+
+
+def test_a_stream_that_stalls_after_its_text_went_out_raises_in_time(topic_embedder):
+    stalled, pool = _stall_pool(["partial ", "answer"])
+    router = SmartRouter(
+        pool[:1], embedder=topic_embedder, cache=False, random_state=0, recheck=False
+    )
+    try:
+        started = time.perf_counter()
+        with pytest.raises(TimeoutError, match="sent nothing for 0.3 s"):
+            list(router.stream("q:x"))
+        with pytest.raises(TimeoutError, match="sent nothing for 0.3 s"):
+            asyncio.run(_last(router.astream("a:x")))
+        assert time.perf_counter() - started < 5
+    finally:
+        stalled.release.set()
+        router.close()
+
+
+async def _last(stream):
+    last = None
+    async for item in stream:
+        last = item
+    return last
