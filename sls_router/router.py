@@ -40,6 +40,7 @@ from .failover import Failover
 from .health import CircuitBreaker
 from .judge import Judge
 from .learning import Learner
+from .off_path import OffPathWork
 from .reask import REASK_WINDOW_S, ReaskDetector
 from .replay import replay_pool
 from .routing import Decision, Scheduler, query_features
@@ -54,9 +55,6 @@ logger = logging.getLogger(__name__)
 MAX_SECOND_OPINIONS = 3
 # a hit this close above the similarity threshold is borderline: the judge grades it
 BORDERLINE_SIMILARITY = 0.03
-# learning work queued off the request path at most; past it new work is skipped (it
-# is sampled evidence, so a backlog under load drops some rather than grow without end)
-MAX_QUEUED_LEARNING = 256
 # the options that are the scheduler's (its objective, constraints and exploration)
 _SCHEDULER_OPTIONS = (
     "preset",
@@ -262,7 +260,7 @@ class SmartRouter:
         )
         self.on_feedback = on_feedback
         self._sampling_rng = np.random.default_rng(random_state)
-        self._learning_calls: set[concurrent.futures.Future[None]] = set()
+        self.off_path = OffPathWork()  # second opinions and gradings, after the answer
         # per cache entry, the models seen giving its answer (bounded like `_served`)
         self._support: OrderedDict[int, set[str]] = OrderedDict()
         self.health = CircuitBreaker(breaker_failures, breaker_cooldown_s)
@@ -273,11 +271,6 @@ class SmartRouter:
         self._pool_executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=max(4, sum(s.max_concurrency for s in self.specs.values())),
             thread_name_prefix="sls-router-call",
-        )
-        # learning's own threads: its model calls go through the pool above, bounded
-        # like a request's, so waiting on them never starves the pool of workers
-        self._learning_executor = concurrent.futures.ThreadPoolExecutor(
-            max_workers=4, thread_name_prefix="sls-router-learn"
         )
         self._sync_cursor = "0"
         self._sync_stop = threading.Event()
@@ -795,7 +788,7 @@ class SmartRouter:
             if verdict is not None:
                 learn(verdict)
 
-        self._off_request_path(grade)
+        self.off_path.submit(grade)
 
     def _served_entry(self, request_id: str) -> int | None:
         with self._lock:
@@ -818,32 +811,10 @@ class SmartRouter:
         future = self._pool_executor.submit(backend.complete, request)
         return future.result(timeout=spec.timeout_s)
 
-    def _off_request_path(self, work: Any, *args: Any) -> None:
-        """Run learning work (a second opinion, a judge's grading) on the router's
-        learning threads; `flush()` waits (each model call there is bounded by `_call`)."""
-        with self._lock:
-            if len(self._learning_calls) >= MAX_QUEUED_LEARNING:
-                logger.debug("learning backlog full: skipping %s", getattr(work, "__name__", work))
-                return
-            future = self._learning_executor.submit(work, *args)
-            self._learning_calls.add(future)
-        future.add_done_callback(self._learning_done)
-
-    def _learning_done(self, future: concurrent.futures.Future[None]) -> None:
-        with self._lock:
-            self._learning_calls.discard(future)
-        if not future.cancelled() and future.exception() is not None:
-            logger.error("learning off the request path failed", exc_info=future.exception())
-
     def flush(self) -> None:
-        """Wait for the work the router does off the request path: second opinions, and
-        a refit that is running."""
-        while True:
-            with self._lock:
-                pending = list(self._learning_calls)
-            if not pending:
-                break
-            concurrent.futures.wait(pending)
+        """Wait for the work the router does off the request path (second opinions,
+        gradings: each model call there bounded by `_call`) and a refit that is running."""
+        self.off_path.flush()
         self.learner.updates.wait()
 
     def fit(self, records: Iterable[Any], source: str = "label") -> SmartRouter:
@@ -1049,7 +1020,7 @@ class SmartRouter:
         if verdict is not None:
             self.feedback(plan.request.id, verdict, source=_check_source(completion))
         if verdict != 0.0 and self._second_opinion_due(plan, completion):
-            self._off_request_path(
+            self.off_path.submit(
                 self._ask_second_opinions, plan, chosen.model, completion.text, verdict
             )
         if self._judge_due(completion):
@@ -1125,7 +1096,7 @@ class SmartRouter:
         self.learner.close()
         if self.store is not None:
             self.store.close()
-        self._learning_executor.shutdown(wait=False, cancel_futures=True)
+        self.off_path.close()
         self._pool_executor.shutdown(wait=False, cancel_futures=True)
 
 

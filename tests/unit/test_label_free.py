@@ -292,11 +292,11 @@ def test_a_second_opinion_that_hangs_is_given_up_after_its_timeout():
         router.close()
 
 
-def test_learning_work_beyond_the_backlog_bound_is_skipped(monkeypatch):
-    monkeypatch.setattr("sls_router.router.MAX_QUEUED_LEARNING", 1)
+def test_learning_work_beyond_the_backlog_bound_is_skipped():
     release = threading.Event()
     spec, slow = _model("slow", 1.0, lambda r: "x" if release.wait(30) else "late")
     router = _router([_model("fast", 0.1, lambda r: "x"), (spec, slow)], second_opinion=1.0)
+    router.off_path.max_queued = 1
     try:
         router.complete(Request(prompt="first question", id="q1"))
         router.complete(Request(prompt="another question entirely", id="q2"))
