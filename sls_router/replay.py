@@ -16,7 +16,7 @@ import json
 import math
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -136,7 +136,25 @@ def load_dataset(path: str | Path, limit: int | None = None) -> ReplayDataset:
             records.append(_parse_record(line, f"{path}:{lineno}", models))
     if not records:
         raise InvalidInputError(f"{path} holds no requests; each line must be one JSON request.")
+    _price_from_recorded_costs(models, records)
     return ReplayDataset(path.name, records, models)
+
+
+def _price_from_recorded_costs(
+    models: dict[str, ModelProfile], records: list[ReplayRecord]
+) -> None:
+    """A model the sidecar does not price is priced from what its calls cost: USD per
+    million tokens, input and output alike (the split is not recorded). Without this
+    its price would read as zero, and a router replaying the file would ignore its cost."""
+    for name, profile in models.items():
+        if profile.input_per_mtok or profile.output_per_mtok:
+            continue
+        calls = [r.responses[name] for r in records if name in r.responses]
+        usd = sum(c.cost or 0.0 for c in calls)
+        tokens = sum(c.input_tokens + c.output_tokens for c in calls)
+        if usd > 0 and tokens > 0:
+            rate = usd / tokens * 1e6
+            models[name] = replace(profile, input_per_mtok=rate, output_per_mtok=rate)
 
 
 def _load_models(path: Path) -> dict[str, ModelProfile]:

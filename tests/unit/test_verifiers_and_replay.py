@@ -123,6 +123,40 @@ def test_replay_backend_returns_recorded_answers(tmp_path):
         ReplayBackend(load_dataset(path), "unknown-model")
 
 
+def test_a_model_without_sidecar_prices_is_priced_from_what_its_calls_cost(tmp_path):
+    """Otherwise its price would read as zero and a router would ignore its cost."""
+
+    def call(cost, tokens_in, tokens_out):
+        return {
+            "output": "x",
+            "score": 1,
+            "cost": cost,
+            "input_tokens": tokens_in,
+            "output_tokens": tokens_out,
+        }
+
+    lines = [
+        {
+            "id": "1",
+            "prompt": "p1",
+            "responses": {"dear": call(0.03, 900, 100), "cheap": call(0.001, 900, 100)},
+        },
+        {
+            "id": "2",
+            "prompt": "p2",
+            "responses": {"dear": call(0.01, 400, 100), "cheap": call(0.0005, 400, 100)},
+        },
+        {"id": "3", "prompt": "p3", "responses": {"free": call(0.0, 10, 1)}},
+    ]
+    specs = {spec.name: spec for spec, _ in replay_pool(_write(tmp_path, lines))}
+    assert specs["dear"].input_per_mtok == pytest.approx(0.04 / 1500 * 1e6)  # $26.67
+    assert specs["dear"].output_per_mtok == specs["dear"].input_per_mtok
+    assert specs["cheap"].input_per_mtok == pytest.approx(0.0015 / 1500 * 1e6)
+    assert specs["free"].input_per_mtok == 0.0  # it cost nothing: free it stays
+    priced = replay_pool(_write(tmp_path, lines, models={"dear": {"input_per_mtok": 5.0}}))
+    assert priced[0][0].input_per_mtok == 5.0  # a sidecar's price wins
+
+
 @pytest.mark.parametrize(
     "line, message",
     [
