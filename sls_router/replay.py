@@ -126,6 +126,7 @@ def load_dataset(path: str | Path, limit: int | None = None) -> ReplayDataset:
             "`sls-router convert` or pass the right path."
         )
     models = _load_models(sidecar_path(path))
+    priced = set(models)  # the sidecar's prices stand, zero included
     records: list[ReplayRecord] = []
     with _open_text(path) as fh:
         for lineno, line in enumerate(fh, 1):
@@ -136,18 +137,18 @@ def load_dataset(path: str | Path, limit: int | None = None) -> ReplayDataset:
             records.append(_parse_record(line, f"{path}:{lineno}", models))
     if not records:
         raise InvalidInputError(f"{path} holds no requests; each line must be one JSON request.")
-    _price_from_recorded_costs(models, records)
+    _price_from_recorded_costs(models, records, priced)
     return ReplayDataset(path.name, records, models)
 
 
 def _price_from_recorded_costs(
-    models: dict[str, ModelProfile], records: list[ReplayRecord]
+    models: dict[str, ModelProfile], records: list[ReplayRecord], priced: set[str]
 ) -> None:
-    """A model the sidecar does not price is priced from what its calls cost: USD per
+    """A model the sidecar does not list is priced from what its calls cost: USD per
     million tokens, input and output alike (the split is not recorded). Without this
     its price would read as zero, and a router replaying the file would ignore its cost."""
     for name, profile in models.items():
-        if profile.input_per_mtok or profile.output_per_mtok:
+        if name in priced:
             continue
         calls = [r.responses[name] for r in records if name in r.responses]
         usd = sum(c.cost or 0.0 for c in calls)

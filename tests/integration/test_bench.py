@@ -371,6 +371,8 @@ def test_the_bench_reports_each_sources_verdicts_and_how_often_they_were_right(t
 
 @pytest.mark.parametrize("accuracy", [1.0, 0.0])
 def test_a_simulated_judge_is_as_right_as_stated(dozen, accuracy):
+    free = {"cheap": {}, "dear": {}}  # a sidecar pricing both at zero: the cap never bites
+    (dozen.parent / "dozen.models.json").write_text(json.dumps(free))
     data = load_dataset(dozen)
     plain, _ = run_bench(data, embedder="hashing", strategies=["sls"], feedback="none")
     judged, _ = run_bench(

@@ -153,8 +153,10 @@ def test_a_model_without_sidecar_prices_is_priced_from_what_its_calls_cost(tmp_p
     assert specs["dear"].output_per_mtok == specs["dear"].input_per_mtok
     assert specs["cheap"].input_per_mtok == pytest.approx(0.0015 / 1500 * 1e6)
     assert specs["free"].input_per_mtok == 0.0  # it cost nothing: free it stays
-    priced = replay_pool(_write(tmp_path, lines, models={"dear": {"input_per_mtok": 5.0}}))
-    assert priced[0][0].input_per_mtok == 5.0  # a sidecar's price wins
+    sidecar = {"dear": {"input_per_mtok": 5.0}, "cheap": {}}
+    priced = {s.name: s for s, _ in replay_pool(_write(tmp_path, lines, models=sidecar))}
+    assert priced["dear"].input_per_mtok == 5.0  # a sidecar's price stands...
+    assert priced["cheap"].input_per_mtok == 0.0  # ...zero included
 
 
 @pytest.mark.parametrize(
