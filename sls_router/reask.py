@@ -72,7 +72,11 @@ class ReaskDetector:
         with self._lock:
             previous = self._last.pop(key, None)
             self._last[key] = _Asked(request.id, text, vector, now)
-            while len(self._last) > self.max_threads:
+            # oldest first: what is past the window can never count again, so memory
+            # holds only the threads active within it (and never more than max_threads)
+            while len(self._last) > self.max_threads or (
+                now - next(iter(self._last.values())).at > self.window_s
+            ):
                 self._last.popitem(last=False)
         if previous is None or previous.request_id == request.id or not _new_user_turn(request):
             return None

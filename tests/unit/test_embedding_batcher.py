@@ -65,6 +65,27 @@ def in_threads(batcher: EmbeddingBatcher, texts: list[str]) -> tuple[list, list[
     return out, threads
 
 
+def behind_a_held_call(
+    batcher: EmbeddingBatcher,
+    encode: Gated,
+    texts: list[str],
+    while_queued: Callable[[], object] = lambda: None,
+) -> list:
+    """Run texts[0] until it holds the model, queue the others behind it, call
+    `while_queued`, then release the model and return every caller's result."""
+    out, threads = in_threads(batcher, texts)
+    threads[0].start()
+    assert encode.entered.acquire(timeout=SAFETY_S)
+    for t in threads[1:]:
+        t.start()
+    until(lambda: len(batcher._queue) == len(texts) - 1)
+    while_queued()
+    encode.gate.set()
+    for t in threads:
+        t.join(SAFETY_S)
+    return out
+
+
 def test_a_lone_call_runs_at_once_on_its_own_thread(monkeypatch: pytest.MonkeyPatch) -> None:
     encode = Gated()
     batcher = EmbeddingBatcher(encode, slots=1)
@@ -83,16 +104,11 @@ def test_calls_arriving_during_a_batch_go_together_into_the_next() -> None:
     encode = Gated(hold=("a",))
     batcher = EmbeddingBatcher(encode, slots=1)
     texts = ["a", "bb", "ccc", "dddd"]
-    out, threads = in_threads(batcher, texts)
-    threads[0].start()
-    assert encode.entered.acquire(timeout=SAFETY_S)
-    for t in threads[1:]:
-        t.start()
-    until(lambda: len(batcher._queue) == 3)
-    assert encode.batches == [["a"]]  # nobody else ran while the slot was busy
-    encode.gate.set()
-    for t in threads:
-        t.join(SAFETY_S)
+    seen: list = []
+    out = behind_a_held_call(
+        batcher, encode, texts, lambda: seen.append([list(b) for b in encode.batches])
+    )
+    assert seen == [[["a"]]]  # nobody else ran while the slot was busy
     assert encode.batches[0] == ["a"] and sorted(encode.batches[1]) == ["bb", "ccc", "dddd"]
     assert len(encode.batches) == 2
     for text, got in zip(texts, out):
@@ -116,15 +132,7 @@ def test_a_batch_holds_at_most_max_batch_texts_and_big_calls_run_directly() -> N
     encode = Gated(hold=("a",))
     batcher = EmbeddingBatcher(encode, max_batch=2, slots=1)
     texts = ["a", "b", "c", "d", "e"]
-    out, threads = in_threads(batcher, texts)
-    threads[0].start()
-    assert encode.entered.acquire(timeout=SAFETY_S)
-    for t in threads[1:]:
-        t.start()
-    until(lambda: len(batcher._queue) == 4)
-    encode.gate.set()
-    for t in threads:
-        t.join(SAFETY_S)
+    out = behind_a_held_call(batcher, encode, texts)
     assert [len(b) for b in encode.batches] == [1, 2, 2]
     assert sorted(sum(encode.batches, [])) == texts
     for text, got in zip(texts, out):
@@ -138,15 +146,7 @@ def test_an_error_reaches_every_caller_of_its_batch_and_frees_the_slot() -> None
     encode = Gated(hold=("a",), fail_on="bad")
     batcher = EmbeddingBatcher(encode, slots=1)
     texts = ["a", "bad", "fine"]
-    out, threads = in_threads(batcher, texts)
-    threads[0].start()
-    assert encode.entered.acquire(timeout=SAFETY_S)
-    for t in threads[1:]:
-        t.start()
-    until(lambda: len(batcher._queue) == 2)
-    encode.gate.set()
-    for t in threads:
-        t.join(SAFETY_S)
+    out = behind_a_held_call(batcher, encode, texts)
     np.testing.assert_array_equal(out[0], rows(["a"]))
     assert isinstance(out[1], ValueError) and out[2] is out[1]  # "fine" shared the bad batch
     np.testing.assert_array_equal(batcher.encode(["after"]), rows(["after"]))
