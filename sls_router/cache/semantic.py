@@ -290,6 +290,23 @@ class SemanticCache:
         if entry is not None:
             self.entries.update(entry)
 
+    def vouch(self, lookup: CacheLookup) -> None:
+        """A label-free source (a judge) found `lookup`'s candidate right for the
+        lookup's request, which was not served it: the entry may serve requests this
+        close from now on (its own verdicts), and a contrast it passed counts as a
+        refusal for nothing. The global thresholds, which label-free verdicts never
+        loosen, are left alone."""
+        if lookup.contrast is not None:
+            self.judge_refusal(lookup, True)
+        if lookup.candidate_id is None or math.isnan(lookup.similarity):
+            return
+        entry = self.entries.get(lookup.candidate_id)
+        if entry is None:
+            return
+        with self._lock:
+            _record(entry, lookup.similarity, True, served=False)
+        self.entries.update(entry)
+
     def judge_refusal(self, lookup: CacheLookup, candidate_right: bool) -> None:
         """Whether the candidate of a lookup with a contrast would have been right (e.g.
         the fresh answer was the very same): teaches only whether the scope keeps

@@ -225,6 +225,15 @@ class EntryVerdicts:
             return True
         return self.right >= 2 and similarity >= max(self.right_min, self.wrong_max + 1e-6)
 
+    def vouched_at(self, similarity: float) -> bool:
+        """Judged right at this similarity or a lower one, and never wrong this close:
+        a request this close needs no judge of its own."""
+        return (
+            self.right >= 1
+            and self.right_min <= similarity + 1e-6
+            and similarity > self.wrong_max + 1e-6
+        )
+
     @property
     def discredited(self) -> bool:
         """Mostly wrong after several verdicts: better evicted than kept tightening."""

@@ -127,33 +127,47 @@ def test_only_a_sampled_share_of_fresh_answers_is_graded_and_none_by_default():
 
 
 class _Geometry:
-    """Texts mapped to chosen unit vectors: 'far' sits at cosine 0.71 from 'base'."""
+    """Texts mapped to chosen unit vectors: 'far' and 'far too' sit at cosine 0.71 from
+    'base' and at 0.5 from each other."""
 
     name, dim = "geometry-test", 4
+    side = float(np.sqrt(1 - 0.71**2))
     vectors = {
         "base": [1.0, 0.0, 0.0, 0.0],
         "same": [1.0, 0.0, 0.0, 0.0],
-        "far": [0.71, float(np.sqrt(1 - 0.71**2)), 0.0, 0.0],
+        "far": [0.71, side, 0.0, 0.0],
+        "far too": [0.71, 0.0, side, 0.0],
     }
 
     def encode(self, texts):
         return np.asarray([self.vectors[t] for t in texts], dtype=np.float32)
 
 
-def test_a_borderline_hit_is_graded_and_a_sure_one_is_not():
+@pytest.mark.parametrize("judge_says", ["YES", "NO"])
+def test_a_borderline_hit_waits_for_the_judge_and_later_ones_follow_its_verdict(judge_says):
     embedder = _Geometry()
     cache = SemanticCache(embedder, contrast=False)
-    pool = [_model("a", 1.0, lambda r: "the answer")]
-    judge = _judge(lambda a: "NO")
-    router = _router(pool, embedder=embedder, cache=cache, judge=judge, judge_share=0.0)
+    pool = [_model("a", 1.0, lambda r: "answer to " + r.text)]
+    judge = _judge(lambda a: judge_says)
+    router = _router(
+        pool, embedder=embedder, cache=cache, judge=judge, judge_share=0.0, explore_share=1.0
+    )
     router.complete("base")
     sure = router.complete("same")
     router.flush()
-    assert sure.cache_hit and judge[1].graded == []
+    assert sure.cache_hit and judge[1].graded == []  # a sure hit needs no judge
     near = router.complete("far")
     router.flush()
-    assert near.cache_hit and judge[1].graded == ["the answer"]
-    assert cache.stats().wrong_hits >= 1  # the judge's "no" reached the cache
+    # a borderline hit is not served: a fresh answer is, and the judge grades the cached one
+    assert not near.cache_hit and near.text == "answer to far"
+    assert judge[1].graded == ["answer to base"]
+    assert router.stats()["cache"]["wrong_hits"] == 0  # nothing wrong was served
+    later = router.complete("far too")  # as close to "base" as "far" was
+    router.flush()
+    assert later.cache_hit == (judge_says == "YES")
+    assert later.text == ("answer to base" if judge_says == "YES" else "answer to far too")
+    # either way the verdict decides: a "no" keeps the entry from serving this close
+    assert judge[1].graded == ["answer to base"]
 
 
 def test_a_candidate_kept_out_by_a_contrast_is_graded_for_the_new_question():
