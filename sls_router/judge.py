@@ -4,7 +4,8 @@ A judge reads a request and one answer and says whether the answer is right. Its
 verdicts are feedback of source "judge", weighed like every label-free source by how
 often they proved right (trust.py): a judge shares blind spots with the models it grades.
 Asking costs a call, so the router asks off the request path, on a sampled share of fresh
-answers and on borderline cache hits, within the cap on what learning may spend.
+answers and on borderline cache hits (which wait for its "yes" before they are served),
+within the cap on what learning may spend.
 """
 
 from __future__ import annotations

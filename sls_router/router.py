@@ -53,7 +53,7 @@ from .verifiers import BoundedVerifier, Verifier, tool_call_verdict
 logger = logging.getLogger(__name__)
 # at most this many other models are asked for one answer's second opinions
 MAX_SECOND_OPINIONS = 3
-# a hit this close above the similarity threshold is borderline: the judge grades it
+# a hit this close above the similarity threshold is borderline: it waits for the judge
 BORDERLINE_SIMILARITY = 0.03
 # the options that are the scheduler's (its objective, constraints and exploration)
 _SCHEDULER_OPTIONS = (
@@ -131,8 +131,8 @@ class SmartRouter:
         that finds it waiting being sent to a model that has not given it yet.
     judge : None (the default), the name of a pool model, or a (ModelSpec, backend) pair:
         an LLM that grades answers off the request path (judge.py; feedback source
-        "judge"): a sampled share of fresh answers, every borderline cache hit, and the
-        candidates a contrast kept out. Each call is paid and counts against
+        "judge"): a sampled share of fresh answers, every borderline cache hit (served
+        only once the judge vouched for it), and the candidates a contrast kept out. Each call is paid and counts against
         `explore_share`.
     judge_share : share of fresh answers the judge grades.
     reask_window_s : a request of the same `Request.thread` that asks the same question
