@@ -132,8 +132,8 @@ class SmartRouter:
     judge : None (the default), the name of a pool model, or a (ModelSpec, backend) pair:
         an LLM that grades answers off the request path (judge.py; feedback source
         "judge"): a sampled share of fresh answers, every borderline cache hit (served
-        only once the judge vouched for it), and the candidates a contrast kept out. Each call is paid and counts against
-        `explore_share`.
+        only once the judge vouched for it), and the candidates a contrast kept out.
+        Each call is paid and counts against `explore_share`.
     judge_share : share of fresh answers the judge grades.
     reask_window_s : a request of the same `Request.thread` that asks the same question
         again within this many seconds of an answer is feedback of source "reask"
@@ -730,21 +730,27 @@ class SmartRouter:
             and self._sampling_rng.random() < self.judge_share
         )
 
-    def _awaits_judge(self, lookup: CacheLookup) -> bool:
+    def _awaits_judge(self, request: Request, lookup: CacheLookup) -> bool:
         """A hit the rules would serve with little room (near the similarity threshold,
         or past a contrast the scope no longer refuses) waits for the judge, as in
         Apple's Krites: the request gets a fresh answer, the judge grades the cached one
-        for it off the request path, and requests this close hit once it agreed."""
-        cache = self.cache
-        if self.judge is None or cache is None or lookup.entry_id is None:
+        for it off the request path, and requests this close hit once it agreed. When
+        the cap on what learning may spend leaves no room for the judge, the rules
+        decide alone (a wait that no grading ends would turn the hit into a miss for
+        good)."""
+        cache, judge = self.cache, self.judge
+        if judge is None or cache is None or lookup.entry_id is None or lookup.answer is None:
             return False
         near = lookup.similarity < cache.threshold.similarity_ + BORDERLINE_SIMILARITY
         if lookup.contrast is None and not near:
             return False
         try:
-            return not cache.get(lookup.entry_id).verdicts.vouched_at(lookup.similarity)
+            if cache.get(lookup.entry_id).verdicts.vouched_at(lookup.similarity):
+                return False
         except UnknownEntryError:
             return False  # evicted meanwhile: the lookup's own answer is served
+        cost = judge.expected_cost(request, lookup.answer)
+        return self.learner.may_learn(cost, cost)
 
     def _grade_candidate(self, plan: RoutePlan) -> None:
         """Ask the judge whether the cached answer kept from this request (by a contrast,
@@ -894,7 +900,7 @@ class SmartRouter:
                 if self._verify_text(request, lookup.answer) == 0.0:
                     self.cache.observe(lookup, False)  # checked before serving: a sure miss
                     lookup = dataclasses.replace(lookup, hit=False, reason="rejected_by_verifier")
-                elif self._awaits_judge(lookup):
+                elif self._awaits_judge(request, lookup):
                     lookup = dataclasses.replace(
                         lookup,
                         hit=False,

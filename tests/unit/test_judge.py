@@ -170,6 +170,20 @@ def test_a_borderline_hit_waits_for_the_judge_and_later_ones_follow_its_verdict(
     assert judge[1].graded == ["answer to base"]
 
 
+def test_a_borderline_hit_is_served_when_the_cap_leaves_no_room_for_the_judge():
+    embedder = _Geometry()
+    cache = SemanticCache(embedder, contrast=False)
+    pool = [_model("a", 1.0, lambda r: "answer to " + r.text)]
+    judge = _judge(lambda a: "YES")
+    router = _router(pool, embedder=embedder, cache=cache, judge=judge, judge_share=0.0)
+    router.learner.may_learn = lambda cost, dearest: False  # the cap is spent
+    router.complete("base")
+    near = router.complete("far")
+    router.flush()
+    # no grading could end the wait: the similarity rules decide alone, as without a judge
+    assert near.cache_hit and near.text == "answer to base" and judge[1].graded == []
+
+
 def test_a_candidate_kept_out_by_a_contrast_is_graded_for_the_new_question():
     pool = [_model("a", 1.0, lambda r: "answer to " + r.text)]
     judge = _judge(lambda a: "NO")
