@@ -372,7 +372,7 @@ def _respelled(
             lower = word.text.lower()
             if not lower.isalpha():
                 continue
-            spelled_out = _initials_of(lower, edited)
+            spelled_out = _initials_of(lower, edited, partly=word.text.isupper())
             if spelled_out:
                 drop.update([id(word), *(id(t) for t in spelled_out)])
                 continue
@@ -383,13 +383,15 @@ def _respelled(
     return [t for t in only_a if id(t) not in drop], [t for t in only_b if id(t) not in drop]
 
 
-def _initials_of(short: str, words: list[Token]) -> list[Token]:
+def _initials_of(short: str, words: list[Token], *, partly: bool) -> list[Token]:
     """The run of two or more consecutive `words` whose initials spell `short` ("eu":
-    "European Union") or begin it ("usa": "United States"); [] if none."""
+    "European Union") or, `partly` (for an acronym written in capitals), begin it
+    ("USA": "United States"); [] if none."""
     initials = "".join(t.text[0].lower() if t.text[:1].isalpha() else " " for t in words)
     for size in range(min(len(short), len(words)), 1, -1):
         for at in range(len(words) - size + 1):
-            if short.startswith(initials[at : at + size]):
+            run = initials[at : at + size]
+            if run == short or (partly and short.startswith(run)):
                 return words[at : at + size]
     return []
 
