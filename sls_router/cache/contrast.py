@@ -39,8 +39,9 @@ from typing import Any
 import numpy as np
 from rapidfuzz.distance import OSA, Levenshtein
 
+from ..embeddings import minilm_vocabulary
 from ..errors import ConfigurationError
-from .question_tokens import UNITS, Token, model_words, stem, tokenize
+from .question_tokens import UNITS, Token, stem, tokenize
 
 KINDS = ("negation", "antonym", "number", "unit", "order", "entity", "unaligned", "cross_encoder")
 
@@ -401,7 +402,7 @@ def _misspells(word: str, other: str) -> bool:
     model's vocabulary does not hold, one slip from the other side's word. In a short
     word only the slips that rarely make another word count (two letters swapped, a
     letter doubled or undoubled): "broil" / "boil" and "bake" / "cake" are words."""
-    words = model_words()
+    words = minilm_vocabulary()
     shorter = min(len(word), len(other))
     if shorter < 4 or (word in words and other in words) or OSA.distance(word, other) != 1:
         return False
@@ -432,7 +433,7 @@ def _abbreviates(short: str, word: str) -> bool:
         len(short) >= 3
         and len(word) >= len(short) + 2
         and word.isalpha()
-        and short not in model_words()
+        and short not in minilm_vocabulary()
     )
 
 

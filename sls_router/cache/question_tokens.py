@@ -398,16 +398,6 @@ def stop_words() -> frozenset[str]:
 
 
 @cache
-def model_words() -> frozenset[str]:
-    """The whole words of the bundled MiniLM's vocabulary: a short form it does not hold
-    ("intl", "chem") is an abbreviation, not a word of its own ("pen"). Empty when the
-    model is not installed (no short form is then taken for an abbreviation by it)."""
-    from ..embeddings import minilm_vocabulary
-
-    return minilm_vocabulary()
-
-
-@cache
 def _stemmer() -> Callable[[str], str]:
     try:
         import snowballstemmer
