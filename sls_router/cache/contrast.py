@@ -15,8 +15,8 @@ names what differs:
   on the other;
 * ``unaligned``: a content word of one side with no close counterpart on the other,
   by the token vectors of the static model distilled from the bundled MiniLM (the
-  embedder's own token vectors); pure additions ("please", "quickly") are not
-  contrasts;
+  embedder's own token vectors) or by WordNet 3.0's synonyms ("delete" / "remove");
+  pure additions ("please", "quickly") are not contrasts;
 * ``cross_encoder``: a user-given sentence-transformers ``CrossEncoder`` (a local path,
   never a download) judges the pair not equivalent.
 
@@ -158,6 +158,10 @@ class ContrastCheck:
             return None
         va, vb = vectors[: len(only_a)], vectors[len(only_a) :]
         sims = va @ vb.T
+        for i, ta in enumerate(only_a):
+            for j, tb in enumerate(only_b):
+                if _synonymous(ta, tb):
+                    sims[i, j] = 1.0
         need_a, need_b = self._needed(only_a), self._needed(only_b)
         short_a, short_b = sims.max(axis=1) - need_a, sims.max(axis=0) - need_b
         if min(short_a.min(), short_b.min()) >= 0:
@@ -443,6 +447,25 @@ def _unmatched(a: Token, b: Token) -> Contrast:
 
 def _spans(a: Sequence[Token], b: Sequence[Token]) -> tuple[str, str]:
     return _text(a), _text(b)
+
+
+def _synonymous(a: Token, b: Token) -> bool:
+    """Two words WordNet gives as one meaning in their most frequent senses ("delete" /
+    "remove", "buy" / "purchase"): a counterpart whatever their token vectors say."""
+    return any((x, y) in _synonyms() for x in _base_forms(a) for y in _base_forms(b))
+
+
+@cache
+def _synonyms() -> frozenset[tuple[str, str]]:
+    """(stem, stem) pairs, both ways, from synonyms.tsv."""
+    pairs: set[tuple[str, str]] = set()
+    text = (resources.files("sls_router") / "data" / "synonyms.tsv").read_text(encoding="utf-8")
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            x, y = (stem(w) for w in line.split("\t"))
+            if x != y:
+                pairs.update([(x, y), (y, x)])
+    return frozenset(pairs)
 
 
 @cache

@@ -43,6 +43,10 @@ CONTRASTS = [
     ("unaligned", "How do I clean my car?", "How do I clean my cellar?"),
     ("unaligned", "Which wine goes well with desert?", "Which wine goes well with dessert?"),
     ("unaligned", "How long do I boil a steak?", "How long do I broil a steak?"),
+    # a noun's broader class is not a synonym (an oak is a tree), nor is a rare sense
+    ("unaligned", "How do I grow an oak?", "How do I grow a tree?"),
+    ("unaligned", "How fast can a cheetah run?", "How fast can a cat run?"),
+    ("unaligned", "What does a child eat?", "What does a monkey eat?"),
     ("order", "Convert 10 miles to km", "Convert 10 km to miles"),
     ("order", "Did Athens defeat Sparta?", "Did Sparta defeat Athens?"),
     ("order", "Is Python faster than Java?", "Is Java faster than Python?"),
@@ -78,6 +82,11 @@ PARAPHRASES = [
     ("Why didn't the Spanish Armada succeed?", "Why did the Spanish Armada fail?"),
     ("Why is my code not working?", "Why doesn't my code work?"),
     ("Bake the cake at 180°C", "Bake the cake at 180 degrees C"),
+    # synonyms in their most frequent senses, and a verb for the act it is a way of
+    ("How do I delete my account permanently?", "How do I remove my account permanently?"),
+    ("How do I clean a sofa?", "How do I clean a couch?"),
+    ("How do I dispute a speeding ticket?", "How do I contest a speeding ticket?"),
+    ("Who assassinated Abraham Lincoln?", "Who killed Abraham Lincoln?"),
     # a unit glued to its number, the same on both sides, in a rewording
     (
         'The `max_shard_size` parameter has a default setting of "500MB".',
