@@ -228,8 +228,9 @@ def tokenize(text: str) -> list[Token]:
         if lower.startswith("t__"):  # a time put in by _time_token
             out.append(Token(word, lower[3:], "time", False, True))
         elif _NUMBER.fullmatch(lower) or (
-            lower in _NUMBER_WORDS and (lower != "one" or _next(raw, i) in _MULTIPLIERS)
-        ):
+            (lower in _NUMBER_WORDS or lower == "a")
+            and (lower not in ("one", "a") or _next(raw, i) in _MULTIPLIERS)
+        ):  # "one" and "a" are numbers only before a multiplier: "a million"
             value, last = _read_number(raw, i)
             out.append(Token(" ".join(raw[i : last + 1]), value, "number", False, True))
             i = last
@@ -300,6 +301,8 @@ def _read_number(raw: list[str], i: int) -> tuple[str, int]:
             return canonical(float(text) * _MULTIPLIERS[following]), i + 1
         return (text if "." in text else canonical(float(text))), i
     total, current, j = 0.0, 0.0, i
+    if first == "a":  # "a hundred", "a million"
+        current, j = 1.0, i + 1
     while j < len(raw):
         word = raw[j].lower()
         if word in _NUMBER_WORDS and (j == i or current % 10 == 0 and current % 100 != 10):

@@ -39,6 +39,7 @@ CONTRASTS = [
     ("number", "Which 18th century painters used oil?", "Which 1800s painters used oil?"),
     ("number", "Songs released in 1970", "Songs released in the 1970s"),
     ("number", "What is 1/2 of 10?", "What is 1/3 of 10?"),
+    ("number", "Is a thousand calories a day enough?", "Is two thousand calories a day enough?"),
     # a real word is not taken for a short form of a longer one, nor for a typo
     ("unaligned", "How do I clean my car?", "How do I clean my cellar?"),
     ("unaligned", "Which wine goes well with desert?", "Which wine goes well with dessert?"),
@@ -79,6 +80,7 @@ PARAPHRASES = [
     ("What is 3/4 of 100?", "What is 0.75 of 100?"),
     ("Who finished first in the marathon?", "Who finished 1st in the marathon?"),
     ("What is 6 times 9?", "What is 9 times 6?"),
+    ("What would you do with 1,000,000 dollars?", "What would you do with a million dollars?"),
     ("Why didn't the Spanish Armada succeed?", "Why did the Spanish Armada fail?"),
     ("Why is my code not working?", "Why doesn't my code work?"),
     ("Bake the cake at 180°C", "Bake the cake at 180 degrees C"),
