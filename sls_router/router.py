@@ -899,16 +899,9 @@ class SmartRouter:
                 assert lookup.answer is not None  # a hit carries its answer
                 if self._verify_text(request, lookup.answer) == 0.0:
                     self.cache.observe(lookup, False)  # checked before serving: a sure miss
-                    lookup = dataclasses.replace(lookup, hit=False, reason="rejected_by_verifier")
+                    lookup = self.cache.decline(lookup, "rejected_by_verifier")
                 elif self._awaits_judge(request, lookup):
-                    lookup = dataclasses.replace(
-                        lookup,
-                        hit=False,
-                        reason="awaiting_judge",
-                        entry_id=None,
-                        answer=None,
-                        payload=None,
-                    )
+                    lookup = self.cache.decline(lookup, "awaiting_judge")
             self.learner.observe_request(cache_hit=lookup.hit)
             if lookup.hit:
                 return RoutePlan(request, vector, features, scope, cacheable, lookup, None, started)

@@ -290,6 +290,16 @@ class SemanticCache:
         if entry is not None:
             self.entries.update(entry)
 
+    def decline(self, lookup: CacheLookup, reason: str) -> CacheLookup:
+        """A hit the caller does not serve after all (a verifier rejected its answer, or
+        it waits for a judge): no longer counted as served, and returned as a miss for
+        `reason` that keeps its candidate, so its outcome can still be fed back."""
+        if not lookup.hit:
+            return lookup
+        with self._lock:
+            self._counts["hits"] -= 1
+        return replace(lookup, hit=False, reason=reason, entry_id=None, answer=None, payload=None)
+
     def vouch(self, lookup: CacheLookup) -> None:
         """A label-free source (a judge) found `lookup`'s candidate right for the
         lookup's request, which was not served it: the entry may serve requests this

@@ -28,6 +28,17 @@ def test_paraphrase_hits_and_unrelated_misses(cache):
     assert not miss.hit and miss.reason in {"below_threshold", "ambiguous"}
 
 
+def test_a_declined_hit_is_not_counted_as_served_and_keeps_its_candidate(cache):
+    entry = cache.insert("weather:a", "sunny")
+    hit = cache.lookup("weather:b")
+    declined = cache.decline(hit, "rejected_by_verifier")
+    assert not declined.hit and declined.reason == "rejected_by_verifier"
+    assert declined.answer is None and declined.candidate_id == entry
+    assert cache.stats().hits == 0 and cache.stats().lookups == 1
+    assert cache.decline(declined, "again") is declined  # a miss stays as it is
+    assert cache.stats().hits == 0
+
+
 @pytest.mark.parametrize(
     "other",
     [

@@ -161,7 +161,9 @@ def test_a_borderline_hit_waits_for_the_judge_and_later_ones_follow_its_verdict(
     # a borderline hit is not served: a fresh answer is, and the judge grades the cached one
     assert not near.cache_hit and near.text == "answer to far"
     assert judge[1].graded == ["answer to base"]
-    assert router.stats()["cache"]["wrong_hits"] == 0  # nothing wrong was served
+    # nothing wrong was served, and the hit that waits is not counted as served
+    assert router.stats()["cache"]["wrong_hits"] == 0
+    assert router.stats()["cache"]["hits"] == 1
     later = router.complete("far too")  # as close to "base" as "far" was
     router.flush()
     assert later.cache_hit == (judge_says == "YES")
