@@ -162,7 +162,15 @@ class ContrastCheck:
             for j, tb in enumerate(only_b):
                 if _synonymous(ta, tb):
                     sims[i, j] = 1.0
-        need_a, need_b = self._needed(only_a), self._needed(only_b)
+        # a word an edit only puts in or leaves out is an addition, not a swap
+        added = {
+            id(t)
+            for e in edits
+            for side, other in ((e.a, e.b), (e.b, e.a))
+            if not any(_aligned_word(u) for u in other)
+            for t in side
+        }
+        need_a, need_b = self._needed(only_a, added), self._needed(only_b, added)
         short_a, short_b = sims.max(axis=1) - need_a, sims.max(axis=0) - need_b
         if min(short_a.min(), short_b.min()) >= 0:
             return None
@@ -176,11 +184,19 @@ class ContrastCheck:
         j = int(np.argmin(short_b))
         return _unmatched(only_a[int(np.argmax(sims[:, j]))], only_b[j])
 
-    def _needed(self, tokens: list[Token]) -> np.ndarray:
+    def _needed(self, tokens: list[Token], added: set[int]) -> np.ndarray:
         """How close a counterpart must be: names of one kind sit close together
-        ("Austria" / "Australia"), so a name needs a near-synonym."""
+        ("Austria" / "Australia"), so a name needs a near-synonym; a word only added
+        needs none."""
         return np.array(
-            [self.name_min_cosine if t.entity else self.align_min_cosine for t in tokens]
+            [
+                self.name_min_cosine
+                if t.entity
+                else -np.inf
+                if id(t) in added
+                else self.align_min_cosine
+                for t in tokens
+            ]
         )
 
     def _vectors(self, words: list[str]) -> np.ndarray | None:

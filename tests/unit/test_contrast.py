@@ -87,6 +87,9 @@ PARAPHRASES = [
     # synonyms in their most frequent senses, and a verb for the act it is a way of
     ("How do I delete my account permanently?", "How do I remove my account permanently?"),
     ("How do I clean a sofa?", "How do I clean a couch?"),
+    # a word only put in beside a swap is an addition, not part of the swap
+    ("Yes, this library uses Arrow.", "This library utilizes Arrow."),
+    ("Unfortunately the function removes duplicates.", "The function deletes duplicates."),
     ("How do I dispute a speeding ticket?", "How do I contest a speeding ticket?"),
     ("Who assassinated Abraham Lincoln?", "Who killed Abraham Lincoln?"),
     # a unit glued to its number, the same on both sides, in a rewording
