@@ -46,7 +46,7 @@ from .replay import replay_pool
 from .routing import Decision, Scheduler, query_features
 from .store import LocalStore, Store, open_store
 from .streams import abounded_stream, bounded_stream
-from .trust import label_free
+from .trust import label_free, right_after_disagreeing
 from .types import Completion, Feedback, ModelSpec, Request, Response, Usage, estimate_tokens
 from .verifiers import BoundedVerifier, Verifier, tool_call_verdict
 
@@ -569,6 +569,19 @@ class SmartRouter:
         its verdicts proved right (trust.py); any other source ("label", "user", your
         own) is taken as the truth, and also teaches how far the label-free ones are
         trusted."""
+        self._take_feedback(request_id, score, source, namespace=namespace)
+
+    def _take_feedback(
+        self,
+        request_id: str,
+        score: float,
+        source: str,
+        *,
+        namespace: str | None = None,
+        row_score: float | None = None,
+    ) -> None:
+        """`feedback`, where the predictors may learn `row_score` (a probability the
+        router weighed, e.g. after a disagreement) instead of the verdict itself."""
         fb = Feedback(request_id, score, source)
         with self._lock:
             served = self._served.get(request_id) if isinstance(request_id, str) else None
@@ -594,7 +607,8 @@ class SmartRouter:
         if self.cache is not None and not (weak and fb.score < 0.5 <= p_right):
             self._judge_cache(self.cache, served, p_right, weak=weak)
         if not served.cache_hit:
-            self._record_outcome(served.vector, served.features, served.model, fb.score, source)
+            learned = fb.score if row_score is None else row_score
+            self._record_outcome(served.vector, served.features, served.model, learned, source)
         self.learner.feedback_arrived()
         if self.on_feedback is not None:
             self.on_feedback(request_id, served.model, served.cache_hit, source, fb.score)
@@ -704,10 +718,25 @@ class SmartRouter:
             same = agreement.agree(request.task, answer, completion.text)
             if same is None:
                 return
-            score = 1.0 if same else 0.0
-            self._record_outcome(plan.vector, plan.features, other, score, "agreement")
+            # a disagreement says one of the two is wrong, not which: each model learns
+            # how likely its answer is right given that, by both predicted qualities
+            quality = plan.quality or {}
+            q_served = quality.get(served_model, decision.predicted_quality)
+            q_other = quality.get(other, 0.5)
+            self._record_outcome(
+                plan.vector,
+                plan.features,
+                other,
+                1.0 if same else right_after_disagreeing(q_other, q_served),
+                "agreement",
+            )
             try:
-                self.feedback(request.id, score, source="agreement")
+                self._take_feedback(
+                    request.id,
+                    1.0 if same else 0.0,
+                    "agreement",
+                    row_score=None if same else right_after_disagreeing(q_served, q_other),
+                )
             except UnknownEntryError:
                 return  # forgotten meanwhile (max_pending)
             if not same:

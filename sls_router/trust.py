@@ -62,6 +62,19 @@ def label_free(source: str) -> bool:
     return source in LABEL_FREE
 
 
+def right_after_disagreeing(quality: float, other_quality: float) -> float:
+    """The probability that an answer is right when another model's answer to the same
+    request disagreed with it, from both models' predicted quality on that request.
+
+    Two right answers agree (the task's normalisation compares the one right answer),
+    so a disagreement leaves three cases: this one right and the other wrong, the
+    reverse, or both wrong. Teaching both models "wrong" instead, as a verdict on each,
+    punished a strong model for every weak one that disagreed with it."""
+    right = quality * (1.0 - other_quality)
+    rest = 1.0 - quality * other_quality  # every case but both right
+    return right / rest if rest > 0 else 0.5
+
+
 def passed(score: float) -> bool:
     """A verdict is a pass at score 0.5 or above."""
     return score >= 0.5
@@ -89,8 +102,13 @@ class SourceTrust:
     def training_score(self, source: str, task: str, score: float) -> float:
         """What a predictor learns from `source`'s verdict: the verdict itself until
         ground truth measured such verdicts on `task` (a calibrated coin flip would blur
-        the differences between models that their pass rates show), then `p_right`."""
-        if not label_free(source) or self.evidence(source, task, passed(score)) == 0:
+        the differences between models that their pass rates show), then `p_right`. A
+        score between 0 and 1 is a probability the router already weighed: kept."""
+        if (
+            not label_free(source)
+            or score not in (0.0, 1.0)  # already a probability (right_after_disagreeing)
+            or self.evidence(source, task, passed(score)) == 0
+        ):
             return float(score)
         return self.p_right(source, task, score)
 

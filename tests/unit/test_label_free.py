@@ -14,7 +14,7 @@ import pytest
 
 from sls_router import CallableBackend, ConfigurationError, ModelSpec, Request, SmartRouter
 from sls_router.agreement import agree, normalise
-from sls_router.trust import SourceTrust
+from sls_router.trust import SourceTrust, right_after_disagreeing
 from sls_router.types import Completion, Usage
 
 
@@ -68,6 +68,26 @@ def test_trust_is_saved_as_plain_data_and_refuses_garbled_counts():
     assert again.precision("agreement", "t", True) == trust.precision("agreement", "t", True)
     with pytest.raises(ValueError):
         SourceTrust.from_state([["agreement", "t", True, -1.0, 0.0]])
+
+
+@pytest.mark.parametrize(("q", "other"), [(0.9, 0.5), (0.7, 0.6), (0.5, 0.5), (0.3, 0.8)])
+def test_a_disagreement_says_one_is_wrong_not_which(q, other):
+    mine, theirs = right_after_disagreeing(q, other), right_after_disagreeing(other, q)
+    # by Bayes over the three cases a disagreement leaves (two right answers agree)
+    both_wrong = (1 - q) * (1 - other)
+    assert mine == pytest.approx(q * (1 - other) / (q * (1 - other) + other * (1 - q) + both_wrong))
+    assert mine + theirs <= 1.0  # at most one of them is right
+    assert (mine > theirs) == (q > other) and (mine == pytest.approx(theirs)) == (q == other)
+    assert mine < q  # a disagreement is evidence against each answer
+    assert right_after_disagreeing(1.0, other) == 1.0 and right_after_disagreeing(q, 1.0) == 0.0
+
+
+def test_a_probability_is_trained_as_it_is_once_the_source_is_measured():
+    trust = SourceTrust()
+    trust.observe("agreement", "t", 0.0, answer_right=True)
+    trust.observe("agreement", "t", 1.0, answer_right=True)
+    assert trust.training_score("agreement", "t", 1.0) == pytest.approx(3 / 4)
+    assert trust.training_score("agreement", "t", 0.3) == 0.3
 
 
 # -- the router ---------------------------------------------------------------------
@@ -306,3 +326,30 @@ def test_learning_work_beyond_the_backlog_bound_is_skipped():
         release.set()
         router.flush()
         router.close()
+
+
+def test_a_strong_model_that_a_weak_one_disagrees_with_is_not_taught_it_was_wrong():
+    """Labels first teach that "strong" is right and "weak" wrong on these requests;
+    then, without labels, each disagreement between them teaches each model how likely
+    its answer is right given both (before, both were taught "wrong")."""
+    pool = [_model("strong", 1.0, lambda r: "template a"), _model("weak", 0.5, lambda r: "b")]
+    router = _router(pool, second_opinion=1.0, cache=False, explore_share=1.0)
+    for i in range(40):
+        response = router.complete(Request(prompt=f"line {i} failed", task="t", id=f"l{i}"))
+        router.feedback(response.request_id, float(response.model == "strong"), source="label")
+    router.flush()
+    rows = router.learner.outcomes
+    start = len(rows.sources)
+    for i in range(40, 60):
+        router.complete(Request(prompt=f"line {i} failed", task="t", id=f"l{i}"))
+        router.flush()
+    learned = {
+        (model, round(score, 6))
+        for model, score, source in zip(
+            rows.models[start:], rows.scores[start:], rows.sources[start:]
+        )
+        if source == "agreement"
+    }
+    scores = {model: [s for m, s in learned if m == model] for model in ("strong", "weak")}
+    assert scores["strong"] and scores["weak"]
+    assert min(scores["strong"]) > 0.5 > max(scores["weak"])
