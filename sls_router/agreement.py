@@ -38,6 +38,13 @@ def _text(text: str) -> str:
 NORMALISERS = {"logparsing": _template, "classification": _label, "codegen": None}
 
 
+def few_answers(task: str | None) -> bool:
+    """Are this task's answers a label among a few? Two wrong ones then agree as easily
+    as two right ones (on a yes / no task, always), so without ground truth a comparison
+    cannot tell a shared bias from the truth."""
+    return task_kind(task) == "classification"
+
+
 def normalise(task: str | None, answer: str) -> str | None:
     """The comparable form of `answer` for `task`, or None when such answers cannot be
     compared as text."""

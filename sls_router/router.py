@@ -718,24 +718,21 @@ class SmartRouter:
             same = agreement.agree(request.task, answer, completion.text)
             if same is None:
                 return
-            # a disagreement says one of the two is wrong, not which: each model learns
-            # how likely its answer is right given that, by both predicted qualities
-            quality = plan.quality or {}
-            q_served = quality.get(served_model, decision.predicted_quality)
-            q_other = quality.get(other, 0.5)
-            self._record_outcome(
-                plan.vector,
-                plan.features,
-                other,
-                1.0 if same else right_after_disagreeing(q_other, q_served),
-                "agreement",
-            )
+            served_score = other_score = 1.0 if same else 0.0
+            if not same and not agreement.few_answers(request.task):
+                # one of two open answers is wrong, not which: each model learns how
+                # likely its own is right, from both predicted qualities. Labels keep
+                # the verdict: there, Bayes on the predictors' own beliefs drifted to
+                # the cheapest models (README, "Learning without labels")
+                quality = plan.quality or {}
+                q_served = quality.get(served_model, decision.predicted_quality)
+                q_other = quality.get(other, 0.5)
+                served_score = right_after_disagreeing(q_served, q_other)
+                other_score = right_after_disagreeing(q_other, q_served)
+            self._record_outcome(plan.vector, plan.features, other, other_score, "agreement")
             try:
                 self._take_feedback(
-                    request.id,
-                    1.0 if same else 0.0,
-                    "agreement",
-                    row_score=None if same else right_after_disagreeing(q_served, q_other),
+                    request.id, 1.0 if same else 0.0, "agreement", row_score=served_score
                 )
             except UnknownEntryError:
                 return  # forgotten meanwhile (max_pending)

@@ -63,16 +63,18 @@ def label_free(source: str) -> bool:
 
 
 def right_after_disagreeing(quality: float, other_quality: float) -> float:
-    """The probability that an answer is right when another model's answer to the same
-    request disagreed with it, from both models' predicted quality on that request.
+    """The probability that an open answer (a template, a text) is right when another
+    model's answer to the same request disagreed with it, by Bayes from both models'
+    predicted quality on that request.
 
     Two right answers agree (the task's normalisation compares the one right answer),
-    so a disagreement leaves three cases: this one right and the other wrong, the
-    reverse, or both wrong. Teaching both models "wrong" instead, as a verdict on each,
-    punished a strong model for every weak one that disagreed with it."""
+    and two wrong open answers are taken never to agree, so a disagreement leaves: this
+    one right and the other wrong, the reverse, or both wrong. Teaching both models
+    "wrong" instead, as a verdict on each, punished a strong model for every weak one
+    that disagreed with it."""
     right = quality * (1.0 - other_quality)
-    rest = 1.0 - quality * other_quality  # every case but both right
-    return right / rest if rest > 0 else 0.5
+    cases = right + (1.0 - quality) * other_quality + (1.0 - quality) * (1.0 - other_quality)
+    return right / cases if cases > 0 else 0.5
 
 
 def passed(score: float) -> bool:

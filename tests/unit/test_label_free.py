@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from sls_router import CallableBackend, ConfigurationError, ModelSpec, Request, SmartRouter
-from sls_router.agreement import agree, normalise
+from sls_router.agreement import agree, few_answers, normalise
 from sls_router.trust import SourceTrust, right_after_disagreeing
 from sls_router.types import Completion, Usage
 
@@ -27,6 +27,11 @@ def test_log_templates_agree_whatever_their_spacing_and_runs_of_wildcards():
 def test_labels_agree_by_their_first_word_case_and_punctuation_aside():
     assert agree("classification/overruling", "Yes.", "yes, it overrules")
     assert not agree("classification/overruling", "No", "Yes")
+
+
+def test_only_labels_are_answers_among_a_few():
+    assert few_answers("classification/overruling") and few_answers("classification")
+    assert not few_answers("logparsing/HDFS") and not few_answers(None)
 
 
 def test_code_cannot_be_compared_as_text_and_empty_answers_say_nothing():
@@ -71,11 +76,12 @@ def test_trust_is_saved_as_plain_data_and_refuses_garbled_counts():
 
 
 @pytest.mark.parametrize(("q", "other"), [(0.9, 0.5), (0.7, 0.6), (0.5, 0.5), (0.3, 0.8)])
-def test_a_disagreement_says_one_is_wrong_not_which(q, other):
+def test_a_disagreement_between_open_answers_says_one_is_wrong_not_which(q, other):
     mine, theirs = right_after_disagreeing(q, other), right_after_disagreeing(other, q)
-    # by Bayes over the three cases a disagreement leaves (two right answers agree)
-    both_wrong = (1 - q) * (1 - other)
-    assert mine == pytest.approx(q * (1 - other) / (q * (1 - other) + other * (1 - q) + both_wrong))
+    # by Bayes over the three cases a disagreement leaves (two right answers agree, two
+    # wrong open answers do not)
+    only_me, only_them, neither = q * (1 - other), (1 - q) * other, (1 - q) * (1 - other)
+    assert mine == pytest.approx(only_me / (only_me + only_them + neither))
     assert mine + theirs <= 1.0  # at most one of them is right
     assert (mine > theirs) == (q > other) and (mine == pytest.approx(theirs)) == (q == other)
     assert mine < q  # a disagreement is evidence against each answer
@@ -328,28 +334,32 @@ def test_learning_work_beyond_the_backlog_bound_is_skipped():
         router.close()
 
 
-def test_a_strong_model_that_a_weak_one_disagrees_with_is_not_taught_it_was_wrong():
+def _taught_after_disagreeing(task: str) -> dict[str, list[float]]:
     """Labels first teach that "strong" is right and "weak" wrong on these requests;
-    then, without labels, each disagreement between them teaches each model how likely
-    its answer is right given both (before, both were taught "wrong")."""
+    then, without labels, the two disagree on every request: what each model learns."""
     pool = [_model("strong", 1.0, lambda r: "template a"), _model("weak", 0.5, lambda r: "b")]
     router = _router(pool, second_opinion=1.0, cache=False, explore_share=1.0)
     for i in range(40):
-        response = router.complete(Request(prompt=f"line {i} failed", task="t", id=f"l{i}"))
+        response = router.complete(Request(prompt=f"line {i} failed", task=task, id=f"l{i}"))
         router.feedback(response.request_id, float(response.model == "strong"), source="label")
     router.flush()
     rows = router.learner.outcomes
     start = len(rows.sources)
     for i in range(40, 60):
-        router.complete(Request(prompt=f"line {i} failed", task="t", id=f"l{i}"))
+        router.complete(Request(prompt=f"line {i} failed", task=task, id=f"l{i}"))
         router.flush()
-    learned = {
-        (model, round(score, 6))
-        for model, score, source in zip(
-            rows.models[start:], rows.scores[start:], rows.sources[start:]
-        )
-        if source == "agreement"
-    }
-    scores = {model: [s for m, s in learned if m == model] for model in ("strong", "weak")}
+    taught = zip(rows.models[start:], rows.scores[start:], rows.sources[start:])
+    learned = [(model, score) for model, score, source in taught if source == "agreement"]
+    return {model: [s for m, s in learned if m == model] for model in ("strong", "weak")}
+
+
+def test_a_strong_model_that_a_weak_one_disagrees_with_is_not_taught_it_was_wrong():
+    scores = _taught_after_disagreeing("logparsing/t")
     assert scores["strong"] and scores["weak"]
     assert min(scores["strong"]) > 0.5 > max(scores["weak"])
+
+
+def test_on_a_label_task_a_disagreement_is_taught_as_it_says():
+    scores = _taught_after_disagreeing("classification/t")
+    assert scores["strong"] and scores["weak"]
+    assert set(scores["strong"]) == set(scores["weak"]) == {0.0}
