@@ -83,6 +83,12 @@ def _single(word: str) -> bool:
     return "_" not in word and "-" not in word
 
 
+def _word(lemma: str) -> bool:
+    """A word of letters that a question could use in place of another: not a numeral
+    ("5" / "v"), a single letter, or a phrase."""
+    return lemma.isalpha() and len(lemma) > 1
+
+
 def antonyms(synsets: dict[tuple[str, int], Synset]) -> set[tuple[str, str]]:
     pairs = set()
     for words, pointers in synsets.values():
@@ -117,7 +123,7 @@ def synonyms(
     synset is its word's most frequent sense, and one of the two words is common."""
 
     def dominant(key: tuple[str, int], words: list[str]) -> list[str]:
-        return [w for w in words if _single(w) and first.get((key[0], w)) == key[1]]
+        return [w for w in words if _word(w) and first.get((key[0], w)) == key[1]]
 
     pairs = set()
     for key, (words, pointers) in synsets.items():

@@ -188,16 +188,13 @@ class ContrastCheck:
         """How close a counterpart must be: names of one kind sit close together
         ("Austria" / "Australia"), so a name needs a near-synonym; a word only added
         needs none."""
-        return np.array(
-            [
-                self.name_min_cosine
-                if t.entity
-                else -np.inf
-                if id(t) in added
-                else self.align_min_cosine
-                for t in tokens
-            ]
-        )
+
+        def needed(token: Token) -> float:
+            if token.entity:
+                return self.name_min_cosine
+            return -np.inf if id(token) in added else self.align_min_cosine
+
+        return np.array([needed(t) for t in tokens])
 
     def _vectors(self, words: list[str]) -> np.ndarray | None:
         """Unit vectors of `words`; each word is embedded once and kept (the same words
