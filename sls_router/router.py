@@ -11,13 +11,12 @@ import asyncio
 import concurrent.futures
 import contextlib
 import dataclasses
-import hashlib
 import logging
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ from . import agreement
 from ._persist import Snapshot, reading_saved
 from .backends import Backend, StreamChunk, check_pool, replay_chunks
 from .cache import CacheLookup, SemanticCache, default_cache, request_scope
+from .cache_teaching import CacheTeacher, Served, answer_digest
 from .embeddings import MAX_TEXT_CHARS, Embedder, get_embedder
 from .errors import (
     BackendError,
@@ -69,23 +69,6 @@ _SCHEDULER_OPTIONS = (
     "default_model",
     "random_state",
 )
-
-
-@dataclass
-class _Served:
-    """What was served for one request, kept until its feedback arrives (up to
-    `max_pending` of them: the answer itself is kept as a digest, so long answers do not
-    stay in memory after the cache evicted them)."""
-
-    model: str
-    cache_hit: bool
-    vector: np.ndarray
-    features: np.ndarray
-    answer_digest: bytes
-    lookup: CacheLookup | None
-    entry_id: int | None
-    namespace: str
-    verdicts: list[tuple[str, float]] = field(default_factory=list)  # label-free, so far
 
 
 @dataclass
@@ -245,7 +228,6 @@ class SmartRouter:
                 "grades, in [0, 1]."
             )
         self.second_opinion = second_opinion
-        self.confirm_precision = confirm_precision
         self.judge = None if judge is None else Judge.of(judge, self.backends, self.specs)
         self.judge_share = judge_share
         if not reask_window_s >= 0:
@@ -261,12 +243,12 @@ class SmartRouter:
         self.on_feedback = on_feedback
         self._sampling_rng = np.random.default_rng(random_state)
         self.off_path = OffPathWork()  # second opinions and gradings, after the answer
-        # per cache entry, the models seen giving its answer (bounded like `_served`)
-        self._support: OrderedDict[int, set[str]] = OrderedDict()
         self.health = CircuitBreaker(breaker_failures, breaker_cooldown_s)
         self.max_pending = max_pending
+        # what verdicts teach the cache; its supporting models bounded like `_served`
+        self.teacher = CacheTeacher(self.cache, self.learner, confirm_precision, max_pending)
         self.store: Store | None = None  # set by `open`: where learned state is published
-        self._served: OrderedDict[str, _Served] = OrderedDict()
+        self._served: OrderedDict[str, Served] = OrderedDict()
         self._lock = threading.RLock()
         self._pool_executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=max(4, sum(s.max_concurrency for s in self.specs.values())),
@@ -605,73 +587,13 @@ class SmartRouter:
         p_right = self.learner.p_right(served.features, source, fb.score)
         # an untrusted failure (one of two disagreeing answers) says nothing to the cache
         if self.cache is not None and not (weak and fb.score < 0.5 <= p_right):
-            self._judge_cache(self.cache, served, p_right, weak=weak)
+            self.teacher.judge(served, p_right, weak=weak)
         if not served.cache_hit:
             learned = fb.score if row_score is None else row_score
             self._record_outcome(served.vector, served.features, served.model, learned, source)
         self.learner.feedback_arrived()
         if self.on_feedback is not None:
             self.on_feedback(request_id, served.model, served.cache_hit, source, fb.score)
-
-    def _judge_cache(
-        self, cache: SemanticCache, served: _Served, p_right: float, weak: bool
-    ) -> None:
-        """Labels and ratings judge the cache. A label-free verdict is `weak`: it never
-        loosens thresholds (wrong answers pass checks too); it removes an answer it makes
-        likelier wrong than right, and confirms one only together with an independent
-        answer that agreed (`_confirm_agreed`). `p_right`: how likely the verdict makes
-        the served answer right."""
-        correct = p_right >= 0.5
-        try:
-            if served.cache_hit:
-                if correct and weak:
-                    return
-                assert served.lookup is not None  # a hit was served from its lookup
-                cache.observe(served.lookup, correct)
-                return
-            lookup = served.lookup
-            if lookup is not None:
-                cache.judge_fresh(lookup, correct)  # after a contrast refused its candidate
-            if served.entry_id is not None and not correct:
-                cache.feedback(served.entry_id, False)  # its own answer is wrong
-            elif served.entry_id is not None and not weak:
-                cache.confirm(served.entry_id)
-            if correct and lookup is not None and lookup.candidate_id is not None:
-                candidate = cache.get(lookup.candidate_id)
-                same_answer = _digest(candidate.answer) == served.answer_digest
-                same_model = (candidate.payload or {}).get("model") == served.model
-                if weak and same_answer:
-                    cache.judge_refusal(lookup, True)  # refused, it would have said the same
-                    # with confirm_precision, one model repeating itself is no second
-                    # opinion: agreement counts distinct models
-                    models = self._support_of(candidate.id) | {served.model}
-                    for entry_id in (candidate.id, served.entry_id):
-                        if entry_id is None:
-                            continue
-                        agreeing = self._add_support(entry_id, models) - 1
-                        if self.confirm_precision is None:
-                            agreeing = max(agreeing, 1)
-                        self._confirm_agreed(served.features, p_right, agreeing, entry_id)
-                elif not weak and (same_answer or same_model):  # a meaningful counterfactual
-                    cache.observe(lookup, same_answer)
-        except UnknownEntryError:
-            pass  # the entry was evicted meanwhile: nothing left to judge
-
-    def _confirm_agreed(
-        self, features: np.ndarray, p_right: float, agreeing: int, entry_id: int | None
-    ) -> bool:
-        """Let the cache serve an answer that `agreeing` other models gave too, once that
-        makes it right with probability `confirm_precision` (trust.py weighs agreement;
-        None: any agreement does); True when it does."""
-        if self.confirm_precision is not None and (
-            agreeing < 1
-            or self.learner.p_agreed(features, p_right, agreeing) < self.confirm_precision
-        ):
-            return False
-        if entry_id is not None and self.cache is not None:
-            with contextlib.suppress(UnknownEntryError):  # evicted meanwhile
-                self.cache.confirm(entry_id)
-        return True
 
     # -- second opinions: a runner-up asked off the request path, to compare ----------
     def _ask_second_opinions(
@@ -741,9 +663,9 @@ class SmartRouter:
             agreeing = (
                 agreeing + 1
                 if entry_id is None
-                else self._add_support(entry_id, {served_model, other}) - 1
+                else self.teacher.add_support(entry_id, {served_model, other}) - 1
             )
-            if self._confirm_agreed(plan.features, p_right, agreeing, entry_id):
+            if self.teacher.confirm_agreed(plan.features, p_right, agreeing, entry_id):
                 return
 
     # -- the judge: an LLM grading answers, off the request path -----------------------
@@ -953,7 +875,7 @@ class SmartRouter:
             candidates, vector, features, estimate_tokens(request.text), request.task
         )
         if (
-            self.confirm_precision is not None
+            self.teacher.confirm_precision is not None
             and lookup is not None
             and lookup.reason == "unconfirmed"
             and request.model is None
@@ -970,7 +892,7 @@ class SmartRouter:
         ranked model that has not given that answer yet, within exploration's cap. Its
         answer serves the request and, agreeing, counts toward confirming the cached one;
         the same model would only repeat itself."""
-        gave = self._support_of(lookup.candidate_id)
+        gave = self.teacher.support_of(lookup.candidate_id)
         if decision.chosen not in gave:
             return decision
         other = next((m for m in decision.ranking if m not in gave), None)
@@ -986,31 +908,6 @@ class SmartRouter:
             predicted_cost_usd=decision.costs[other],
             explored=True,
         )
-
-    def _support_of(self, entry_id: int | None) -> set[str]:
-        """The models that gave cache entry `entry_id`'s answer (as far as this router
-        saw; at least the model that produced it)."""
-        if entry_id is None or self.cache is None:
-            return set()
-        with self._lock:
-            known = self._support.get(entry_id)
-        if known is not None:
-            return set(known)
-        try:
-            model = (self.cache.get(entry_id).payload or {}).get("model")
-        except UnknownEntryError:
-            return set()
-        return {model} if isinstance(model, str) else set()
-
-    def _add_support(self, entry_id: int, models: set[str]) -> int:
-        """Record that `models` gave entry `entry_id`'s answer; returns how many did."""
-        with self._lock:
-            support = self._support.setdefault(entry_id, set())
-            support.update(models)
-            self._support.move_to_end(entry_id)
-            while len(self._support) > self.max_pending:
-                self._support.popitem(last=False)
-            return len(support)
 
     def _failover(self, plan: RoutePlan) -> Failover:
         assert plan.decision is not None  # a plan without one is served from the cache
@@ -1061,7 +958,7 @@ class SmartRouter:
                 },
             )
         if entry_id is not None:
-            self._add_support(entry_id, {chosen.model})
+            self.teacher.add_support(entry_id, {chosen.model})
         self._remember(plan, response, entry_id)
         for call in failover.calls:
             if call.verdict is not None and call.model != chosen.model:
@@ -1118,12 +1015,12 @@ class SmartRouter:
         lookup = plan.lookup
         if lookup is not None and (lookup.answer is not None or lookup.payload is not None):
             lookup = dataclasses.replace(lookup, answer=None, payload=None)  # feedback needs ids
-        served = _Served(
+        served = Served(
             model=response.model,
             cache_hit=response.cache_hit,
             vector=plan.vector,
             features=plan.features,
-            answer_digest=_digest(response.text),
+            answer_digest=answer_digest(response.text),
             lookup=lookup,
             entry_id=entry_id,
             namespace=plan.request.namespace,
@@ -1188,10 +1085,6 @@ def _saved_options(saved: Snapshot) -> dict[str, Any]:
 def _check_source(completion: Completion) -> str:
     """The feedback source of `_verify`'s verdict on `completion`."""
     return "tool_schema" if completion.tool_calls else "verifier"
-
-
-def _digest(answer: str) -> bytes:
-    return hashlib.sha256(answer.strip().encode("utf-8", "surrogatepass")).digest()
 
 
 def _as_request(request: Request | str) -> Request:
