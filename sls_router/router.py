@@ -845,9 +845,8 @@ class SmartRouter:
             lookup = self.cache.lookup(request.embed_text, scope, vector=vector)
             if lookup.hit:
                 assert lookup.answer is not None  # a hit carries its answer
-                if self._verify_text(request, lookup.answer) == 0.0:
-                    self.cache.observe(lookup, False)  # checked before serving: a sure miss
-                    lookup = self.cache.decline(lookup, "rejected_by_verifier")
+                if self._verify_text(request, lookup.answer) == 0.0:  # checked before serving
+                    lookup = self.cache.decline(lookup, "rejected_by_verifier", proved_wrong=True)
                 elif self._awaits_judge(request, lookup):
                     lookup = self.cache.decline(lookup, "awaiting_judge")
             self.learner.observe_request(cache_hit=lookup.hit)

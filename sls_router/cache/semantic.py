@@ -290,14 +290,21 @@ class SemanticCache:
         if entry is not None:
             self.entries.update(entry)
 
-    def decline(self, lookup: CacheLookup, reason: str) -> CacheLookup:
+    def decline(
+        self, lookup: CacheLookup, reason: str, *, proved_wrong: bool = False
+    ) -> CacheLookup:
         """A hit the caller does not serve after all (a verifier rejected its answer, or
         it waits for a judge): no longer counted as served, and returned as a miss for
-        `reason` that keeps its candidate, so its outcome can still be fed back."""
+        `reason` that keeps its candidate, so its outcome can still be fed back. With
+        `proved_wrong` the entry and the thresholds learn it as a wrong hit, though none
+        is counted (nothing wrong was served)."""
         if not lookup.hit:
             return lookup
+        if proved_wrong:
+            self.observe(lookup, False)
         with self._lock:
             self._counts["hits"] -= 1
+            self._counts["wrong_hits"] -= int(proved_wrong)
         return replace(lookup, hit=False, reason=reason, entry_id=None, answer=None, payload=None)
 
     def vouch(self, lookup: CacheLookup) -> None:

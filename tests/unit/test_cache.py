@@ -37,6 +37,10 @@ def test_a_declined_hit_is_not_counted_as_served_and_keeps_its_candidate(cache):
     assert cache.stats().hits == 0 and cache.stats().lookups == 1
     assert cache.decline(declined, "again") is declined  # a miss stays as it is
     assert cache.stats().hits == 0
+    # proved wrong (a verifier rejected the cached answer): learned, not counted
+    wrong = cache.decline(cache.lookup("weather:b"), "rejected_by_verifier", proved_wrong=True)
+    assert not wrong.hit and cache.stats().hits == cache.stats().wrong_hits == 0
+    assert not cache.lookup("weather:b").hit  # the entry no longer serves this close
 
 
 @pytest.mark.parametrize(
