@@ -21,6 +21,7 @@ CONTRASTS = [
     ("antonym", "How do I turn on dark mode?", "How do I turn off dark mode?"),
     ("antonym", "Should I buy Tesla stock?", "Should I sell Tesla stock?"),
     ("antonym", "Python sort list ascending", "Python sort list descending"),
+    ("antonym", "How do I cancel one occurrence?", "How do I cancel all occurrences?"),
     ("number", "What year did World War 1 start?", "What year did World War 2 start?"),
     ("number", "Is Python 3.8 still supported?", "Is Python 3.12 still supported?"),
     ("number", "What features came with ES2015?", "What features came with ES2020?"),
