@@ -104,11 +104,13 @@ class SourceTrust:
     def training_score(self, source: str, task: str, score: float) -> float:
         """What a predictor learns from `source`'s verdict: the verdict itself until
         ground truth measured such verdicts on `task` (a calibrated coin flip would blur
-        the differences between models that their pass rates show), then `p_right`. A
-        score between 0 and 1 is a probability the router already weighed: kept."""
+        the differences between models that their pass rates show), then `p_right`. An
+        agreement row between 0 and 1 is a disagreement the router already weighed
+        (`right_after_disagreeing`): kept."""
         if (
             not label_free(source)
-            or score not in (0.0, 1.0)  # already a probability (right_after_disagreeing)
+            # the router already weighed a disagreement into a probability
+            or (source == "agreement" and score not in (0.0, 1.0))
             or self.evidence(source, task, passed(score)) == 0
         ):
             return float(score)

@@ -94,6 +94,9 @@ def test_a_probability_is_trained_as_it_is_once_the_source_is_measured():
     trust.observe("agreement", "t", 1.0, answer_right=True)
     assert trust.training_score("agreement", "t", 1.0) == pytest.approx(3 / 4)
     assert trust.training_score("agreement", "t", 0.3) == 0.3
+    # a verifier's own score between 0 and 1 is still a verdict, calibrated once measured
+    trust.observe("verifier", "t", 0.7, answer_right=True)
+    assert trust.training_score("verifier", "t", 0.7) == pytest.approx(2 / 3)
 
 
 # -- the router ---------------------------------------------------------------------
