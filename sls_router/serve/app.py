@@ -183,7 +183,8 @@ def create_app(server: Server) -> FastAPI:
     # the two readers of the router's counters run in the thread pool: with a shared
     # store, counting the cache's entries is a query
     @app.get("/metrics")
-    def metrics() -> Response:
+    def metrics(request: HTTPRequest) -> Response:
+        _operator(server, request)
         return Response(server.metrics.exposition(), media_type=CONTENT_TYPE)
 
     @app.get("/dashboard", response_class=HTMLResponse)
@@ -195,7 +196,8 @@ def create_app(server: Server) -> FastAPI:
         return Response(_static("dashboard.js"), media_type="text/javascript")
 
     @app.get("/dashboard/data")
-    def dashboard_data() -> JSONResponse:
+    def dashboard_data(request: HTTPRequest) -> JSONResponse:
+        _operator(server, request)
         m = server.metrics
         return JSONResponse(
             {
@@ -241,19 +243,40 @@ def _namespace(server: Server, request: HTTPRequest) -> str:
     tenants = server.config.tenants
     if not tenants:
         return "default"
-    header = request.headers.get("authorization", "")
-    scheme, _, key = header.partition(" ")
-    if scheme.lower() != "bearer" or not key.strip():
+    digest = _bearer_digest(request)
+    if digest is None:
         raise APIError(
             401,
             "no API key: send the tenant's key as 'Authorization: Bearer <key>'.",
             code="invalid_api_key",
         )
-    digest = key_digest(key.strip())
     for known, namespace in tenants.items():
         if hmac.compare_digest(known, digest):
             return namespace
     raise APIError(401, "the API key is not valid for this server.", code="invalid_api_key")
+
+
+def _operator(server: Server, request: HTTPRequest) -> None:
+    """The counters show every tenant's traffic (request ids, models, costs): with an
+    [operator] key, only that key reads them."""
+    expected = server.config.operator_key
+    if expected is None:
+        return
+    digest = _bearer_digest(request)
+    if digest is None or not hmac.compare_digest(expected, digest):
+        raise APIError(
+            401,
+            "the counters need the operator's key: send it as 'Authorization: Bearer <key>'.",
+            code="invalid_api_key",
+        )
+
+
+def _bearer_digest(request: HTTPRequest) -> str | None:
+    """The sha256 of the request's bearer key, None without one."""
+    scheme, _, key = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not key.strip():
+        return None
+    return key_digest(key.strip())
 
 
 async def _json_body(request: HTTPRequest) -> Any:

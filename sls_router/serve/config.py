@@ -31,6 +31,9 @@ price = [0, 0]
 [[tenants]]                    # with tenants, every request needs one of their keys
 namespace = "acme"
 key_env = "ACME_API_KEY"       # or key_sha256 = "<hex sha256 of the key>"
+
+[operator]                     # optional: /metrics and the dashboard's data need this key
+key_env = "SLS_OPERATOR_KEY"   # or key_sha256 = "<hex sha256 of the key>"
 ```
 """
 
@@ -69,7 +72,8 @@ _OPENAI_KEYS = {"base_url", "model", "api_key_env"}
 _LANGCHAIN_KEYS = {"class", "kwargs"}
 _REPLAY_KEYS = {"file", "bundled", "latency", "models"}
 _TENANT_KEYS = {"namespace", "key_env", "key_sha256"}
-_TOP_KEYS = {"reference_model", "embedder", "router", "replay", "models", "tenants"}
+_OPERATOR_KEYS = {"key_env", "key_sha256"}
+_TOP_KEYS = {"reference_model", "embedder", "router", "replay", "models", "tenants", "operator"}
 ROUTE_MODEL = "sls-router"
 """The model name that asks the server to route; any pool model's name pins it."""
 
@@ -97,12 +101,14 @@ class ReplayEntry:
 
 @dataclass(frozen=True)
 class ServeConfig:
-    """A checked pool.toml; `tenants` maps the sha256 of each API key to its namespace."""
+    """A checked pool.toml; `tenants` maps the sha256 of each API key to its namespace;
+    `operator_key` is the sha256 of the key that reads the counters (None: anyone may)."""
 
     path: Path
     models: list[ModelEntry] = field(default_factory=list)
     replays: list[ReplayEntry] = field(default_factory=list)
     tenants: dict[str, str] = field(default_factory=dict)
+    operator_key: str | None = None
     reference_model: str | None = None
     router_options: dict[str, Any] = field(default_factory=dict)
     lines: dict[str, int] = field(default_factory=dict)  # where top-level keys were set
@@ -207,11 +213,13 @@ def parse_config(raw: dict[str, Any], path: Path, text: str = "") -> ServeConfig
     if reference is not None and not isinstance(reference, str):
         raise fail(lines.key("reference_model"), "reference_model must be a model's name.")
     tenants = _tenants(_tables(raw, "tenants"), lines, fail)
+    operator_key = _operator_key(raw.get("operator"), tenants, lines, fail)
     return ServeConfig(
         path=path,
         models=models,
         replays=replays,
         tenants=tenants,
+        operator_key=operator_key,
         reference_model=reference,
         router_options=options,
         lines={"reference_model": lines.key("reference_model") if reference else 0},
@@ -357,6 +365,55 @@ def _replay_entry(item: dict[str, Any], index: int, path: Path, lines: _Lines, f
     )
 
 
+def _operator_key(item: Any, tenants: dict[str, str], lines: _Lines, fail) -> str | None:
+    """The sha256 of the key that reads /metrics and the dashboard's data, if set."""
+    if item is None:
+        return None
+    start = lines.header("operator") or 0
+    if not isinstance(item, dict):
+        raise fail(start, "[operator] must be a table with key_env or key_sha256.")
+    for key in item:
+        if key not in _OPERATOR_KEYS:
+            raise fail(
+                lines.key(key, start),
+                f"[operator] has no key {key!r}; it takes {sorted(_OPERATOR_KEYS)}.",
+            )
+    digest = _key_digest_of(item, "[operator]", start, lines, fail)
+    if digest in tenants:
+        raise fail(
+            start, f"[operator] shares its key with tenant {tenants[digest]!r}; give it its own."
+        )
+    return digest
+
+
+def _key_digest_of(item: dict[str, Any], who: str, start: int, lines: _Lines, fail) -> str:
+    """The sha256 of the API key that `item` names: from the environment variable of
+    `key_env`, or `key_sha256` as given; never the key itself in the file."""
+    if ("key_env" in item) == ("key_sha256" in item):
+        raise fail(
+            start,
+            f'{who} needs one of key_env = "VAR" (the environment variable holding its API '
+            'key) or key_sha256 = "<hex digest>"; never the key.',
+        )
+    if "key_env" in item:
+        secret = os.environ.get(str(item["key_env"]))
+        if not secret:
+            raise fail(
+                lines.key("key_env", start),
+                f"{who}: the environment variable {item['key_env']!r} is unset or empty; "
+                "export its API key in it before starting.",
+            )
+        return key_digest(secret)
+    digest = str(item["key_sha256"]).lower()
+    if not re.fullmatch(r"[0-9a-f]{64}", digest):
+        raise fail(
+            lines.key("key_sha256", start),
+            f"{who}: key_sha256 must be 64 hex digits "
+            "(python -c \"import hashlib; print(hashlib.sha256(b'KEY').hexdigest())\").",
+        )
+    return digest
+
+
 def _tenants(items: list[dict[str, Any]], lines: _Lines, fail) -> dict[str, str]:
     headers = lines.headers("tenants")
     out: dict[str, str] = {}
@@ -371,29 +428,7 @@ def _tenants(items: list[dict[str, Any]], lines: _Lines, fail) -> dict[str, str]
         namespace = item.get("namespace")
         if not isinstance(namespace, str) or not namespace.strip():
             raise fail(start, 'a [[tenants]] entry needs namespace = "..." (the tenant\'s id).')
-        if ("key_env" in item) == ("key_sha256" in item):
-            raise fail(
-                start,
-                f'tenant {namespace!r} needs one of key_env = "VAR" (the environment '
-                'variable holding its API key) or key_sha256 = "<hex digest>"; never the key.',
-            )
-        if "key_env" in item:
-            secret = os.environ.get(str(item["key_env"]))
-            if not secret:
-                raise fail(
-                    lines.key("key_env", start),
-                    f"tenant {namespace!r}: the environment variable {item['key_env']!r} is "
-                    "unset or empty; export the tenant's API key in it before starting.",
-                )
-            digest = key_digest(secret)
-        else:
-            digest = str(item["key_sha256"]).lower()
-            if not re.fullmatch(r"[0-9a-f]{64}", digest):
-                raise fail(
-                    lines.key("key_sha256", start),
-                    f"tenant {namespace!r}: key_sha256 must be 64 hex digits "
-                    "(python -c \"import hashlib; print(hashlib.sha256(b'KEY').hexdigest())\").",
-                )
+        digest = _key_digest_of(item, f"tenant {namespace!r}", start, lines, fail)
         if digest in out:
             raise fail(start, f"tenant {namespace!r} shares its key with {out[digest]!r}.")
         out[digest] = namespace

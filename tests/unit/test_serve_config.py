@@ -125,12 +125,24 @@ BAD = [
     (
         "[[replay]]\nbundled = 'logparsing'\n[[tenants]]\nnamespace = 'a'\nkey_env = 'NO_VAR_X'",
         "line 5",
-        "export the tenant's API key",
+        "export its API key",
     ),
     (
         "[[replay]]\nbundled = 'logparsing'\n[[tenants]]\nnamespace = 'a'\nkey_sha256 = 'ab'",
         "line 5",
         "64 hex digits",
+    ),
+    ("[[replay]]\nbundled = 'logparsing'\n[operator]\nkey = 'secret'", "line 4", "no key 'key'"),
+    (
+        "[[replay]]\nbundled = 'logparsing'\n[operator]\nkey_env = 'NO_VAR_X'",
+        "line 4",
+        "export its API key",
+    ),
+    (
+        f"[[replay]]\nbundled = 'logparsing'\n[[tenants]]\nnamespace = 'a'\n"
+        f"key_sha256 = '{'a' * 64}'\n[operator]\nkey_sha256 = '{'a' * 64}'",
+        "line 6",
+        "its own",
     ),
 ]
 
@@ -157,3 +169,15 @@ def test_the_command_refuses_a_bad_file_before_binding(tmp_path, capsys):
     path = _write(tmp_path, "[[models]]\nname = 'x'\nbase_url = 'http://h'\nprice = [1]\n")
     assert main(["serve", "--config", str(path), "--port", "1"]) == 2
     assert "line 4" in capsys.readouterr().err
+
+
+def test_the_operator_key_is_kept_as_its_digest(tmp_path, monkeypatch):
+    monkeypatch.setenv("SLS_TEST_OPERATOR", "op-secret")
+    config = load_config(
+        _write(
+            tmp_path,
+            "[[replay]]\nbundled = 'logparsing'\n[operator]\nkey_env = 'SLS_TEST_OPERATOR'",
+        )
+    )
+    assert config.operator_key == key_digest("op-secret")
+    assert load_config(_write(tmp_path, "[[replay]]\nbundled = 'logparsing'")).operator_key is None

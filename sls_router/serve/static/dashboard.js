@@ -180,9 +180,26 @@ function render(data) {
   text("status", `${data.models.length} models; updated ${fmt.time(data.now)}`);
 }
 
+// with an [operator] key in pool.toml the data needs it: asked once, kept for the tab
+const KEY_ITEM = "sls-operator-key";
+
+async function fetchData() {
+  const key = sessionStorage.getItem(KEY_ITEM);
+  const headers = key ? { Authorization: "Bearer " + key } : {};
+  const response = await fetch("/dashboard/data", { cache: "no-store", headers });
+  if (response.status === 401) {
+    const given = window.prompt("The operator's key (pool.toml [operator])");
+    if (given) {
+      sessionStorage.setItem(KEY_ITEM, given.trim());
+      return fetchData();
+    }
+  }
+  return response;
+}
+
 async function poll() {
   try {
-    const response = await fetch("/dashboard/data", { cache: "no-store" });
+    const response = await fetchData();
     if (!response.ok) throw new Error("HTTP " + response.status);
     render(await response.json());
   } catch (error) {
