@@ -471,30 +471,31 @@ def _synonymous(a: Token, b: Token) -> bool:
 @cache
 def _synonyms() -> frozenset[tuple[str, str]]:
     """(stem, stem) pairs, both ways, from synonyms.tsv."""
-    pairs: set[tuple[str, str]] = set()
-    text = (resources.files("sls_router") / "data" / "synonyms.tsv").read_text(encoding="utf-8")
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            x, y = (stem(w) for w in line.split("\t"))
-            if x != y:
-                pairs.update([(x, y), (y, x)])
-    return frozenset(pairs)
+    return frozenset(pair for x, y in _stemmed_pairs("synonyms.tsv") for pair in ((x, y), (y, x)))
 
 
 @cache
 def _antonyms() -> dict[str, frozenset[tuple[str, str]]]:
     """stem -> the (stem, opposite stem) pairs it belongs to, from both data files."""
     pairs: dict[str, set[tuple[str, str]]] = {}
-    data = resources.files("sls_router") / "data"
     for name in ("antonyms.tsv", "contrast_pairs.tsv"):
-        for line in (data / name).read_text(encoding="utf-8").splitlines():
-            if not line or line.startswith("#"):
-                continue
+        for x, y in _stemmed_pairs(name):
+            pairs.setdefault(x, set()).add((x, y))
+            pairs.setdefault(y, set()).add((y, x))
+    return {k: frozenset(v) for k, v in pairs.items()}
+
+
+def _stemmed_pairs(name: str) -> list[tuple[str, str]]:
+    """The word pairs of a data file in sls_router/data (one tab-separated pair a line,
+    "#" comments), as stems; a pair whose words share a stem says nothing."""
+    text = (resources.files("sls_router") / "data" / name).read_text(encoding="utf-8")
+    pairs = []
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
             x, y = (stem(w) for w in line.split("\t"))
             if x != y:
-                pairs.setdefault(x, set()).add((x, y))
-                pairs.setdefault(y, set()).add((y, x))
-    return {k: frozenset(v) for k, v in pairs.items()}
+                pairs.append((x, y))
+    return pairs
 
 
 def _load_cross_encoder(spec: Any) -> Any:
