@@ -119,7 +119,14 @@ class Learner:
         with self._lock:
             reuse = 1.0 / (1.0 - min(self.repeat_rate, MAX_REPEAT))
             decision = self.scheduler.choose(
-                candidates, mean, knn.std, cost, latency, prior=prior, reuse=reuse
+                candidates,
+                mean,
+                knn.std,
+                cost,
+                latency,
+                prior=prior,
+                reuse=reuse,
+                sample_std=knn.learnable_std(prior[1]),
             )
         return decision, dict(zip(names, mean.tolist()))
 

@@ -47,12 +47,23 @@ __all__ = [
 
 @dataclass(frozen=True)
 class KNNPrediction:
-    """Per-model arrays aligned with ``models``: posterior mean, its std, evidence weight."""
+    """Per-model arrays aligned with ``models``: posterior mean, its std, evidence weight,
+    and the share of the mean that the neighbours (not the prior) decide."""
 
     models: list[str]
     mean: np.ndarray
     std: np.ndarray
     n_eff: np.ndarray
+    local_share: np.ndarray
+
+    def learnable_std(self, prior_std: np.ndarray) -> np.ndarray:
+        """The uncertainty that trying a model on this request would reduce for later
+        ones: the neighbours' std where they decide the mean, the task prior's own std
+        where the prior does. Far from every past request, the std above is mostly how
+        much requests differ from one another, which one try here teaches nothing about
+        (no later request is near either); exploring on it never stops on diverse
+        traffic."""
+        return self.local_share * self.std + (1.0 - self.local_share) * prior_std
 
 
 class KNNQualityPredictor:
@@ -200,7 +211,7 @@ class KNNQualityPredictor:
         ps = self.prior_strength
         mean = (sws + pm * ps) / (sw + ps)
         std = np.sqrt(mean * (1 - mean) / (sw + ps + 1))
-        return KNNPrediction(models, mean, std, sw)
+        return KNNPrediction(models, mean, std, sw, sw / (sw + ps))
 
     def _prior_means(self, models: list[str], priors: dict[str, float] | None) -> np.ndarray:
         """Each model's prior mean, checked; the usual all-float case skips per-value checks."""

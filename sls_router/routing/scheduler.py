@@ -19,18 +19,20 @@ another model is better: by more than ``confidence`` standard deviations of the
 difference.
 
 Exploration is Thompson sampling on quality (a Beta draw matched to the predicted mean
-and ``exploration * std``: unseen models have a wide std and are tried early, and
-exploration fades as evidence accumulates), and it is priced: an exploratory call is
-made only while exploration has cost at most ``explore_share`` of everything spent
-(plus the price of ``explore_warmup`` calls of the request's dearest model, so a new
-router can start); with a named default, also while at most that share of requests
-(plus ``explore_warmup``) were explored, since each explored answer risks the quality
-the user vouches for. A model 20x dearer thus earns its tries 20x more slowly. What is
-learned on traffic that repeats serves again (the kNN and the cache reuse it), so the
-share is multiplied by the expected reuse: 1 / (1 - r), r the share of recent requests
-the cache answered (`reuse`, at most 20; 1 on traffic that never repeats). A floor of
-``min_explore`` uniform picks, inside the same cap, keeps one early failure from
-locking a model out.
+and ``exploration * std``, the std being the part of the uncertainty that a try would
+teach later requests: unseen models have a wide one and are tried early, and exploration
+fades as evidence accumulates, near this request or in the task's record), and it is
+priced: an exploratory call is made only while exploration has cost at most
+``explore_share`` of everything spent (plus the price of ``explore_warmup`` calls of the
+request's dearest model, so a new router can start); with a named default, also while at
+most that share of requests (plus ``explore_warmup``) were explored, since each explored
+answer risks the quality the user vouches for. A model 20x dearer thus earns its tries
+20x more slowly. What is learned on traffic that repeats serves again (the kNN and the
+cache reuse it), so the share is multiplied by the expected reuse: 1 / (1 - r), r the
+share of recent requests the cache answered (`reuse`, at most 20; 1 on traffic that
+never repeats). A floor of ``min_explore`` uniform picks, inside the same cap, keeps one
+early failure from locking a model out; it skips a model whose price outweighs even a
+perfect answer.
 """
 
 from __future__ import annotations
@@ -262,20 +264,25 @@ class Scheduler:
         *,
         prior: tuple[Any, Any, Any] | None = None,
         reuse: float = 1.0,
+        sample_std: Any = None,
     ) -> Decision:
         """Pick a model; arrays are aligned with ``candidates`` (one value per model).
 
         ``prior``: (mean, std, evidence) of each candidate's success rate in the request's
         task (`TaskPriors`), which picks the incumbent; without it, there is none.
         ``reuse``: how many requests are expected to draw on what one call teaches (1 on
-        traffic that never repeats); the exploration cap grows with it."""
+        traffic that never repeats); the exploration cap grows with it.
+        ``sample_std``: the part of ``quality_std`` that trying a model here would teach
+        (`KNNPrediction.learnable_std`), which the Thompson draw uses; default
+        ``quality_std``. Leaving the incumbent is always judged on ``quality_std``."""
         names = _check_candidates(candidates)
         q, sd, cost, lat = _check_arrays(len(names), quality_mean, quality_std, cost_usd, latency_s)
+        draw_sd = sd if sample_std is None else _check_array(sample_std, len(names), "sample_std")
         n = len(names)
         t = self._now(now)
         penalty = self.effective_lam * _normalised(cost) + self.effective_mu * _normalised(lat)
         u_mean = q - penalty
-        u_sample = self._sample_quality(q, sd) - penalty
+        u_sample = self._sample_quality(q, draw_sd) - penalty
         floor_draw, floor_pick = self._rng.random(2)  # drawn every time: keeps runs in step
 
         incumbent, untested = (
@@ -287,7 +294,10 @@ class Scheduler:
             exploit = self._exploit(u_mean, sd, ok, incumbent, untested)
             chosen = ok[int(np.argmax(u_sample[ok]))]
             if floor_draw < self.min_explore:
-                chosen = ok[min(int(floor_pick * len(ok)), len(ok) - 1)]
+                # among models that could still beat the exploit: one whose price
+                # outweighs even a perfect answer has nothing left to show
+                hope = [i for i in ok if i == exploit or 1.0 - penalty[i] > u_mean[exploit]]
+                chosen = hope[min(int(floor_pick * len(hope)), len(hope) - 1)]
             if chosen != exploit and not self._may_explore(float(cost[chosen]), cost, reuse):
                 chosen = exploit
             explored, constrained = chosen != exploit, False

@@ -163,3 +163,22 @@ def test_fit_then_complete_decides_as_learning_online():
         a, b = warm.route(request), online.route(request)
         assert a.decision.ranking == b.decision.ranking
         assert a.quality == pytest.approx(b.quality)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_on_traffic_that_never_repeats_exploration_fades_once_the_task_is_known(seed):
+    # every request is new words: no neighbour says anything, one try teaches nothing
+    # about later requests beyond the task's record, so once that record rules the weak
+    # models out they are seldom tried again (the 10% cap alone allows 40 of 400)
+    pool = [_model("best", 1.0, {"t": 0.9}, seed)]
+    pool += [_model(f"weak{i}", 1.0, {"t": 0.6}, seed) for i in range(4)]
+    router = _router(pool, seed=seed)
+    rng = np.random.default_rng(seed)
+    words = [f"w{i}" for i in range(5000)]
+    weak_later = 0
+    for i in range(800):
+        request = Request(prompt=" ".join(rng.choice(words, 8)), task="t", id=f"r{i}")
+        response = router.complete(request)
+        router.feedback(response.request_id, float(response.text == "right"), source="label")
+        weak_later += i >= 400 and response.model != "best"
+    assert weak_later <= 30

@@ -95,6 +95,22 @@ def test_knn_uncertainty_shrinks_with_evidence_and_priors_override():
     assert p.mean[1] == pytest.approx(0.9) and p.mean[0] > 0.9
 
 
+def test_knn_learnable_std_is_the_priors_far_from_every_record_and_its_own_near_them():
+    data = Regions(3)
+    knn = KNNQualityPredictor()
+    for _ in range(40):
+        knn.partial_fit(data.query("X"), "A", 1.0)
+    prior_std = np.array([0.03])
+    far = knn.predict(-data.centres["X"], ["A"])  # opposite: no neighbour weighs anything
+    near = knn.predict(data.query("X"), ["A"])
+    assert far.local_share[0] == 0.0 and far.std[0] > 0.2
+    assert far.learnable_std(prior_std)[0] == pytest.approx(0.03)
+    assert near.local_share[0] > 0.8
+    assert near.learnable_std(prior_std)[0] == pytest.approx(
+        near.local_share[0] * near.std[0] + (1 - near.local_share[0]) * 0.03
+    )
+
+
 def test_knn_nearest_records_dominate_far_ones():
     data = Regions(3)
     knn = KNNQualityPredictor()
@@ -260,18 +276,31 @@ def test_budget_per_window_is_respected_and_renews():
     assert scheduler.spent_usd(now=100.0) == 0 and later.chosen == "dear"
 
 
-def test_floor_exploration_picks_uniformly_and_is_flagged():
+def _floor_counts(cheap_quality: float) -> tuple[dict[str, int], list]:
     decisions = _choices(
         Scheduler(min_explore=1.0, exploration=0.0, random_state=6),
         [CHEAP, MID, DEAR],
-        [0.9, 0.1, 0.1],
+        [cheap_quality, 0.1, 0.1],
         [0.01] * 3,
         [0.001, 0.003, 0.01],
     )
     counts = {name: sum(d.chosen == name for d in decisions) for name in ("cheap", "mid", "dear")}
+    return counts, decisions
+
+
+def test_floor_exploration_picks_uniformly_and_is_flagged():
+    counts, decisions = _floor_counts(0.6)  # any perfect answer beats cheap's expected 0.52
     assert min(counts.values()) > 40
     assert all(d.explored == (d.chosen != "cheap") for d in decisions)
     assert all(d.ranking[0] == d.chosen and len(set(d.ranking)) == 3 for d in decisions)
+
+
+def test_floor_exploration_skips_a_model_whose_price_outweighs_a_perfect_answer():
+    # balanced, latency alike: a perfect answer from dear (utility 1 - 0.35) loses to
+    # cheap's expected 0.82; one from mid (1 - 0.14) would beat it
+    counts, _ = _floor_counts(0.9)
+    assert counts["dear"] == 0
+    assert counts["cheap"] > 40 and counts["mid"] > 40
 
 
 def test_router_loop_learns_to_pick_the_right_model_per_region():
