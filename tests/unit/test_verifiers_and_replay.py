@@ -32,6 +32,21 @@ def test_log_template_self_check():
     assert verifier(request, "Deleting block <*>") == 0.0
 
 
+def test_each_wildcard_stands_for_one_value_of_the_line():
+    line = "Read out cached package applicability for package: KB2928120, ApplicableState: 0"
+    good = "Read out cached package applicability for package: <*>, ApplicableState: <*>"
+    assert template_matches(good, line)
+    # a wildcard that swallows a space the line has, or stands for nothing
+    assert not template_matches(good.replace(": <*>", ":<*>"), line)
+    assert not template_matches("vibrate=[<*>] sound=<*>", "vibrate=[] sound=null")
+    assert not template_matches("steps=<*>#<*><*>#<*>", "steps=15##0##54")
+    # a value may hold spaces inside it, and the first place of a fixed part is not
+    # always the one that leaves valid values around it
+    assert template_matches("Function=<*>", "Function=int IdoTransportMgr::SendPacket(x)")
+    assert template_matches("<*>:<*>", "a: b:c")
+    assert not template_matches("<*>:<*>", "a: b: c")
+
+
 PROMPT = '''def add(a, b):
     """Add two numbers.
     >>> add(2, 3)
