@@ -39,9 +39,9 @@ def template_matches(template: str, line: str) -> bool:
     stands for one value of the line: at least one character, with no space at either
     end, and two wildcards need fixed text between them to be told apart. A template
     that puts `<*>` where the line has nothing, lets one swallow a space the line has
-    ("package:<*>" for "package: KB2928120"), or writes `<*><*>`, is not the line's
-    template: on the bundled log replay no such answer was right, and 1 reference of
-    24,000 has an empty value (`vibrate=[]`).
+    ("package:<*>" for "package: KB2928120"), writes `<*><*>`, or has no fixed text at
+    all, is not the line's template: on the bundled log replay no such answer was right,
+    and 1 reference of 24,000 has an empty value (`vibrate=[]`).
 
     Runs in linear time: each fixed part is placed at its first occurrence that leaves a
     value before it and lets one start right after it. Whether a place is valid depends
@@ -51,8 +51,8 @@ def template_matches(template: str, line: str) -> bool:
     """
     template = " ".join(template.split())
     line = " ".join(line.split())
-    if not template:
-        return False
+    if not template.replace(_WILDCARD, "").strip():
+        return False  # no fixed text: it would match every line, and says nothing of this one
     parts = template.split(_WILDCARD)
     if len(parts) == 1:
         return template == line

@@ -40,6 +40,7 @@ def test_each_wildcard_stands_for_one_value_of_the_line():
     assert not template_matches(good.replace(": <*>", ":<*>"), line)
     assert not template_matches("vibrate=[<*>] sound=<*>", "vibrate=[] sound=null")
     assert not template_matches("steps=<*>#<*><*>#<*>", "steps=15##0##54")
+    assert not template_matches("<*>", line) and not template_matches("<*> <*>", line)
     # a value may hold spaces inside it, and the first place of a fixed part is not
     # always the one that leaves valid values around it
     assert template_matches("Function=<*>", "Function=int IdoTransportMgr::SendPacket(x)")
