@@ -827,7 +827,11 @@ class SmartRouter:
         features = query_features(request.embed_text, request.task)
         scope = request_scope(request)
         asked_again = self.reasks.observe(request, vector)
+        doubted = None  # the model whose answer the user just asked again about
         if asked_again is not None:  # before the lookup: the cache must not serve it again
+            with self._lock:
+                earlier = self._served.get(asked_again)
+            doubted = None if earlier is None else earlier.model
             with contextlib.suppress(UnknownEntryError):  # forgotten meanwhile
                 self.feedback(asked_again, 0.0, source="reask")
         # an all-zero embedding (e.g. emoji-only text for "static") compares to nothing:
@@ -853,7 +857,11 @@ class SmartRouter:
             if lookup.hit:
                 return RoutePlan(request, vector, features, scope, cacheable, lookup, None, started)
         candidates = [s for s in self.specs.values() if s.supports_tools or not request.tools]
-        if request.model is not None:
+        if request.model is None:
+            # asked again: another model answers when one can (the same model would
+            # most likely give the answer the user just turned down)
+            candidates = [s for s in candidates if s.name != doubted] or candidates
+        else:
             if request.model not in self.specs:
                 raise InvalidInputError(
                     f"request pinned to model {request.model!r}, which is not in the pool "

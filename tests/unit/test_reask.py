@@ -115,6 +115,25 @@ def test_the_router_learns_from_a_reask_and_does_not_serve_that_answer_again():
     assert len(seen) == 1
 
 
+def test_a_reask_goes_to_another_model_unless_the_request_names_one():
+    def backend(name: str) -> CallableBackend:
+        return CallableBackend(lambda request: Completion(f"{name} says so", Usage(10, 5)))
+
+    router = SmartRouter(
+        [(ModelSpec(name, 1.0, 1.0), backend(name)) for name in ("a", "b")],
+        embedder="hashing",
+        background_updates=False,
+        random_state=0,
+    )
+    question = "What is the capital of Australia?"
+    for seed_thread in ("t1", "t2", "t3"):  # whichever model answers first
+        first = router.complete(_ask(question, thread=seed_thread))
+        again = router.complete(_ask(question, thread=seed_thread))
+        assert not again.cache_hit and again.model != first.model
+        pinned = router.complete(_ask(question, thread=seed_thread, model=again.model))
+        assert pinned.model == again.model  # a named model is the user's choice
+
+
 def test_reasks_can_be_switched_off_and_bad_threads_are_refused():
     router, seen = _router(["one", "two"], reask_window_s=0, cache=False)
     router.complete(_ask("What is the capital of Australia?"))
