@@ -565,8 +565,7 @@ class SmartRouter:
         """`feedback`, where the predictors may learn `row_score` (a probability the
         router weighed, e.g. after a disagreement) instead of the verdict itself."""
         fb = Feedback(request_id, score, source)
-        with self._lock:
-            served = self._served.get(request_id) if isinstance(request_id, str) else None
+        served = self._served_record(request_id)
         if served is not None and namespace is not None and served.namespace != namespace:
             served = None
         if served is None:
@@ -605,7 +604,8 @@ class SmartRouter:
         of source "agreement" for both answers."""
         assert plan.decision is not None  # asked only for a routed request
         request, decision = plan.request, plan.decision
-        entry_id = self._served_entry(request.id)
+        record = self._served_record(request.id)
+        entry_id = None if record is None else record.entry_id
         p_right = (  # how likely the served answer is right before any agreement
             self.learner.p_right(plan.features, "verifier", verdict)
             if verdict
@@ -765,10 +765,12 @@ class SmartRouter:
 
         self.off_path.submit(grade)
 
-    def _served_entry(self, request_id: str) -> int | None:
+    def _served_record(self, request_id: Any) -> Served | None:
+        """What was served for `request_id`, while it is kept for feedback."""
+        if not isinstance(request_id, str):
+            return None
         with self._lock:
-            served = self._served.get(request_id)
-        return None if served is None else served.entry_id
+            return self._served.get(request_id)
 
     def _second_opinion_due(self, plan: RoutePlan, completion: Completion) -> bool:
         """Is this fresh answer sampled for a second opinion, and can it be compared?"""
@@ -829,8 +831,7 @@ class SmartRouter:
         asked_again = self.reasks.observe(request, vector)
         doubted = None  # the model whose answer the user just asked again about
         if asked_again is not None:  # before the lookup: the cache must not serve it again
-            with self._lock:
-                earlier = self._served.get(asked_again)
+            earlier = self._served_record(asked_again)
             doubted = None if earlier is None else earlier.model
             with contextlib.suppress(UnknownEntryError):  # forgotten meanwhile
                 self.feedback(asked_again, 0.0, source="reask")

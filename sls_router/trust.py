@@ -72,9 +72,8 @@ def right_after_disagreeing(quality: float, other_quality: float) -> float:
     one right and the other wrong, the reverse, or both wrong. Teaching both models
     "wrong" instead, as a verdict on each, punished a strong model for every weak one
     that disagreed with it."""
-    right = quality * (1.0 - other_quality)
-    cases = right + (1.0 - quality) * other_quality + (1.0 - quality) * (1.0 - other_quality)
-    return right / cases if cases > 0 else 0.5
+    disagreeing = 1.0 - quality * other_quality  # every case but both right
+    return quality * (1.0 - other_quality) / disagreeing if disagreeing > 0 else 0.5
 
 
 def passed(score: float) -> bool:
@@ -109,7 +108,6 @@ class SourceTrust:
         (`right_after_disagreeing`): kept."""
         if (
             not label_free(source)
-            # the router already weighed a disagreement into a probability
             or (source == "agreement" and score not in (0.0, 1.0))
             or self.evidence(source, task, passed(score)) == 0
         ):
