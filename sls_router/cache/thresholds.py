@@ -12,8 +12,9 @@ estimated wrong-hit rate among the hits it would serve stays under
 ``max_wrong_rate``. Verdicts come from served hits and, where the caller can tell,
 from misses (the fresh answer agreed or disagreed with the best candidate's). Per
 entry, ``EntryVerdicts`` keeps what was learned about one cached answer: a wrong hit
-raises that entry's own similarity floor above it; confirmed hits may let the entry
-serve a little below the global threshold.
+raises that entry's own similarity floor above it. Nothing lets one entry serve below the
+global threshold: a few verdicts on one answer cannot tell an equivalent request from a
+lucky one (a cached "Yes" is right for half of all yes / no questions).
 """
 
 from __future__ import annotations
@@ -199,8 +200,8 @@ class EntryVerdicts:
 
     ``wrong_max``: the highest similarity at which serving this entry was judged wrong;
     the entry never serves at or below it again. ``right_min``: the lowest similarity
-    at which it was judged right; with two or more such confirmations the entry may
-    serve down to it even below the global threshold (never below a wrong verdict).
+    at which it was judged right, which spares a request that close the judge's wait
+    (`vouched_at`); it never lets the entry serve below the global threshold.
     """
 
     right: int = 0
@@ -219,11 +220,7 @@ class EntryVerdicts:
             self.wrong_max = max(self.wrong_max, similarity)
 
     def allows(self, similarity: float, global_similarity: float) -> bool:
-        if similarity <= self.wrong_max + 1e-6:
-            return False
-        if similarity >= global_similarity:
-            return True
-        return self.right >= 2 and similarity >= max(self.right_min, self.wrong_max + 1e-6)
+        return similarity >= global_similarity and similarity > self.wrong_max + 1e-6
 
     def vouched_at(self, similarity: float) -> bool:
         """Judged right at this similarity or a lower one, and never wrong this close:

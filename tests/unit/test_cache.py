@@ -153,6 +153,29 @@ def test_wrong_hit_tightens_that_entry(cache):
     assert cache.lookup("weather:a").hit  # its own question is still answered
 
 
+def test_lucky_verdicts_never_let_an_entry_serve_below_the_global_threshold(
+    topic_embedder, new_cache
+):
+    """A cached "Yes" is right for about half of all yes / no questions, however far
+    they are: verdicts that it would have been right far away prove no equivalence."""
+    cache = new_cache(topic_embedder, contrast=False)
+    dim = topic_embedder.dim
+
+    def at(cosine: float, axis: int) -> np.ndarray:  # a unit vector this close to axis 0
+        vector = np.zeros(dim, dtype=np.float32)
+        vector[0], vector[axis] = cosine, np.sqrt(1.0 - cosine * cosine)
+        return vector
+
+    cache.insert("q0", "Yes", vector=at(1.0, 1))
+    for axis in range(1, 6):  # misses far away, where "Yes" happened to be right
+        far = cache.lookup(f"q{axis}", vector=at(0.5, axis))
+        assert not far.hit and far.reason == "below_threshold"
+        cache.observe(far, True)
+    assert not cache.lookup("q6", vector=at(0.52, 6)).hit
+    near = cache.lookup("q7", vector=at(0.99, 7))
+    assert near.hit and near.answer == "Yes"
+
+
 def test_answer_marked_wrong_is_never_served_again(cache):
     scope = scope_key("t")
     entry = cache.insert("weather:a", "rainy", scope)
