@@ -107,7 +107,9 @@ class SmartRouter:
     recheck : when the verifier rejects an answer, try the next model once.
     second_opinion : share of fresh answers also asked of the runner-up models, off the
         request path, to compare (feedback source "agreement"); its spend counts against
-        `explore_share`. 0 (the default) never pays for one.
+        `explore_share`. For an answer the cache keeps, the share is scaled by the share
+        of requests the cache does not answer (a repeat brings an independent answer
+        anyway). 0 (the default) never pays for one.
     confirm_precision : None (the default): an answer that only passed a verifier is
         served from the cache once a later answer agreed with it. A number: only once
         other models agreeing make it right with this probability (trust.py), a request
@@ -773,13 +775,22 @@ class SmartRouter:
             return self._served.get(request_id)
 
     def _second_opinion_due(self, plan: RoutePlan, completion: Completion) -> bool:
-        """Is this fresh answer sampled for a second opinion, and can it be compared?"""
+        """Is this fresh answer sampled for a second opinion, and can it be compared?
+
+        On traffic that repeats, a cached answer meets an independent one for free: the
+        next equivalent request goes to a model that has not given it
+        (`_independent_look`) and is served by it. A second opinion pays for what
+        repetition brings anyway, so a cacheable answer is sampled at `second_opinion`
+        times the share of requests the cache does not answer."""
+        share = self.second_opinion
+        if plan.cacheable:
+            share *= 1.0 - min(self.learner.repeat_rate, 1.0)
         return (
             self.second_opinion > 0
             and plan.decision is not None
             and not completion.tool_calls
             and agreement.normalise(plan.request.task, completion.text) is not None
-            and self._sampling_rng.random() < self.second_opinion
+            and self._sampling_rng.random() < share
         )
 
     def _call(self, backend: Backend, spec: ModelSpec, request: Request) -> Completion:

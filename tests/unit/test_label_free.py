@@ -169,6 +169,30 @@ def test_second_opinions_stop_at_the_spend_cap():
     assert explored > 0  # but some were asked
 
 
+def test_traffic_that_repeats_asks_fewer_second_opinions_for_what_the_cache_keeps():
+    """Three requests in four repeat one line, which the cache answers; the fresh
+    answers to the other lines get second opinions about as often as the cache misses,
+    since a repeat would bring an independent answer for free. Without a cache, every
+    fresh answer gets one."""
+    words = np.random.default_rng(0).choice(["cpu", "disk", "net", "fan", "ram"], (400, 6))
+
+    def asked(cache: bool) -> tuple[int, int]:
+        pool = [_model(n, 1.0, lambda r: f"template {r.prompt}") for n in "ab"]
+        router = _router(pool, second_opinion=1.0, cache=cache, explore_share=1.0)
+        fresh = 0
+        for i in range(400):
+            line = "disk quota exceeded" if i % 4 else f"{' '.join(words[i])} event {i}"
+            fresh += not router.complete(Request(prompt=line, id=f"r{i}")).cache_hit
+            router.flush()
+        return sum(len(b.calls) for _, b in pool) - fresh, fresh
+
+    with_cache, fresh = asked(cache=True)
+    without_cache, all_fresh = asked(cache=False)
+    assert all_fresh == 400 and without_cache == 400  # one second opinion per answer
+    assert 100 <= fresh < 120  # the distinct lines, and the repeated line's first few
+    assert 0.1 * fresh <= with_cache <= 0.5 * fresh
+
+
 def test_a_source_right_half_the_time_cannot_confirm_cache_entries():
     """Labels show that the models' agreements are right only half the time: agreement
     then stops confirming entries, while ground truth still teaches the cache."""
