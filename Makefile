@@ -32,12 +32,12 @@ $(STAMP): $(VENV)/bin/python pyproject.toml constraints.txt $(INTEGRATIONS)
 	touch $(STAMP)
 
 # The main job: 24,000 recorded log-parsing requests answered by 8 real LLMs, routed by
-# sls-router with label-free verifier feedback, against the baselines; writes out/demo/.
+# sls-router learning without labels, against the baselines; writes out/demo/.
 DEMO_STRATEGIES := sls,best_single,cheapest,oracle,cascade,random,static_knn
 
 demo: install
 	$(VENV)/bin/sls-router bench --data sls_router/data/replay/logparsing.jsonl.gz \
-		--feedback verifier --strategies $(DEMO_STRATEGIES) \
+		--feedback label-free --strategies $(DEMO_STRATEGIES) \
 		--json out/demo/bench.json --report out/demo
 
 # ruff (lint and format check) and mypy, configured in pyproject.toml

@@ -105,9 +105,10 @@ class SmartRouter:
     verifier_timeout_s : each check's time budget; past it, or when the verifier raises,
         the answer is served unjudged (see BoundedVerifier; counted in `stats()`).
     recheck : when the verifier rejects an answer, try the next model once.
-    second_opinion : share of fresh answers also asked of the runner-up models, off the
-        request path, to compare (feedback source "agreement"); its spend counts against
-        `explore_share`. For an answer the cache keeps, the share is scaled by the share
+    second_opinion : share of fresh answers that no verifier judged also asked of the
+        runner-up models, off the request path, to compare (feedback source
+        "agreement"); its spend counts against `explore_share`. For an answer the cache
+        keeps, the share is scaled by the share
         of requests the cache does not answer (a repeat brings an independent answer
         anyway). 0 (the default) never pays for one.
     confirm_precision : None (the default): an answer that only passed a verifier is
@@ -775,7 +776,11 @@ class SmartRouter:
             return self._served.get(request_id)
 
     def _second_opinion_due(self, plan: RoutePlan, completion: Completion) -> bool:
-        """Is this fresh answer sampled for a second opinion, and can it be compared?
+        """Is this fresh answer, which no verifier judged, sampled for a second opinion,
+        and can it be compared? (A verifier's verdict already gives the predictors
+        their row and keeps the answer out of the cache until another one agrees;
+        beside it, second opinions cost more than they taught: README, "Learning
+        without labels".)
 
         On traffic that repeats, a cached answer meets an independent one for free: the
         next equivalent request goes to a model that has not given it
@@ -990,7 +995,7 @@ class SmartRouter:
                 )
         if verdict is not None:
             self.feedback(plan.request.id, verdict, source=_check_source(completion))
-        if verdict != 0.0 and self._second_opinion_due(plan, completion):
+        if verdict is None and self._second_opinion_due(plan, completion):
             self.off_path.submit(
                 self._ask_second_opinions, plan, chosen.model, completion.text, verdict
             )

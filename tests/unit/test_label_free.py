@@ -136,23 +136,21 @@ def test_one_model_repeating_itself_never_confirms_its_cached_answer():
     assert router.cache is not None and router.cache.stats().hits == 0
 
 
-def test_agreeing_second_opinions_let_the_cache_serve_and_their_spend_is_capped():
-    pool = [
-        _model("a", 1.0, lambda r: "disk quota exceeded <*>"),
-        _model("b", 1.0, lambda r: "disk quota exceeded <*>"),
-        _model("c", 1.0, lambda r: "disk quota exceeded <*>"),
-    ]
-    router = _router(pool, second_opinion=1.0, confirm_precision=0.75)
+@pytest.mark.parametrize("verified", [False, True])
+def test_second_opinions_are_asked_for_answers_no_verifier_judged_within_the_cap(verified):
+    """Beside a verifier's verdict a second opinion is not asked: the verdict gives the
+    predictors their row, and the cache waits for an independent answer anyway."""
+    pool = [_model(n, 1.0, lambda r: "disk quota exceeded <*>") for n in "abc"]
+    verifier = (lambda request, answer: 1.0) if verified else None
+    router = _router(pool, second_opinion=1.0, confirm_precision=0.75, verifier=verifier)
     first = router.complete(_line(0))
     router.flush()
     asked = sum(len(b.calls) for _, b in pool) - 1
-    assert asked >= 1  # at least one other model was asked, off the request path
-    again = router.complete(_line(1))
-    assert again.cache_hit
+    assert not first.cache_hit
+    assert asked == 0 if verified else asked >= 1  # off the request path
     scheduler = router.learner.scheduler
     assert scheduler.explored_usd <= scheduler.spent_total_usd
     assert scheduler.requests == 1  # a second opinion serves no request
-    assert not first.cache_hit
 
 
 def test_second_opinions_stop_at_the_spend_cap():
@@ -178,7 +176,7 @@ def test_traffic_that_repeats_asks_fewer_second_opinions_for_what_the_cache_keep
 
     def asked(cache: bool) -> tuple[int, int]:
         pool = [_model(n, 1.0, lambda r: f"template {r.prompt}") for n in "ab"]
-        router = _router(pool, second_opinion=1.0, cache=cache, explore_share=1.0)
+        router = _router(pool, second_opinion=1.0, cache=cache, explore_share=1.0, verifier=None)
         fresh = 0
         for i in range(400):
             line = "disk quota exceeded" if i % 4 else f"{' '.join(words[i])} event {i}"
@@ -202,7 +200,7 @@ def test_a_source_right_half_the_time_cannot_confirm_cache_entries():
         return answers.setdefault(request.id, f"template {zlib.crc32(request.id.encode()) % 2}")
 
     pool = [_model("a", 1.0, shared), _model("b", 1.0, shared)]
-    router = _router(pool, second_opinion=1.0, confirm_precision=0.8, cache=False)
+    router = _router(pool, second_opinion=1.0, confirm_precision=0.8, cache=False, verifier=None)
     features = np.zeros(0)
     for i in range(400):
         request = Request(prompt=f"question {i} on subject {i * 17}", task="t", id=f"q{i}")
@@ -218,20 +216,27 @@ def test_a_source_right_half_the_time_cannot_confirm_cache_entries():
     assert router.learner.p_agreed(features, 0.5, 3) < 0.8
 
 
-def test_label_free_verdicts_become_calibrated_training_scores_and_reach_on_feedback():
+@pytest.mark.parametrize("source", ["verifier", "agreement"])
+def test_label_free_verdicts_reach_on_feedback(source):
     seen = []
     pool = [_model("a", 1.0, lambda r: "x"), _model("b", 1.0, lambda r: "x")]
     router = _router(
         pool,
         cache=False,
         second_opinion=1.0,
+        verifier=(lambda request, answer: 1.0) if source == "verifier" else None,
         on_feedback=lambda *event: seen.append(event),
     )
     response = router.complete(Request(prompt="hello there", id="h1"))
     router.flush()
-    sources = [event[3] for event in seen]
-    assert sources[0] == "verifier" and "agreement" in sources
-    assert all(event[0] == "h1" and event[1] == response.model for event in seen)
+    assert [event[3] for event in seen] == [source]  # no second opinion beside a verifier
+    assert seen[0][:2] == ("h1", response.model)
+
+
+def test_label_free_verdicts_become_calibrated_training_scores():
+    pool = [_model("a", 1.0, lambda r: "x"), _model("b", 1.0, lambda r: "x")]
+    router = _router(pool, cache=False)
+    response = router.complete(Request(prompt="hello there", id="h1"))
     # an unmeasured verifier's pass is taught as it says; once a label measured such
     # passes (prior 1 right 1 wrong, plus this right one), as how often they are right,
     # older rows included
@@ -332,7 +337,7 @@ def test_a_second_opinion_that_hangs_is_given_up_after_its_timeout():
     release = threading.Event()
     spec, backend = _model("slow", 1.0, lambda r: "x" if release.wait(30) else "late")
     pool = [_model("fast", 0.1, lambda r: "x"), (dataclasses.replace(spec, timeout_s=0.3), backend)]
-    router = _router(pool, second_opinion=1.0, cache=False)
+    router = _router(pool, second_opinion=1.0, cache=False, verifier=None)
     try:
         response = router.complete(Request(prompt="hello there", id="h1"))
         started = time.perf_counter()
@@ -348,7 +353,8 @@ def test_a_second_opinion_that_hangs_is_given_up_after_its_timeout():
 def test_learning_work_beyond_the_backlog_bound_is_skipped():
     release = threading.Event()
     spec, slow = _model("slow", 1.0, lambda r: "x" if release.wait(30) else "late")
-    router = _router([_model("fast", 0.1, lambda r: "x"), (spec, slow)], second_opinion=1.0)
+    pool = [_model("fast", 0.1, lambda r: "x"), (spec, slow)]
+    router = _router(pool, second_opinion=1.0, verifier=None)
     router.off_path.max_queued = 1
     try:
         router.complete(Request(prompt="first question", id="q1"))
@@ -365,7 +371,7 @@ def _taught_after_disagreeing(task: str) -> dict[str, list[float]]:
     """Labels first teach that "strong" is right and "weak" wrong on these requests;
     then, without labels, the two disagree on every request: what each model learns."""
     pool = [_model("strong", 1.0, lambda r: "template a"), _model("weak", 0.5, lambda r: "b")]
-    router = _router(pool, second_opinion=1.0, cache=False, explore_share=1.0)
+    router = _router(pool, second_opinion=1.0, cache=False, explore_share=1.0, verifier=None)
     for i in range(40):
         response = router.complete(Request(prompt=f"line {i} failed", task=task, id=f"l{i}"))
         router.feedback(response.request_id, float(response.model == "strong"), source="label")
