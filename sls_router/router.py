@@ -108,9 +108,8 @@ class SmartRouter:
     second_opinion : share of fresh answers that no verifier judged also asked of the
         runner-up models, off the request path, to compare (feedback source
         "agreement"); its spend counts against `explore_share`. For an answer the cache
-        keeps, the share is scaled by the share
-        of requests the cache does not answer (a repeat brings an independent answer
-        anyway). 0 (the default) never pays for one.
+        keeps, it is scaled by the share of requests the cache does not answer (a
+        repeat brings an independent answer anyway). 0 (the default) never pays for one.
     confirm_precision : None (the default): an answer that only passed a verifier is
         served from the cache once a later answer agreed with it. A number: only once
         other models agreeing make it right with this probability (trust.py), a request
@@ -598,9 +597,7 @@ class SmartRouter:
             self.on_feedback(request_id, served.model, served.cache_hit, source, fb.score)
 
     # -- second opinions: a runner-up asked off the request path, to compare ----------
-    def _ask_second_opinions(
-        self, plan: RoutePlan, served_model: str, answer: str, verdict: float | None
-    ) -> None:
+    def _ask_second_opinions(self, plan: RoutePlan, served_model: str, answer: str) -> None:
         """Ask models down the ranking for the same request until their answers make the
         served one trusted (`confirm_precision`), one disagrees, the cap on what learning
         may spend stops it, or MAX_SECOND_OPINIONS were asked. Each comparison is feedback
@@ -609,11 +606,7 @@ class SmartRouter:
         request, decision = plan.request, plan.decision
         record = self._served_record(request.id)
         entry_id = None if record is None else record.entry_id
-        p_right = (  # how likely the served answer is right before any agreement
-            self.learner.p_right(plan.features, "verifier", verdict)
-            if verdict
-            else decision.predicted_quality
-        )
+        p_right = decision.predicted_quality  # the served answer's, before any agreement
         others = [m for m in decision.ranking if m != served_model and self.health.available(m)]
         agreeing = 0
         dearest = max(decision.costs.values())
@@ -775,12 +768,14 @@ class SmartRouter:
         with self._lock:
             return self._served.get(request_id)
 
-    def _second_opinion_due(self, plan: RoutePlan, completion: Completion) -> bool:
-        """Is this fresh answer, which no verifier judged, sampled for a second opinion,
-        and can it be compared? (A verifier's verdict already gives the predictors
-        their row and keeps the answer out of the cache until another one agrees;
-        beside it, second opinions cost more than they taught: README, "Learning
-        without labels".)
+    def _second_opinion_due(
+        self, plan: RoutePlan, completion: Completion, verdict: float | None
+    ) -> bool:
+        """Is this fresh answer sampled for a second opinion, and can it be compared?
+
+        Not when a verifier judged it: its verdict already gives the predictors their
+        row and keeps the answer out of the cache until another one agrees; beside it,
+        second opinions cost more than they taught (README, "Learning without labels").
 
         On traffic that repeats, a cached answer meets an independent one for free: the
         next equivalent request goes to a model that has not given it
@@ -792,6 +787,7 @@ class SmartRouter:
             share *= 1.0 - min(self.learner.repeat_rate, 1.0)
         return (
             self.second_opinion > 0
+            and verdict is None
             and plan.decision is not None
             and not completion.tool_calls
             and agreement.normalise(plan.request.task, completion.text) is not None
@@ -995,10 +991,8 @@ class SmartRouter:
                 )
         if verdict is not None:
             self.feedback(plan.request.id, verdict, source=_check_source(completion))
-        if verdict is None and self._second_opinion_due(plan, completion):
-            self.off_path.submit(
-                self._ask_second_opinions, plan, chosen.model, completion.text, verdict
-            )
+        if self._second_opinion_due(plan, completion, verdict):
+            self.off_path.submit(self._ask_second_opinions, plan, chosen.model, completion.text)
         if self._judge_due(completion):
             self._grade_later(plan, completion.text, self._judged_served(plan.request.id))
         self._grade_candidate(plan)
