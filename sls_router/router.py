@@ -784,7 +784,7 @@ class SmartRouter:
         times the share of requests the cache does not answer."""
         share = self.second_opinion
         if plan.cacheable:
-            share *= 1.0 - min(self.learner.repeat_rate, 1.0)
+            share *= 1.0 - self.learner.repeat_rate  # a moving average of 0s and 1s
         return (
             self.second_opinion > 0
             and verdict is None
