@@ -8,6 +8,7 @@ strategies one could run.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 import numpy as np
 
@@ -43,12 +44,19 @@ class Replayer:
         resp = record.responses.get(model)
         return resp is not None and resp.score >= 0.5
 
-    def mean_cost(self, model: str) -> float:
-        costs = [self.cost(r, model) for r in self.dataset if model in r.responses]
+    def mean_cost(self, model: str, records: Sequence[ReplayRecord] | None = None) -> float:
+        """Over `records` (default: the whole set) that `model` answered."""
+        costs = [self.cost(r, model) for r in records or self.dataset if model in r.responses]
         return float(np.mean(costs)) if costs else float("inf")
 
-    def accuracy(self, model: str) -> float:
-        return float(np.mean([self.right(r, model) for r in self.dataset]))
+    def mean_latency(self, model: str, records: Sequence[ReplayRecord] | None = None) -> float:
+        """Recorded or modelled; 0 where the data set has neither."""
+        calls = [self.call(r, model) for r in records or self.dataset]
+        latencies = [c.latency_s or 0.0 for c in calls if c is not None]
+        return float(np.mean(latencies)) if latencies else 0.0
+
+    def accuracy(self, model: str, records: Sequence[ReplayRecord] | None = None) -> float:
+        return float(np.mean([self.right(r, model) for r in records or self.dataset]))
 
     def run(self, serve: Serve) -> Trace:
         """Replay `serve`'s choices: every model it called is paid for, the last is served."""
@@ -137,21 +145,75 @@ def static_knn(
     The training requests call every model (paid) and serve a right answer; later
     requests are routed greedily by predicted quality and cost, with no cache."""
     n_train = max(1, int(len(replayer.dataset) * train_fraction))
-    knn = KNNQualityPredictor()
-    scheduler = Scheduler(preset=preset, exploration=0.0, min_explore=0.0, random_state=seed)
-    names = [s.name for s in specs]
-    mean_cost = np.array([replayer.mean_cost(m) for m in names])
-    for i, record in enumerate(replayer.dataset.records[:n_train]):
-        for model in record.responses:
-            knn.partial_fit(vectors[i], model, record.responses[model].score)
+    knn = _knn_of(replayer.dataset.records[:n_train], vectors[:n_train])
+    route = _greedy_router(replayer, specs, preset, seed)
 
     def serve(i: int, record: ReplayRecord) -> list[str]:
         if i < n_train:
             right = [m for m in record.responses if replayer.right(record, m)]
             rest = [m for m in record.responses if m not in right]
             return rest + right  # all called; a right one (if any) is served
-        pred = knn.predict(vectors[i], names)
-        decision = scheduler.choose(specs, pred.mean, pred.std, mean_cost, np.zeros(len(names)))
-        return [decision.chosen]
+        return [route(knn, vectors[i])]
 
     return replayer.run(serve)
+
+
+def hindsight_knn(
+    replayer: Replayer,
+    vectors: np.ndarray,
+    specs: Sequence[ModelSpec],
+    *,
+    folds: int = 5,
+    preset: str = "balanced",
+    seed: int = 0,
+) -> Trace:
+    """How much routing request by request can gain here at most, for the router's kNN.
+
+    Each request is routed greedily, by the router's objective, on a kNN that knows
+    every model's outcome on the other folds' requests (4 in 5 of the file), with the
+    models' success rates there as priors: no exploration, no learning cost, no cache.
+    An online router knows only the outcomes of the models it served, of the requests
+    before. A hindsight reference, like `oracle`, not a strategy one could run."""
+    n = len(replayer.dataset)
+    fold = np.random.default_rng(seed).permutation(n) % folds
+    route = _greedy_router(replayer, specs, preset, seed)
+    records = replayer.dataset.records
+    knns = []
+    for f in range(folds):
+        known = np.flatnonzero(fold != f)
+        knns.append(_knn_of([records[i] for i in known], vectors[known]))
+    return replayer.run(lambda i, record: [route(knns[fold[i]], vectors[i])])
+
+
+def _knn_of(records: Sequence[ReplayRecord], vectors: np.ndarray) -> _KnownKNN:
+    """The router's kNN fed every model's recorded outcome on `records`, and each
+    model's success rate on them (its prior: the task prior of a router that saw them)."""
+    rows = [
+        (i, m, r.score) for i, record in enumerate(records) for m, r in record.responses.items()
+    ]
+    at, models, scores = zip(*rows)
+    knn = KNNQualityPredictor().fit(vectors[list(at)], models, scores)
+    rates = {m: float(np.mean([s for n, s in zip(models, scores) if n == m])) for m in set(models)}
+    return _KnownKNN(knn, rates)
+
+
+class _KnownKNN(NamedTuple):
+    knn: KNNQualityPredictor
+    rates: dict[str, float]
+
+
+def _greedy_router(
+    replayer: Replayer, specs: Sequence[ModelSpec], preset: str, seed: int
+) -> Callable[[_KnownKNN, np.ndarray], str]:
+    """The model of best predicted utility (the router's objective, with each model's
+    mean recorded cost and latency), without exploration."""
+    scheduler = Scheduler(preset=preset, exploration=0.0, min_explore=0.0, random_state=seed)
+    names = [s.name for s in specs]
+    cost = np.array([replayer.mean_cost(m) for m in names])
+    latency = np.array([replayer.mean_latency(m) for m in names])
+
+    def route(known: _KnownKNN, vector: np.ndarray) -> str:
+        pred = known.knn.predict(vector, names, priors=known.rates)
+        return scheduler.choose(specs, pred.mean, pred.std, cost, latency).chosen
+
+    return route

@@ -36,7 +36,15 @@ from .trace import Trace, judge_hit
 FEEDBACK_MODES = ("labels", "verifier", "label-free", "none")
 CHECKED = ("verifier", "label-free")  # the modes that run the task verifier
 SLS_STRATEGIES = ("sls", "sls_no_cache", "sls_no_updates", "sls_cache_best_single")
-BASELINES = ("random", "cheapest", "best_single", "oracle", "cascade", "static_knn")
+BASELINES = (
+    "random",
+    "cheapest",
+    "best_single",
+    "oracle",
+    "cascade",
+    "static_knn",
+    "hindsight_knn",
+)
 ORDER_FREE = ("cheapest", "best_single", "oracle", "cascade")
 
 
@@ -247,10 +255,11 @@ def _run_strategy(name: str, data: ReplayDataset, setup: _Setup, seed: int, desc
     elif name == "cascade":
         chain = sorted(replayer.models, key=replayer.mean_cost)
         trace = baselines.cascade(replayer, chain)
-    else:  # static_knn
+    else:  # static_knn, hindsight_knn
         vectors = np.vstack([setup.vectors.vector(r.embed_text) for r in data])
         specs = [spec for spec, _ in replay_pool(data)]
-        trace = baselines.static_knn(replayer, vectors, specs, preset=setup.preset, seed=seed)
+        knn_baseline = baselines.static_knn if name == "static_knn" else baselines.hindsight_knn
+        trace = knn_baseline(replayer, vectors, specs, preset=setup.preset, seed=seed)
     if not trace.wall_s:
         trace.wall_s = time.perf_counter() - start
     return trace
@@ -321,7 +330,7 @@ def run_bench(
     replayer = baselines.Replayer(scored)
     chosen = _chosen(strategies, replayer)
     base = get_embedder(embedder)
-    needs_vectors = any(s in SLS_STRATEGIES or s == "static_knn" for s in chosen)
+    needs_vectors = any(s in SLS_STRATEGIES or s.endswith("_knn") for s in chosen)
     texts = [r.embed_text for r in (*scored, *train_records)]
     shared = PrecomputedEmbedder(base, texts) if needs_vectors else None
 

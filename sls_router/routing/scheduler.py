@@ -280,7 +280,7 @@ class Scheduler:
         draw_sd = sd if sample_std is None else _check_array(sample_std, len(names), "sample_std")
         n = len(names)
         t = self._now(now)
-        penalty = self.effective_lam * _normalised(cost) + self.effective_mu * _normalised(lat)
+        penalty = self.penalty(cost, lat)
         u_mean = q - penalty
         u_sample = self._sample_quality(q, draw_sd) - penalty
         floor_draw, floor_pick = self._rng.random(2)  # drawn every time: keeps runs in step
@@ -320,6 +320,13 @@ class Scheduler:
             incumbent=None if incumbent is None else names[incumbent],
             costs=dict(zip(names, cost.tolist())),
         )
+
+    def penalty(self, cost_usd: np.ndarray, latency_s: np.ndarray) -> np.ndarray:
+        """What each candidate's price and latency take off its quality in the objective:
+        ``lam`` quality points for the dearest candidate's cost, ``mu`` for the slowest
+        one's latency (utility = quality - penalty)."""
+        lam, mu = self.effective_lam, self.effective_mu
+        return lam * _normalised(cost_usd) + mu * _normalised(latency_s)
 
     def _incumbent(
         self, names: list[str], penalty: np.ndarray, mean: Any, std: Any, evidence: Any
