@@ -46,17 +46,19 @@ class Replayer:
 
     def mean_cost(self, model: str, records: Sequence[ReplayRecord] | None = None) -> float:
         """Over `records` (default: the whole set) that `model` answered."""
-        costs = [self.cost(r, model) for r in records or self.dataset if model in r.responses]
+        pool = self.dataset if records is None else records
+        costs = [self.cost(r, model) for r in pool if model in r.responses]
         return float(np.mean(costs)) if costs else float("inf")
 
     def mean_latency(self, model: str, records: Sequence[ReplayRecord] | None = None) -> float:
         """Recorded or modelled; 0 where the data set has neither."""
-        calls = [self.call(r, model) for r in records or self.dataset]
+        calls = [self.call(r, model) for r in (self.dataset if records is None else records)]
         latencies = [c.latency_s or 0.0 for c in calls if c is not None]
         return float(np.mean(latencies)) if latencies else 0.0
 
     def accuracy(self, model: str, records: Sequence[ReplayRecord] | None = None) -> float:
-        return float(np.mean([self.right(r, model) for r in records or self.dataset]))
+        pool = self.dataset if records is None else records
+        return float(np.mean([self.right(r, model) for r in pool]))
 
     def run(self, serve: Serve) -> Trace:
         """Replay `serve`'s choices: every model it called is paid for, the last is served."""
@@ -153,7 +155,7 @@ def static_knn(
             right = [m for m in record.responses if replayer.right(record, m)]
             rest = [m for m in record.responses if m not in right]
             return rest + right  # all called; a right one (if any) is served
-        return [route(knn, vectors[i])]
+        return [route(knn, vectors[i], record.task)]
 
     return replayer.run(serve)
 
@@ -171,7 +173,7 @@ def hindsight_knn(
 
     Each request is routed greedily, by the router's objective, on a kNN that knows
     every model's outcome on the other folds' requests (4 in 5 of the file), with the
-    models' success rates there as priors: no exploration, no learning cost, no cache.
+    models' success rates per task there as priors: no exploration, no learning cost, no cache.
     An online router knows only the outcomes of the models it served, of the requests
     before. A hindsight reference, like `oracle`, not a strategy one could run."""
     n = len(replayer.dataset)
@@ -182,29 +184,34 @@ def hindsight_knn(
     for f in range(folds):
         known = np.flatnonzero(fold != f)
         knns.append(_knn_of([records[i] for i in known], vectors[known]))
-    return replayer.run(lambda i, record: [route(knns[fold[i]], vectors[i])])
+    return replayer.run(lambda i, record: [route(knns[fold[i]], vectors[i], record.task)])
 
 
 def _knn_of(records: Sequence[ReplayRecord], vectors: np.ndarray) -> _KnownKNN:
     """The router's kNN fed every model's recorded outcome on `records`, and each
-    model's success rate on them (its prior: the task prior of a router that saw them)."""
-    rows = [
-        (i, m, r.score) for i, record in enumerate(records) for m, r in record.responses.items()
-    ]
-    at, models, scores = zip(*rows)
-    knn = KNNQualityPredictor().fit(vectors[list(at)], models, scores)
-    rates = {m: float(np.mean([s for n, s in zip(models, scores) if n == m])) for m in set(models)}
+    model's success rate per task on them (the task priors of a router that saw them)."""
+    knn = KNNQualityPredictor()
+    outcomes: dict[str | None, dict[str, list[float]]] = {}
+    rows, models, scores = [], [], []
+    for i, record in enumerate(records):
+        for model, response in record.responses.items():
+            rows.append(i)
+            models.append(model)
+            scores.append(response.score)
+            outcomes.setdefault(record.task, {}).setdefault(model, []).append(response.score)
+    knn.fit(vectors[rows], models, scores)
+    rates = {t: {m: float(np.mean(s)) for m, s in of.items()} for t, of in outcomes.items()}
     return _KnownKNN(knn, rates)
 
 
 class _KnownKNN(NamedTuple):
     knn: KNNQualityPredictor
-    rates: dict[str, float]
+    rates: dict[str | None, dict[str, float]]  # per task, per model
 
 
 def _greedy_router(
     replayer: Replayer, specs: Sequence[ModelSpec], preset: str, seed: int
-) -> Callable[[_KnownKNN, np.ndarray], str]:
+) -> Callable[[_KnownKNN, np.ndarray, str | None], str]:
     """The model of best predicted utility (the router's objective, with each model's
     mean recorded cost and latency), without exploration."""
     scheduler = Scheduler(preset=preset, exploration=0.0, min_explore=0.0, random_state=seed)
@@ -212,8 +219,8 @@ def _greedy_router(
     cost = np.array([replayer.mean_cost(m) for m in names])
     latency = np.array([replayer.mean_latency(m) for m in names])
 
-    def route(known: _KnownKNN, vector: np.ndarray) -> str:
-        pred = known.knn.predict(vector, names, priors=known.rates)
+    def route(known: _KnownKNN, vector: np.ndarray, task: str | None) -> str:
+        pred = known.knn.predict(vector, names, priors=known.rates.get(task))
         return scheduler.choose(specs, pred.mean, pred.std, cost, latency).chosen
 
     return route
