@@ -87,8 +87,10 @@ def test_a_named_default_is_kept_until_evidence_beats_it():
     router = _router(pool, default_model="default")
     served = _serve(router, ["t"] * 300)
     assert [r.model for r in served[:20]].count("default") >= 15  # from the first request
-    assert [r.model for r in served].count("default") >= 0.9 * 300
-    assert router.learner.scheduler.explored_requests <= 0.1 * 300 + 2  # quality at risk
+    # every request that was not a capped exploration (quality at risk) got the default
+    explored = router.learner.scheduler.explored_requests
+    assert explored <= 0.1 * 300 + 2
+    assert [r.model for r in served].count("default") >= 300 - explored
     # a model as good and far cheaper than the default takes over (found by priced
     # exploration, which costs little here)
     pool = [_model("cheap", 0.1, {"t": 0.95}, 0), _model("default", 5.0, {"t": 0.95}, 0)]
