@@ -24,29 +24,35 @@ TOPICS = (
 )
 
 
-def _replay(tmp_path, right_model_of, prompt_of=lambda i, topic: f"{TOPICS[topic]} item{i}"):
-    """Records on two topics; `right_model_of(i, topic)` names the one right model."""
+def _replay(
+    tmp_path,
+    score_of,
+    prompt_of=lambda i, topic: f"{TOPICS[topic]} item{i}",
+    task_of=lambda topic: "classification/t",
+):
+    """200 records on two topics, alternating; `score_of(model, i, topic)` scores the
+    answers of models "a" and "b"."""
     rows = []
     for i in range(200):
         topic = i % 2
-        right = right_model_of(i, topic)
+        responses = {}
+        for m in ("a", "b"):
+            score = float(score_of(m, i, topic))
+            responses[m] = {
+                "output": "yes" if score else "no",
+                "score": score,
+                "input_tokens": 10,
+                "output_tokens": 1,
+                "cost": 0.001,
+                "latency_s": 1.0,
+            }
         rows.append(
             {
                 "id": f"r{i}",
-                "task": "classification/t",
+                "task": task_of(topic),
                 "prompt": prompt_of(i, topic),
                 "reference": "yes",
-                "responses": {
-                    m: {
-                        "output": "yes" if m == right else "no",
-                        "score": float(m == right),
-                        "input_tokens": 10,
-                        "output_tokens": 1,
-                        "cost": 0.001,
-                        "latency_s": 1.0,
-                    }
-                    for m in ("a", "b")
-                },
+                "responses": responses,
             }
         )
     path = tmp_path / "topics.jsonl"
@@ -60,7 +66,7 @@ def _accuracy(dataset, strategy):
 
 
 def test_hindsight_knn_routes_each_topic_to_the_model_right_on_it(tmp_path):
-    dataset = _replay(tmp_path, lambda i, topic: "ab"[topic])
+    dataset = _replay(tmp_path, lambda m, i, topic: m == "ab"[topic])
     assert _accuracy(dataset, "single:a") == pytest.approx(0.5)
     assert _accuracy(dataset, "hindsight_knn") >= 0.95
 
@@ -71,7 +77,7 @@ def test_hindsight_knn_never_knows_the_outcome_it_scores(tmp_path):
     # would be right every time
     coins = np.random.default_rng(0).integers(0, 2, 200)
     dataset = _replay(
-        tmp_path, lambda i, topic: "ab"[coins[i]], lambda i, topic: f"alpha{i} bravo{i} charlie{i}"
+        tmp_path, lambda m, i, topic: m == "ab"[coins[i]], lambda i, _: f"alpha{i} bravo{i} w{i}"
     )
     assert _accuracy(dataset, "hindsight_knn") < 0.65
 
@@ -118,31 +124,12 @@ def test_a_model_too_close_to_tell_apart_is_tried_at_most_every_request():
 def test_the_bound_is_counted_per_task(tmp_path):
     # each topic is its own task with its own best model (right 9 times in 10), and the
     # other model right half the time there
-    rows = []
-    for i in range(200):
-        topic = i % 2
-        rows.append(
-            {
-                "id": f"r{i}",
-                "task": f"classification/t{topic}",
-                "prompt": f"{TOPICS[topic]} item{i}",
-                "reference": "yes",
-                "responses": {
-                    m: {
-                        "output": "yes",
-                        "score": float(i % 20 >= 2 if m == "ab"[topic] else i % 4 < 2),
-                        "input_tokens": 10,
-                        "output_tokens": 1,
-                        "cost": 0.001,
-                        "latency_s": 1.0,
-                    }
-                    for m in ("a", "b")
-                },
-            }
-        )
-    path = tmp_path / "tasks.jsonl"
-    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
-    accuracy, cost, bounds = dataset_learning_cost(load_dataset(path), Scheduler())
+    dataset = _replay(
+        tmp_path,
+        lambda m, i, topic: i % 20 >= 2 if m == "ab"[topic] else i % 4 < 2,
+        task_of=lambda topic: f"classification/t{topic}",
+    )
+    accuracy, cost, bounds = dataset_learning_cost(dataset, Scheduler())
     assert sorted(b.best for b in bounds) == ["a", "b"]
     tries = math.log(100) / bernoulli_kl(0.5, 0.9)
     for b in bounds:
