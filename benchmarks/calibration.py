@@ -9,7 +9,7 @@ the unserved ones are known too):
 
 - `task prior`: per-task success rates shrunk toward the global ones (`TaskPriors`);
 - `kNN`: the similarity-weighted neighbours, with the task prior as prior;
-- `factorised`: the matrix factorisation, where fitted (elsewhere the kNN's value);
+- `logistic`: the per-model regressions, where fitted (elsewhere the kNN's value);
 - `served blend`: what the router decides on.
 
 It prints the Brier score of each (lower is better; 0.25 is a coin), over every model
@@ -34,7 +34,7 @@ from sls_router.embeddings import get_embedder
 from sls_router.replay import ReplayDataset, load_dataset, replay_pool
 from sls_router.routing.features import query_features, task_key
 
-PREDICTORS = ("task prior", "kNN", "factorised", "served blend")
+PREDICTORS = ("task prior", "kNN", "logistic", "served blend")
 BINS = np.linspace(0.0, 1.0, 6)
 
 
@@ -47,9 +47,10 @@ def predictions(router: SmartRouter, request: Request, names: list[str]) -> dict
     prior = learner.priors.means(task_key(features), names)
     knn = learner.knn.predict(vector, names, priors=dict(zip(names, prior.tolist()))).mean
     x = np.hstack([vector, features])
-    factorised = np.where(np.isnan(f := learner.factorised.predict(x, names)), knn, f)
-    blend = learner.factorised.blend(knn, x, names)
-    return {"task prior": prior, "kNN": knn, "factorised": factorised, "served blend": blend}
+    logistic = learner.logistic.predict(x, names) if learner.logistic.estimators_ else knn
+    logistic = np.where(np.isnan(logistic), knn, logistic)
+    blend = learner.logistic.blend(knn, x, names)
+    return {"task prior": prior, "kNN": knn, "logistic": logistic, "served blend": blend}
 
 
 def replay(dataset: ReplayDataset, embedder: PrecomputedEmbedder, seed: int) -> dict:

@@ -7,8 +7,9 @@ predicting P(right) for every model on the held-out fifth.
 
 - `task prior`: each model's success rate in the request's task, on the other folds;
 - `kNN`: the router's `KNNQualityPredictor`, with the task prior as its prior;
-- `MF`: the router's `FactorisedQualityPredictor`, P(right) = sigmoid(v_m . (W x) + b_m)
-  over the router's rows x (the request's embedding and features, its task included).
+- `MF`: the lab's `FactorisedQualityPredictor` (`bench/factorisation.py`),
+  P(right) = sigmoid(v_m . (W x) + b_m) over the router's rows x (the request's
+  embedding and features, its task included).
 
 It prints each predictor's Brier score (lower is better; 0.25 is a coin) and what
 routing on it reaches: each held-out request goes to the model of best predicted utility
@@ -25,10 +26,10 @@ from importlib.resources import files
 import numpy as np
 
 from sls_router.bench.baselines import Replayer
+from sls_router.bench.factorisation import FactorisedQualityPredictor
 from sls_router.embeddings import get_embedder
 from sls_router.replay import load_dataset
 from sls_router.routing import KNNQualityPredictor, Scheduler, query_features
-from sls_router.routing.factorisation import FactorisedQualityPredictor
 
 
 def main() -> None:

@@ -1,13 +1,12 @@
 """Dynamic Update Manager: everything the router learns, owned in one place.
 
 The `Learner` owns the training rows (`OutcomeLog`), how far each label-free source of
-feedback is trusted (`SourceTrust`), the quality predictors (kNN, and a matrix
-factorisation refit on a window of recent rows and weighed against the kNN), the
-token/cost and latency predictors, the `Scheduler` with its spend window, and the
-`UpdateManager` that refits periodically (the cache's thresholds included). The
-router asks it for a decision and tells it what happened; a store saves its
-`snapshot()`, and rows other replicas learned come in through `absorb()`. It imports
-no store and no router.
+feedback is trusted (`SourceTrust`), the quality predictors (kNN, and
+per-model logistic regressions refit on a window of recent rows), the token/cost and
+latency predictors, the `Scheduler` with its spend window, and the `UpdateManager`
+that refits periodically (the cache's thresholds included). The router asks it for a
+decision and tells it what happened; a store saves its `snapshot()`, and rows other
+replicas learned come in through `absorb()`. It imports no store and no router.
 """
 
 from __future__ import annotations
@@ -24,9 +23,9 @@ from .cache import SemanticCache
 from .outcomes import OutcomeLog
 from .routing import (
     Decision,
-    FactorisedQualityPredictor,
     KNNQualityPredictor,
     LatencyPredictor,
+    LogisticQualityPredictor,
     Scheduler,
     TokenCostPredictor,
     query_features,
@@ -40,9 +39,9 @@ from .updates import UpdateManager
 # a label-free verdict is one weak voice: its row counts half a label, and its score is
 # what the source's trust says the verdict is worth (trust.py); other sources count whole
 SOURCE_WEIGHTS = {"verifier": 0.5, "agreement": 0.5, "judge": 0.5}
-# the factorisation refits on the most recent outcomes only: a refit costs the same
+# the logistic predictors refit on the most recent outcomes only: a refit costs the same
 # however long the router has run, and follows drift (the kNN keeps every outcome)
-FACTORISED_WINDOW = 5000
+LOGISTIC_WINDOW = 5000
 N_FEATURES = len(query_features("x", None))
 # what a fresh answer teaches serves again when traffic repeats: the share of recent
 # requests (~REPEAT_WINDOW) that the cache answered measures it; with a share r, one
@@ -82,7 +81,7 @@ class Learner:
         self.cache = cache
         self.outcomes = OutcomeLog(dim, N_FEATURES)
         self.knn = KNNQualityPredictor()
-        self.factorised = FactorisedQualityPredictor()
+        self.logistic = LogisticQualityPredictor()
         self.tokens = TokenCostPredictor()
         self.latency = LatencyPredictor()
         self.priors = TaskPriors()
@@ -95,7 +94,7 @@ class Learner:
             background=background_updates,
         )
         self._lock = threading.RLock()  # predictors are not thread-safe: reads and updates
-        # take turns; the factorisation is replaced whole by a refit
+        # take turns; the logistic predictors are replaced whole by a refit
 
     # -- deciding -------------------------------------------------------------------
     def decide(
@@ -113,10 +112,10 @@ class Learner:
             prior = self.priors.stats(key, names)
             prior_mean = prior[0]
             knn = self.knn.predict(vector, names, priors=dict(zip(names, prior_mean.tolist())))
-            factorised = self.factorised
+            logistic = self.logistic
             cost, output_tokens = self.tokens.costs(candidates, input_tokens, task)
             latency = self.latency.predict_many(names, output_tokens)
-        mean = factorised.blend(knn.mean, np.hstack([vector, features]), names)
+        mean = logistic.blend(knn.mean, np.hstack([vector, features]), names)
         with self._lock:
             reuse = 1.0 / (1.0 - min(self.repeat_rate, MAX_REPEAT))
             decision = self.scheduler.choose(
@@ -193,8 +192,8 @@ class Learner:
         )
 
     def add(self, row: Outcome, *, online: bool = True) -> None:
-        """One training row; the kNN and the task priors learn it at once, the
-        factorisation at the next refit (`online=False`: a bulk load, `rebuild()` after)."""
+        """One training row; the kNN and the task priors learn it at once, the logistic
+        predictors at the next refit (`online=False`: a bulk load, `rebuild()` after)."""
         self.outcomes.add(row.vector, row.features, row.model, row.score, row.weight, row.source)
         if online:
             score = self.trust.training_score(row.source, trust_key(row.features), row.score)
@@ -261,22 +260,22 @@ class Learner:
 
     # -- refitting ------------------------------------------------------------------
     def refit(self) -> dict[str, Any]:
-        """The Update Manager's work: the factorisation on recent rows, weighed against
-        the kNN on the rows it held out; the cache thresholds."""
+        """The Update Manager's work: logistic predictors on recent rows, cache thresholds."""
         vectors, features, models, scores, weights = self._training_arrays()
         figures: dict[str, Any] = {"outcomes": len(models)}
         if len(models):
-            recent = slice(-FACTORISED_WINDOW, None)
-            v, f, m = vectors[recent], features[recent], models[recent]
-            s, w = scores[recent], weights[recent]
-            factorised = FactorisedQualityPredictor().fit(np.hstack([v, f]), m, s, w)
-            if factorised.held_out_rows:
-                factorised.stack(held_out_knn(v, f, m, s, w, factorised.held_out_rows))
+            recent = slice(-LOGISTIC_WINDOW, None)
+            logistic = LogisticQualityPredictor(min_samples=self.logistic.min_samples)
+            logistic.fit(
+                np.hstack([vectors[recent], features[recent]]),
+                models[recent],
+                scores[recent],
+                weights[recent],
+            )
             with self._lock:
-                self.factorised = factorised
-            figures["factorised_weight"] = factorised.weight_
-            figures["factorised_brier"] = {
-                m: round(float(b), 4) for m, b in factorised.validation_brier_.items()
+                self.logistic = logistic
+            figures["logistic_brier"] = {
+                m: round(float(b), 4) for m, b in logistic.validation_brier_.items()
             }
         if self.cache is not None:
             self.cache.refit()
@@ -344,27 +343,3 @@ class Learner:
 
     def close(self) -> None:
         self.updates.wait()
-
-
-def held_out_knn(
-    vectors: np.ndarray,
-    features: np.ndarray,
-    models: Sequence[str],
-    scores: np.ndarray,
-    weights: np.ndarray,
-    held_out: int,
-) -> np.ndarray:
-    """The kNN's P(right) for each of the last `held_out` rows, learned from the rows
-    before them only, with their task priors: what the router's kNN predicted for those
-    rows, as near as a refit can tell (it sees the refit's window, not every row)."""
-    cut = len(models) - held_out
-    priors, knn = TaskPriors(), KNNQualityPredictor()
-    for f, model, score, weight in zip(features[:cut], models[:cut], scores[:cut], weights[:cut]):
-        priors.add(task_key(f), model, float(score), float(weight))
-    if cut:
-        knn.fit(vectors[:cut], models[:cut], scores[:cut], weights[:cut])
-    predicted = np.empty(held_out)
-    for i, (v, f, model) in enumerate(zip(vectors[cut:], features[cut:], models[cut:])):
-        prior = float(priors.means(task_key(f), [model])[0])
-        predicted[i] = knn.predict(v, [model], priors={model: prior}).mean[0]
-    return predicted

@@ -1,7 +1,7 @@
 """Dynamic Update Manager: count feedback, refit periodically, keep a log of refits.
 
 Online pieces (kNN outcomes, token and latency statistics, per-entry cache verdicts)
-learn on every event already; what needs a batch refit (the matrix factorisation, the
+learn on every event already; what needs a batch refit (the logistic predictors, the
 cache's global thresholds) is refit here every `every_n` feedback events or
 `every_s` seconds, on a background thread so requests never wait for it.
 """

@@ -9,10 +9,9 @@ random vectors would be HNSW's worst case and nothing like text embeddings).
 
 With ``refit`` (the default) the history goes in the way feedback does (the outcome
 log, whose success rates become the kNN priors, and the kNN index) and the router
-refits once, so the timed decisions also run the factorisation (where the refit gave
-it a weight against the kNN), as a router that has served 20,000 requests does.
-``refit=False`` gives the kNN index alone the history (no factorisation in the timed
-path).
+refits once, so the timed decisions also run the logistic predictors, as a router
+that has served 20,000 requests does. ``refit=False`` gives the kNN index alone the
+history, as this bench did before (no logistic predictors in the timed path).
 
 ``torch_embed_p50_ms`` is one single-query embedding by the torch MiniLM (``"minilm"``
 as sentence-transformers runs it), timed in the same run on the miss texts, so the
@@ -191,7 +190,7 @@ def measure_overhead(
         "models": models,
         "decisions": decisions,
         "refit": refit,
-        "factorised_models": len(router.learner.factorised.models_),
+        "logistic_models": len(router.learner.logistic.estimators_),
         "cache_hits_on_miss_path": served["miss"],
         "cache_hits_on_hit_path": served["hit"],
     }

@@ -3,8 +3,8 @@
 * ``KNNQualityPredictor``: success rate of each model among the past queries most like
   this one, with a Beta prior, so it is useful from the first outcome and says how
   unsure it is (the scheduler explores on that uncertainty).
-* ``FactorisedQualityPredictor`` (``factorisation.py``): one shared projection of the
-  request for every model, refit periodically and weighed against the kNN.
+* ``LogisticQualityPredictor``: one logistic regression per model, refit periodically;
+  smoother than kNN once there is enough data, and validated so the two can be blended.
 * ``TokenCostPredictor`` / ``LatencyPredictor``: running estimates of output length and
   of time-to-first-token plus throughput, per model.
 
@@ -40,6 +40,7 @@ __all__ = [
     "KNNPrediction",
     "KNNQualityPredictor",
     "LatencyPredictor",
+    "LogisticQualityPredictor",
     "TokenCostPredictor",
 ]
 
@@ -273,6 +274,185 @@ class KNNQualityPredictor:
                     decode_array(state["scores"]),
                     decode_array(state["weights"]),
                 )
+        return self
+
+
+class LogisticQualityPredictor:
+    """One scikit-learn ``LogisticRegression`` per model: P(score >= 0.5 | features).
+
+    Features are the query embedding followed by ``query_features`` (see
+    the embedding followed by ``features.query_features``). Models with fewer than
+    ``min_samples`` outcomes or
+    only one class are not fit and predict NaN, so the caller falls back to kNN.
+    ``fit`` first fits on the first 80% of each model's outcomes (in the given order,
+    i.e. oldest first) and scores the last 20%: ``validation_brier_`` and
+    ``validation_log_loss_`` (against the soft score) let the scheduler weigh this
+    predictor against kNN; then it refits on everything.
+    """
+
+    def __init__(
+        self,
+        min_samples: int = 50,
+        C: float = 1.0,
+        validation_fraction: float = 0.2,
+        max_iter: int = 200,
+    ) -> None:
+        self.min_samples = min_samples
+        self.C = C
+        self.validation_fraction = validation_fraction
+        self.max_iter = max_iter
+        check_params(
+            min_samples=as_float(min_samples) >= 2,
+            C=as_float(C) > 0,
+            validation_fraction=0 < as_float(validation_fraction) < 1,
+            max_iter=isinstance(max_iter, int) and max_iter >= 1,
+        )
+        self.n_features_in_: int | None = None
+        self.estimators_: dict[str, Any] = {}
+        self.validation_brier_: dict[str, float] = {}
+        self.validation_log_loss_: dict[str, float] = {}
+        self._data: tuple[np.ndarray, list[str], np.ndarray, np.ndarray] | None = None
+        self._set_coef({})
+
+    def _set_coef(self, coef: dict[str, tuple[np.ndarray, float]]) -> None:
+        """Keep the fitted coefficients as one matrix, a row per model: ``predict`` then
+        needs one product per model and one vectorised sigmoid for all (sklearn's
+        ``predict_proba`` spends ~50 us per model checking its input)."""
+        self._rows = {name: i for i, name in enumerate(coef)}
+        self._coef = (
+            np.array([c for c, _ in coef.values()]).reshape(len(coef), -1)
+            if coef
+            else np.zeros((0, 0))
+        )
+        self._intercepts = np.array([b for _, b in coef.values()], dtype=np.float64)
+        self._trust: dict[tuple[str, ...], tuple[np.ndarray, np.ndarray]] = {}
+
+    def _new(self) -> Any:
+        from sklearn.linear_model import LogisticRegression
+
+        return LogisticRegression(C=self.C, max_iter=self.max_iter)
+
+    def fit(
+        self,
+        X: Any,
+        models: Sequence[str],
+        scores: Sequence[float] | np.ndarray,
+        weights: Sequence[float] | np.ndarray | None = None,
+    ) -> LogisticQualityPredictor:
+        """Refit every model from scratch on these outcomes (validated before any change)."""
+        X = np.asarray(X, dtype=np.float32)
+        if X.ndim != 2 or not np.all(np.isfinite(X)):
+            raise InvalidInputError(
+                f"X shape {X.shape}: pass a finite (n, d) matrix, one row "
+                "per outcome (embedding + query_features rows)."
+            )
+        names, s, w = check_outcomes(len(X), models, scores, weights)
+        estimators, coef, brier, logloss = {}, {}, {}, {}
+        names_arr = np.array(names)
+        for name in dict.fromkeys(names):
+            idx = np.flatnonzero(names_arr == name)
+            y = s[idx] >= 0.5
+            if len(idx) < self.min_samples or y.all() or not y.any():
+                continue
+            n_val = max(1, int(round(self.validation_fraction * len(idx))))
+            tr, va = idx[:-n_val], idx[-n_val:]
+            ytr = s[tr] >= 0.5
+            if ytr.any() and not ytr.all():
+                p = np.clip(
+                    self._new().fit(X[tr], ytr, sample_weight=w[tr]).predict_proba(X[va])[:, 1],
+                    1e-6,
+                    1 - 1e-6,
+                )
+                brier[name] = float(np.average((p - s[va]) ** 2, weights=w[va]))
+                logloss[name] = float(
+                    np.average(-(s[va] * np.log(p) + (1 - s[va]) * np.log(1 - p)), weights=w[va])
+                )
+            est = self._new().fit(X[idx], y, sample_weight=w[idx])
+            estimators[name] = est
+            coef[name] = (est.coef_[0].astype(np.float64), float(est.intercept_[0]))
+        self.n_features_in_ = X.shape[1]
+        self.estimators_ = estimators
+        self._set_coef(coef)
+        self.validation_brier_, self.validation_log_loss_ = brier, logloss
+        self._data = (X, names, s, w)
+        return self
+
+    def predict(self, X: Any, models: Sequence[str]) -> np.ndarray:
+        """P(correct): shape ``(n_models,)`` for one row, ``(n, n_models)`` for a matrix."""
+        models = [check_name(m) for m in models]
+        X = np.asarray(X, dtype=np.float64)
+        one = X.ndim == 1
+        X2 = X[None, :] if one else X
+        if (
+            X2.ndim != 2
+            or not np.isfinite(X2).all()
+            or (self.n_features_in_ is not None and X2.shape[1] != self.n_features_in_)
+        ):
+            raise InvalidInputError(
+                f"X shape {X.shape}: pass finite feature rows of width "
+                f"{self.n_features_in_} (embedding + query_features)."
+            )
+        out = np.full((len(X2), len(models)), np.nan)
+        rows = [self._rows.get(name, -1) for name in models]
+        cols = [j for j, r in enumerate(rows) if r >= 0]
+        if cols:
+            # one matrix-vector product per model, not one matrix product for all: the
+            # latter sums in another order, and its last-bit differences could tip a decision
+            z = np.empty((len(X2), len(self._coef)))
+            for i, c in enumerate(self._coef):
+                z[:, i] = X2 @ c
+            z += self._intercepts
+            p = 1.0 / (1.0 + np.exp(-np.minimum(np.maximum(z, -50), 50)))  # = np.clip, faster
+            if rows == list(range(len(self._coef))):  # every model fitted, in fitting order
+                out = p
+            else:
+                out[:, cols] = p[:, [rows[j] for j in cols]]
+        return out[0] if one else out
+
+    def blend(self, mean: Any, x: Any, models: Sequence[str]) -> np.ndarray:
+        """kNN ``mean`` blended with this predictor's P(correct) for one feature row ``x``.
+
+        A model's weight is ``0.5 * (1 - brier / 0.25)``: trust it as far as its validation
+        Brier score beat a coin (0.25); models without a fit or a better-than-coin score
+        keep the kNN mean."""
+        mean = np.asarray(mean, dtype=float)
+        if not self.estimators_:
+            return mean.copy()
+        probs = self.predict(x, models)
+        key = tuple(models)
+        if key not in self._trust:  # fixed from one fit to the next
+            if len(self._trust) > 64:
+                self._trust.clear()
+            brier = np.array([self.validation_brier_.get(m, math.nan) for m in key])
+            self._trust[key] = (0.5 * (1.0 - brier / 0.25), brier < 0.25)
+        alpha, trusted = self._trust[key]
+        return np.where(trusted & ~np.isnan(probs), (1 - alpha) * mean + alpha * probs, mean)
+
+    def to_state(self) -> dict:
+        if self._data is None:
+            return {**state_header(self), "data": None}
+        X, names, s, w = self._data
+        return {
+            **state_header(self),
+            "data": {
+                "X": encode_array(X, "f4"),
+                "models": names,
+                "scores": encode_array(s, "f8"),
+                "weights": encode_array(w, "f8"),
+            },
+        }
+
+    @classmethod
+    def from_state(cls, state: dict) -> LogisticQualityPredictor:
+        state = check_state(state, cls)
+        self, data = cls(**state["params"]), state["data"]
+        if data is not None:
+            self.fit(
+                decode_array(data["X"]),
+                data["models"],
+                decode_array(data["scores"]),
+                decode_array(data["weights"]),
+            )
         return self
 
 

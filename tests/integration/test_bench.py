@@ -208,7 +208,7 @@ def test_overhead_bench_times_real_misses_and_real_hits():
     assert figures["cache_hits_on_miss_path"] == 0  # ...and the miss path really misses
     assert figures["hit_p50_ms"] > 0 and figures["miss_p50_ms"] > 0
     assert figures["torch_embed_p50_ms"] > 0  # the torch MiniLM reference, same run
-    assert figures["refit"] and figures["factorised_models"] == 3  # timed with every predictor
+    assert figures["refit"] and figures["logistic_models"] == 3  # timed with every predictor
 
 
 def test_overhead_reports_several_embedders_side_by_side(tmp_path, monkeypatch, capsys):

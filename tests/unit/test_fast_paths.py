@@ -1,12 +1,14 @@
 """The hot-path shortcuts of the routing decision give the same answers as the plain code.
 
-Each shortcut (batch cost/latency predictions, the kNN
+Each shortcut (stacked logistic coefficients, batch cost/latency predictions, the kNN
 predictor's one-row path, the scheduler's unconstrained path, the index's in-FAISS
 tombstone filter, the static embedder's one-text path) is checked against the slower
 computation it replaces, bit for bit where the router's decisions depend on it.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import pytest
@@ -16,6 +18,7 @@ from sls_router.index import VectorIndex
 from sls_router.routing import (
     KNNQualityPredictor,
     LatencyPredictor,
+    LogisticQualityPredictor,
     Scheduler,
     TokenCostPredictor,
 )
@@ -27,6 +30,49 @@ DIM = 24
 def _unit_rows(rng: np.random.Generator, n: int, dim: int = DIM) -> np.ndarray:
     x = rng.standard_normal((n, dim))
     return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def logistic() -> LogisticQualityPredictor:
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((900, DIM)).astype(np.float32)
+    models = [["good", "bad", "thin"][i] for i in rng.choice(3, 900, p=[0.48, 0.48, 0.04])]
+    signal = X[:, 0] + X[:, 1] * np.array([m == "bad" for m in models])
+    scores = (signal + 0.7 * rng.standard_normal(900) > 0).astype(float)
+    return LogisticQualityPredictor(min_samples=50).fit(X, models, scores)
+
+
+def test_logistic_fast_path_equals_sklearn_predict_proba(logistic):
+    assert set(logistic.estimators_) == {"good", "bad"}  # "thin" has too few outcomes
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((40, DIM))
+    models = ["thin", "bad", "unknown", "good"]
+    fast = logistic.predict(X, models)
+    for j, name in enumerate(models):
+        if name in logistic.estimators_:
+            expected = logistic.estimators_[name].predict_proba(X)[:, 1]
+            assert np.max(np.abs(fast[:, j] - expected)) < 1e-9
+        else:
+            assert np.isnan(fast[:, j]).all()
+    one = logistic.predict(X[3], models)  # one row: the same numbers as that matrix row
+    assert one.shape == (4,) and np.allclose(one, fast[3], rtol=0, atol=1e-12, equal_nan=True)
+
+
+def test_logistic_blend_trusts_each_model_as_far_as_it_beat_a_coin(logistic):
+    rng = np.random.default_rng(2)
+    models = ["good", "thin", "bad", "unknown"]
+    for _ in range(20):
+        x, mean = rng.standard_normal(DIM), rng.random(4)
+        probs = logistic.predict(x, models)
+        expected = mean.copy()
+        for i, name in enumerate(models):
+            brier = logistic.validation_brier_.get(name)
+            if not math.isnan(probs[i]) and brier is not None and brier < 0.25:
+                alpha = 0.5 * (1.0 - brier / 0.25)
+                expected[i] = (1 - alpha) * mean[i] + alpha * probs[i]
+        assert np.array_equal(logistic.blend(mean, x, models), expected)
+    unfitted = LogisticQualityPredictor()
+    assert np.array_equal(unfitted.blend([0.2, 0.7], np.zeros(DIM), ["a", "b"]), [0.2, 0.7])
 
 
 def test_batch_cost_and_latency_equal_one_model_at_a_time():

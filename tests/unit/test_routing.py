@@ -13,9 +13,9 @@ from sls_router.errors import ConfigurationError, InvalidInputError, StateError
 from sls_router.routing import (
     PRESETS,
     QUERY_FEATURES_DIM,
-    FactorisedQualityPredictor,
     KNNQualityPredictor,
     LatencyPredictor,
+    LogisticQualityPredictor,
     Scheduler,
     TokenCostPredictor,
     query_features,
@@ -130,6 +130,34 @@ def test_knn_keeps_learning_after_switching_to_hnsw():
     assert knn._index.kind == "hnsw" and knn.n_records_ == 300
     x = knn.predict(data.query("X"), ["A", "B"])
     assert x.mean[0] > x.mean[1] + 0.6
+
+
+# ------------------------------------------------------------------- logistic
+def _features(vectors):
+    return np.stack([np.hstack([v, query_features("some query text", None)]) for v in vectors])
+
+
+def test_logistic_fits_per_model_and_leaves_thin_models_unfit():
+    data = Regions(5)
+    vectors, models, scores, _ = data.outcomes(400)
+    X = _features(vectors)
+    # "thin" has too few outcomes, "flat" only one class: neither can be fit
+    extra = _features(np.stack([data.query("X") for _ in range(60)]))
+    X = np.vstack([X, extra])
+    models += ["thin"] * 10 + ["flat"] * 50
+    scores += [1.0, 0.0] * 5 + [1.0] * 50
+    lr = LogisticQualityPredictor().fit(X, models, scores)
+    test_v, _, _, regions = data.outcomes(200)
+    p = lr.predict(_features(test_v), ["A", "B", "thin", "flat", "never"])
+    assert p.shape == (200, 5)
+    assert np.isnan(p[:, 2:]).all()
+    truth = np.array([[data.score("A", r), data.score("B", r)] for r in regions])
+    accuracy = ((p[:, :2] >= 0.5) == (truth == 1)).mean()
+    assert accuracy > 0.9
+    assert set(lr.validation_brier_) == {"A", "B"}
+    assert all(b < 0.15 for b in lr.validation_brier_.values())
+    one = lr.predict(_features(test_v[:1])[0], ["A"])
+    assert one.shape == (1,) and one[0] == pytest.approx(p[0, 0])
 
 
 # ------------------------------------------------------------------- tokens / latency
@@ -306,6 +334,12 @@ def test_state_round_trips_give_identical_predictions():
     for q in queries:
         a, b = knn.predict(q, ["A", "B", "C"]), knn2.predict(q, ["A", "B", "C"])
         assert np.array_equal(a.mean, b.mean) and np.array_equal(a.std, b.std)
+    lr = LogisticQualityPredictor(min_samples=20).fit(_features(vectors), models, scores)
+    lr2 = _round_trip(lr)
+    assert np.array_equal(
+        lr.predict(_features(queries), ["A", "B"]), lr2.predict(_features(queries), ["A", "B"])
+    )
+    assert lr2.validation_brier_ == lr.validation_brier_
     tok, lat = TokenCostPredictor(), LatencyPredictor()
     for i in range(20):
         tok.partial_fit("A", None if i % 2 else "qa", 10 * i)
@@ -318,8 +352,8 @@ def test_state_round_trips_give_identical_predictions():
     sched.record_spend(0.25, now=10.0)
     sched2 = _round_trip(sched)
     assert sched2.spent_usd(now=11.0) == 0.25 and sched2.effective_lam == PRESETS["cost"][0]
-    empty = KNNQualityPredictor()
-    assert _round_trip(empty).to_state() == empty.to_state()
+    for empty in (KNNQualityPredictor(), LogisticQualityPredictor()):
+        assert _round_trip(empty).to_state() == empty.to_state()
     with pytest.raises(StateError):
         KNNQualityPredictor.from_state({**knn.to_state(), "format_version": 99})
     with pytest.raises(StateError):
@@ -356,11 +390,11 @@ def test_other_bad_inputs_and_configs():
     with pytest.raises(InvalidInputError):
         LatencyPredictor().partial_fit("m", -5, 1.0)
     assert TokenCostPredictor().predict("unknown") == 256  # unknown model: the prior
-    mf = FactorisedQualityPredictor().fit(np.eye(4), ["A"] * 4, [1, 0, 1, 0])
+    lr = LogisticQualityPredictor(min_samples=2).fit(np.eye(4), ["A"] * 4, [1, 0, 1, 0])
     with pytest.raises(InvalidInputError):
-        mf.predict(np.ones(5), ["A"])
+        lr.predict(np.ones(5), ["A"])
     with pytest.raises(InvalidInputError):
-        mf.fit(np.eye(4), ["A"] * 4, [1, 0, 1, math.nan])
+        lr.fit(np.eye(4), ["A"] * 4, [1, 0, 1, math.nan])
     with pytest.raises(InvalidInputError):
         Scheduler().choose([], [], [], [], [])
     with pytest.raises(InvalidInputError):
@@ -390,8 +424,7 @@ def test_other_bad_inputs_and_configs():
     for cls, kwargs in [
         (KNNQualityPredictor, dict(k=0)),
         (KNNQualityPredictor, dict(prior_mean=1)),
-        (FactorisedQualityPredictor, dict(dim=0)),
-        (FactorisedQualityPredictor, dict(validation_fraction=1)),
+        (LogisticQualityPredictor, dict(C=0)),
         (LatencyPredictor, dict(prior_tokens_per_s=0)),
     ]:
         with pytest.raises(ConfigurationError):
