@@ -19,8 +19,13 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InvalidInputError
-from ..routing._common import as_float, check_name, check_outcomes, check_params
+from ..routing._common import (
+    as_float,
+    check_feature_rows,
+    check_name,
+    check_params,
+    check_training_rows,
+)
 
 
 class FactorisedQualityPredictor:
@@ -66,12 +71,7 @@ class FactorisedQualityPredictor:
         weights: Sequence[float] | np.ndarray | None = None,
     ) -> FactorisedQualityPredictor:
         """Learn from these outcomes (validated before any change)."""
-        X = np.asarray(X, dtype=np.float64)
-        if X.ndim != 2 or not np.all(np.isfinite(X)):
-            raise InvalidInputError(
-                f"X shape {X.shape}: pass a finite (n, d) matrix, one row per outcome."
-            )
-        names, s, w = check_outcomes(len(X), models, scores, weights)
+        X, names, s, w = check_training_rows(X, models, scores, weights, np.float64)
         index = {name: i for i, name in enumerate(dict.fromkeys(names))}
         m = np.array([index[n] for n in names], dtype=np.int64)
         self._params = self._train(X, m, s, w, len(index))
@@ -118,17 +118,7 @@ class FactorisedQualityPredictor:
     def predict(self, X: Any, models: Sequence[str]) -> np.ndarray:
         """P(correct): shape ``(n_models,)`` for one row, ``(n, n_models)`` for a matrix."""
         models = [check_name(m) for m in models]
-        X = np.asarray(X, dtype=np.float64)
-        one = X.ndim == 1
-        X2 = X[None, :] if one else X
-        if (
-            X2.ndim != 2
-            or not np.isfinite(X2).all()
-            or (self.n_features_in_ is not None and X2.shape[1] != self.n_features_in_)
-        ):
-            raise InvalidInputError(
-                f"X shape {X.shape}: pass finite feature rows of width {self.n_features_in_}."
-            )
+        X2, one = check_feature_rows(X, self.n_features_in_)
         out = np.full((len(X2), len(models)), np.nan)
         known = [(j, self.models_[name]) for j, name in enumerate(models) if name in self.models_]
         if known and self._params is not None:

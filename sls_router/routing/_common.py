@@ -124,3 +124,29 @@ def check_outcomes(
             f"{len(w)} weights: pass one of each per outcome."
         )
     return names, s, w
+
+
+def check_feature_rows(X: Any, width: int | None) -> tuple[np.ndarray, bool]:
+    """Feature rows to predict on, as a float matrix, and whether one row was given."""
+    X = np.asarray(X, dtype=np.float64)
+    rows = X[None, :] if X.ndim == 1 else X
+    if rows.ndim != 2 or not np.isfinite(rows).all() or width not in (None, rows.shape[1]):
+        raise InvalidInputError(
+            f"X shape {X.shape}: pass finite feature rows of width {width} "
+            "(embedding + query_features)."
+        )
+    return rows, X.ndim == 1
+
+
+def check_training_rows(
+    X: Any, models: Sequence[str], scores: Any, weights: Any, dtype: Any
+) -> tuple[np.ndarray, list[str], np.ndarray, np.ndarray]:
+    """A batch of outcomes to fit on: one finite feature row per outcome, as `dtype`,
+    with its model, score and weight (`check_outcomes`)."""
+    X = np.asarray(X, dtype=dtype)
+    if X.ndim != 2 or not np.all(np.isfinite(X)):
+        raise InvalidInputError(
+            f"X shape {X.shape}: pass a finite (n, d) matrix, one row "
+            "per outcome (embedding + query_features rows)."
+        )
+    return (X, *check_outcomes(len(X), models, scores, weights))

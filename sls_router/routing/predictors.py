@@ -25,12 +25,14 @@ from ..index import VectorIndex
 from ..types import ModelSpec
 from ._common import (
     as_float,
+    check_feature_rows,
     check_name,
     check_nonneg,
     check_outcomes,
     check_params,
     check_score,
     check_state,
+    check_training_rows,
     decode_array,
     encode_array,
     state_header,
@@ -340,13 +342,7 @@ class LogisticQualityPredictor:
         weights: Sequence[float] | np.ndarray | None = None,
     ) -> LogisticQualityPredictor:
         """Refit every model from scratch on these outcomes (validated before any change)."""
-        X = np.asarray(X, dtype=np.float32)
-        if X.ndim != 2 or not np.all(np.isfinite(X)):
-            raise InvalidInputError(
-                f"X shape {X.shape}: pass a finite (n, d) matrix, one row "
-                "per outcome (embedding + query_features rows)."
-            )
-        names, s, w = check_outcomes(len(X), models, scores, weights)
+        X, names, s, w = check_training_rows(X, models, scores, weights, np.float32)
         estimators, coef, brier, logloss = {}, {}, {}, {}
         names_arr = np.array(names)
         for name in dict.fromkeys(names):
@@ -380,18 +376,7 @@ class LogisticQualityPredictor:
     def predict(self, X: Any, models: Sequence[str]) -> np.ndarray:
         """P(correct): shape ``(n_models,)`` for one row, ``(n, n_models)`` for a matrix."""
         models = [check_name(m) for m in models]
-        X = np.asarray(X, dtype=np.float64)
-        one = X.ndim == 1
-        X2 = X[None, :] if one else X
-        if (
-            X2.ndim != 2
-            or not np.isfinite(X2).all()
-            or (self.n_features_in_ is not None and X2.shape[1] != self.n_features_in_)
-        ):
-            raise InvalidInputError(
-                f"X shape {X.shape}: pass finite feature rows of width "
-                f"{self.n_features_in_} (embedding + query_features)."
-            )
+        X2, one = check_feature_rows(X, self.n_features_in_)
         out = np.full((len(X2), len(models)), np.nan)
         rows = [self._rows.get(name, -1) for name in models]
         cols = [j for j, r in enumerate(rows) if r >= 0]
