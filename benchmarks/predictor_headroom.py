@@ -6,7 +6,8 @@ every model's recorded outcome on 4 in 5 of a bundled set's requests (5 folds), 
 predicting P(right) for every model on the held-out fifth.
 
 - `task prior`: each model's success rate in the request's task, on the other folds;
-- `kNN`: the router's `KNNQualityPredictor`, with the task prior as its prior;
+- `kNN`: the router's `KNNQualityPredictor`, with the task prior as its prior
+  (`bench.baselines.fed_knn`, as `hindsight_knn` feeds it);
 - `MF`: the lab's `FactorisedQualityPredictor` (`bench/factorisation.py`),
   P(right) = sigmoid(v_m . (W x) + b_m) over the router's rows x (the request's
   embedding and features, its task included).
@@ -25,11 +26,11 @@ from importlib.resources import files
 
 import numpy as np
 
-from sls_router.bench.baselines import Replayer
+from sls_router.bench.baselines import Replayer, fed_knn
 from sls_router.bench.factorisation import FactorisedQualityPredictor
 from sls_router.embeddings import get_embedder
 from sls_router.replay import load_dataset
-from sls_router.routing import KNNQualityPredictor, Scheduler, query_features
+from sls_router.routing import Scheduler, query_features
 
 
 def main() -> None:
@@ -48,8 +49,6 @@ def main() -> None:
         unique = list(dict.fromkeys(texts))
         vectors = dict(zip(unique, embedder.encode(unique)))
         x = np.vstack([vectors[t] for t in texts]).astype(np.float32)
-        tasks = sorted({str(r.task) for r in records})
-        task = np.array([tasks.index(str(r.task)) for r in records])
         y = np.array([[r.responses[m].score >= 0.5 for m in names] for r in records], float)
         # the router's rows: the embedding, then the request's features (its task included)
         features = np.hstack(
@@ -62,22 +61,18 @@ def main() -> None:
         fold = np.random.default_rng(args.seed).permutation(len(records)) % args.folds
         predicted = {p: np.zeros_like(y) for p in ("task prior", "kNN", "MF")}
         for f in range(args.folds):
-            train, test = fold != f, fold == f
-            rates = np.vstack([y[train & (task == t)].mean(0) for t in range(len(tasks))])
-            knn = KNNQualityPredictor().fit(
-                np.repeat(x[train], len(names), axis=0),
-                names * int(train.sum()),
+            train = np.flatnonzero(fold != f)
+            known = fed_knn([records[i] for i in train], x[train])
+            mf = FactorisedQualityPredictor().fit(
+                np.repeat(features[train], len(names), axis=0),
+                names * len(train),
                 y[train].ravel(),
             )
-            train_rows = np.repeat(features[train], len(names), axis=0)
-            mf = FactorisedQualityPredictor().fit(
-                train_rows, names * int(train.sum()), y[train].ravel()
-            )
-            predicted["task prior"][test] = rates[task[test]]
-            predicted["MF"][test] = mf.predict(features[test], names)
-            for i in np.flatnonzero(test):
-                prior = dict(zip(names, rates[task[i]].tolist()))
-                predicted["kNN"][i] = knn.predict(x[i], names, priors=prior).mean
+            for i in np.flatnonzero(fold == f):
+                rates = known.rates[records[i].task]
+                predicted["task prior"][i] = [rates[m] for m in names]
+                predicted["kNN"][i] = known.predict(x[i], names, records[i].task).mean
+            predicted["MF"][fold == f] = mf.predict(features[fold == f], names)
         print(f"{name}: {len(records):,} requests x {len(names)} models, {args.folds} folds")
         for predictor, p in predicted.items():
             chosen = np.argmax(p - penalty, axis=1)

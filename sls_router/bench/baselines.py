@@ -13,7 +13,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..replay import ReplayBackend, ReplayDataset, ReplayRecord
-from ..routing import KNNQualityPredictor, Scheduler
+from ..routing import KNNPrediction, KNNQualityPredictor, Scheduler
 from ..types import Completion, ModelSpec, Request
 from ..verifiers import TaskVerifier
 from .trace import Trace, normalise
@@ -44,21 +44,23 @@ class Replayer:
         resp = record.responses.get(model)
         return resp is not None and resp.score >= 0.5
 
+    # the means below are over `records`, by default the whole set
     def mean_cost(self, model: str, records: Sequence[ReplayRecord] | None = None) -> float:
-        """Over `records` (default: the whole set) that `model` answered."""
-        pool = self.dataset if records is None else records
-        costs = [self.cost(r, model) for r in pool if model in r.responses]
+        """Over the records `model` answered."""
+        costs = [self.cost(r, model) for r in self._among(records) if model in r.responses]
         return float(np.mean(costs)) if costs else float("inf")
 
     def mean_latency(self, model: str, records: Sequence[ReplayRecord] | None = None) -> float:
         """Recorded or modelled; 0 where the data set has neither."""
-        calls = [self.call(r, model) for r in (self.dataset if records is None else records)]
+        calls = [self.call(r, model) for r in self._among(records)]
         latencies = [c.latency_s or 0.0 for c in calls if c is not None]
         return float(np.mean(latencies)) if latencies else 0.0
 
     def accuracy(self, model: str, records: Sequence[ReplayRecord] | None = None) -> float:
-        pool = self.dataset if records is None else records
-        return float(np.mean([self.right(r, model) for r in pool]))
+        return float(np.mean([self.right(r, model) for r in self._among(records)]))
+
+    def _among(self, records: Sequence[ReplayRecord] | None) -> Sequence[ReplayRecord]:
+        return self.dataset.records if records is None else records
 
     def run(self, serve: Serve) -> Trace:
         """Replay `serve`'s choices: every model it called is paid for, the last is served."""
@@ -147,7 +149,7 @@ def static_knn(
     The training requests call every model (paid) and serve a right answer; later
     requests are routed greedily by predicted quality and cost, with no cache."""
     n_train = max(1, int(len(replayer.dataset) * train_fraction))
-    knn = _knn_of(replayer.dataset.records[:n_train], vectors[:n_train])
+    knn = fed_knn(replayer.dataset.records[:n_train], vectors[:n_train])
     route = _greedy_router(replayer, specs, preset, seed)
 
     def serve(i: int, record: ReplayRecord) -> list[str]:
@@ -183,11 +185,11 @@ def hindsight_knn(
     knns = []
     for f in range(folds):
         known = np.flatnonzero(fold != f)
-        knns.append(_knn_of([records[i] for i in known], vectors[known]))
+        knns.append(fed_knn([records[i] for i in known], vectors[known]))
     return replayer.run(lambda i, record: [route(knns[fold[i]], vectors[i], record.task)])
 
 
-def _knn_of(records: Sequence[ReplayRecord], vectors: np.ndarray) -> _KnownKNN:
+def fed_knn(records: Sequence[ReplayRecord], vectors: np.ndarray) -> FedKNN:
     """The router's kNN fed every model's recorded outcome on `records`, and each
     model's success rate per task on them (the task priors of a router that saw them)."""
     knn = KNNQualityPredictor()
@@ -201,17 +203,23 @@ def _knn_of(records: Sequence[ReplayRecord], vectors: np.ndarray) -> _KnownKNN:
             outcomes.setdefault(record.task, {}).setdefault(model, []).append(response.score)
     knn.fit(vectors[rows], models, scores)
     rates = {t: {m: float(np.mean(s)) for m, s in of.items()} for t, of in outcomes.items()}
-    return _KnownKNN(knn, rates)
+    return FedKNN(knn, rates)
 
 
-class _KnownKNN(NamedTuple):
+class FedKNN(NamedTuple):
+    """The router's kNN fed recorded outcomes, and each model's success rate per task."""
+
     knn: KNNQualityPredictor
     rates: dict[str | None, dict[str, float]]  # per task, per model
+
+    def predict(self, vector: np.ndarray, models: Sequence[str], task: str | None) -> KNNPrediction:
+        """P(right) of each of `models`, with the task's rates as priors."""
+        return self.knn.predict(vector, models, priors=self.rates.get(task))
 
 
 def _greedy_router(
     replayer: Replayer, specs: Sequence[ModelSpec], preset: str, seed: int
-) -> Callable[[_KnownKNN, np.ndarray, str | None], str]:
+) -> Callable[[FedKNN, np.ndarray, str | None], str]:
     """The model of best predicted utility (the router's objective, with each model's
     mean recorded cost and latency), without exploration."""
     scheduler = Scheduler(preset=preset, exploration=0.0, min_explore=0.0, random_state=seed)
@@ -219,8 +227,8 @@ def _greedy_router(
     cost = np.array([replayer.mean_cost(m) for m in names])
     latency = np.array([replayer.mean_latency(m) for m in names])
 
-    def route(known: _KnownKNN, vector: np.ndarray, task: str | None) -> str:
-        pred = known.knn.predict(vector, names, priors=known.rates.get(task))
+    def route(known: FedKNN, vector: np.ndarray, task: str | None) -> str:
+        pred = known.predict(vector, names, task)
         return scheduler.choose(specs, pred.mean, pred.std, cost, latency).chosen
 
     return route

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..replay import ReplayDataset
+from ..replay import ReplayDataset, ReplayRecord
 from ..routing import Scheduler
 from .baselines import Replayer
 
@@ -98,18 +98,19 @@ def dataset_learning_cost(
     best, with the best model of each task in hindsight as the reference. A task where
     the bound is not `informative` is counted at its best model's figures."""
     replayer = Replayer(dataset)
-    by_task: dict[str | None, list[int]] = {}
-    for i, record in enumerate(dataset):
-        by_task.setdefault(record.task, []).append(i)
-    bounds = [_task_bound(replayer, rows, scheduler) for rows in by_task.values()]
+    by_task: dict[str | None, list[ReplayRecord]] = {}
+    for record in dataset:
+        by_task.setdefault(record.task, []).append(record)
+    bounds = [_task_bound(replayer, records, scheduler) for records in by_task.values()]
     n = len(dataset)
     accuracy = sum(b.accuracy * b.requests - b.wrong * b.informative for b in bounds) / n
     cost = sum(b.cost_usd + b.extra_cost_usd * b.informative for b in bounds)
     return accuracy, cost, bounds
 
 
-def _task_bound(replayer: Replayer, rows: Sequence[int], scheduler: Scheduler) -> LearningCost:
-    records = [replayer.dataset.records[i] for i in rows]
+def _task_bound(
+    replayer: Replayer, records: Sequence[ReplayRecord], scheduler: Scheduler
+) -> LearningCost:
     models = [m for m in replayer.models if all(m in r.responses for r in records)]
     return least_learning_cost(
         {m: replayer.accuracy(m, records) for m in models},
