@@ -8,7 +8,8 @@ each model really did on that request (the replay records every model's answer, 
 the unserved ones are known too):
 
 - `task prior`: per-task success rates shrunk toward the global ones (`TaskPriors`);
-- `kNN`: the similarity-weighted neighbours, with the task prior as prior;
+- `kNN`: the similarity-weighted neighbours, with the task prior as prior, then the
+  outcomes recorded on the request itself (`KNNPrediction.on_this_request`);
 - `logistic`: the per-model regressions, where fitted (elsewhere the kNN's value);
 - `served blend`: what the router decides on.
 
@@ -45,11 +46,12 @@ def predictions(router: SmartRouter, request: Request, names: list[str]) -> dict
     vector = router.embedder.encode([request.embed_text])[0]
     features = query_features(request.embed_text, request.task)
     prior = learner.priors.means(task_key(features), names)
-    knn = learner.knn.predict(vector, names, priors=dict(zip(names, prior.tolist()))).mean
+    near = learner.knn.predict(vector, names, priors=dict(zip(names, prior.tolist())))
     x = np.hstack([vector, features])
-    logistic = learner.logistic.predict(x, names) if learner.logistic.estimators_ else knn
-    logistic = np.where(np.isnan(logistic), knn, logistic)
-    blend = learner.logistic.blend(knn, x, names)
+    logistic = learner.logistic.predict(x, names) if learner.logistic.estimators_ else near.mean
+    logistic = np.where(np.isnan(logistic), near.mean, logistic)
+    blend = near.on_this_request(learner.logistic.blend(near.mean, x, names)).mean
+    knn = near.on_this_request(near.mean).mean
     return {"task prior": prior, "kNN": knn, "logistic": logistic, "served blend": blend}
 
 

@@ -20,7 +20,15 @@ from __future__ import annotations
 import faiss
 import numpy as np
 
-__all__ = ["VectorIndex"]
+__all__ = ["SAME_TEXT_DISTANCE", "SAME_TEXT_SIMILARITY", "VectorIndex"]
+
+SAME_TEXT_DISTANCE = 5e-3
+"""Two unit vectors closer than this are the same text: a float32 inner product of a unit
+vector with itself lands anywhere within a few ulps of 1 (1 - 1e-6 gives a distance of
+1.4e-3), and which way it rounds depends on the embedder's last bit (torch or ONNX
+Runtime). The cache and the kNN quality predictor both use this one rule."""
+SAME_TEXT_SIMILARITY = 1.0 - SAME_TEXT_DISTANCE**2 / 2.0
+"""The cosine similarity at `SAME_TEXT_DISTANCE` on the unit sphere."""
 
 
 class VectorIndex:

@@ -115,7 +115,11 @@ class Learner:
             logistic = self.logistic
             cost, output_tokens = self.tokens.costs(candidates, input_tokens, task)
             latency = self.latency.predict_many(names, output_tokens)
-        mean = logistic.blend(knn.mean, np.hstack([vector, features]), names)
+        knn = knn.on_this_request(logistic.blend(knn.mean, np.hstack([vector, features]), names))
+        mean = knn.mean
+        # the incumbent is the best in hindsight given what is known of this very request:
+        # a model that failed it is no longer the one to keep for it
+        prior = (*knn.given_own(prior[0], prior[1]), prior[2])
         with self._lock:
             reuse = 1.0 / (1.0 - min(self.repeat_rate, MAX_REPEAT))
             decision = self.scheduler.choose(

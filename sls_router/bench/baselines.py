@@ -213,8 +213,10 @@ class FedKNN(NamedTuple):
     rates: dict[str | None, dict[str, float]]  # per task, per model
 
     def predict(self, vector: np.ndarray, models: Sequence[str], task: str | None) -> KNNPrediction:
-        """P(right) of each of `models`, with the task's rates as priors."""
-        return self.knn.predict(vector, models, priors=self.rates.get(task))
+        """P(right) of each of `models`, with the task's rates as priors, and the
+        outcomes recorded on the same text weighed as the router weighs them."""
+        prediction = self.knn.predict(vector, models, priors=self.rates.get(task))
+        return prediction.on_this_request(prediction.mean)
 
 
 def _greedy_router(

@@ -25,23 +25,18 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import ConfigurationError
+from ..index import SAME_TEXT_DISTANCE
 
 _SIM_GRID = np.round(np.arange(0.50, 0.9951, 0.01), 3)
 _RATIO_GRID = np.round(np.arange(0.40, 1.0001, 0.025), 3)
 _Z = 1.645  # one-sided 95% Wilson bounds: a rule is trusted only once the data back it
 
 
-# Two texts closer than this are the same text: a float32 inner product of a unit vector
-# with itself lands anywhere within a few ulps of 1 (1 - 1e-6 gives a distance of 1.4e-3),
-# and which way it rounds depends on the embedder's last bit (torch or ONNX Runtime).
-_SAME_TEXT_DISTANCE = 5e-3
-
-
 def distance_ratio(best_similarity: float, other_similarity: float) -> float:
     """d(best) / d(other) on the unit sphere; 0 for an exact duplicate, <= 1 otherwise."""
     d_best = math.sqrt(max(0.0, 2.0 - 2.0 * best_similarity))
     d_other = math.sqrt(max(0.0, 2.0 - 2.0 * other_similarity))
-    if d_best <= _SAME_TEXT_DISTANCE:
+    if d_best <= SAME_TEXT_DISTANCE:
         return 0.0
     return min(1.0, d_best / d_other)
 

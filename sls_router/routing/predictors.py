@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 import numpy as np
 
 from ..errors import InvalidInputError
-from ..index import VectorIndex
+from ..index import SAME_TEXT_SIMILARITY, VectorIndex
 from ..types import ModelSpec
 from ._common import (
     as_float,
@@ -50,13 +50,18 @@ __all__ = [
 @dataclass(frozen=True)
 class KNNPrediction:
     """Per-model arrays aligned with ``models``: posterior mean, its std, evidence weight,
-    and the share of the mean that the neighbours (not the prior) decide."""
+    and the share of the mean that the neighbours (not the prior) decide; and the
+    outcomes recorded on this very request (their weight and weighted score), which
+    ``on_this_request`` weighs apart from the neighbours'."""
 
     models: list[str]
     mean: np.ndarray
     std: np.ndarray
     n_eff: np.ndarray
     local_share: np.ndarray
+    own_n: np.ndarray
+    own_score: np.ndarray
+    request_strength: float = 1.0
 
     def learnable_std(self, prior_std: np.ndarray) -> np.ndarray:
         """The uncertainty that trying a model on this request would reduce for later
@@ -67,6 +72,39 @@ class KNNPrediction:
         traffic."""
         return self.local_share * self.std + (1.0 - self.local_share) * prior_std
 
+    def on_this_request(self, mean: np.ndarray) -> KNNPrediction:
+        """This prediction with ``mean`` (the neighbours' estimate, perhaps blended with
+        another predictor's) updated by the outcomes recorded on this very request
+        (``given_own``). Where they decide, trying the model again teaches about the
+        request itself (``local_share`` 1)."""
+        own = self.own_n > 0
+        updated, std = self.given_own(mean, self.std)
+        return replace(
+            self, mean=updated, std=std, local_share=np.where(own, 1.0, self.local_share)
+        )
+
+    def given_own(self, mean: Any, std: Any) -> tuple[np.ndarray, np.ndarray]:
+        """A success rate estimated elsewhere (``mean``, ``std``: the neighbours', a task's
+        record) updated by each model's outcomes on this very request.
+
+        A model's answers to one request agree far more than its answers to neighbouring
+        requests (the same prompt gives the same answer, or nearly), so its own outcomes
+        are not one neighbour among ``k``: the request's own rate is drawn around the
+        estimate from a Beta worth ``request_strength`` outcomes, and its recorded outcomes
+        update that Beta. Without this, a model that failed a request was asked again on
+        every repeat, its failure outweighed by dozens of neighbours it had answered right.
+        Models without outcomes here keep ``mean`` and ``std``."""
+        mean, std = np.asarray(mean, dtype=float), np.asarray(std, dtype=float)
+        own = self.own_n > 0
+        if not own.any():
+            return mean, std
+        n = self.request_strength + self.own_n
+        updated = (self.request_strength * mean + self.own_score) / n
+        return (
+            np.where(own, updated, mean),
+            np.where(own, np.sqrt(updated * (1 - updated) / (n + 1)), std),
+        )
+
 
 class KNNQualityPredictor:
     """Similarity-weighted success rate among a model's nearest past outcomes.
@@ -76,7 +114,8 @@ class KNNQualityPredictor:
     verdict may carry a weight below a label's) and shrunk toward a Beta prior:
     ``mean = (sum w*s + prior*prior_strength) / (sum w + prior_strength)``,
     ``std = sqrt(mean*(1-mean) / (sum w + prior_strength + 1))``. An unseen model gets
-    the prior with the widest std, so the scheduler tries it.
+    the prior with the widest std, so the scheduler tries it. Outcomes recorded on the
+    same text are kept apart (``KNNPrediction.on_this_request``, ``request_strength``).
 
     One index search fetches ``min(k * n_models * 2, max_candidates)`` neighbours over
     all records, then groups by model: a model rarely used near this query gets the
@@ -94,6 +133,7 @@ class KNNQualityPredictor:
         hnsw_min_entries: int = 10_000,
         similarity_power: float = 4.0,
         max_candidates: int = 64,
+        request_strength: float = 1.0,
     ) -> None:
         self.k = k
         self.prior_mean = prior_mean
@@ -101,6 +141,7 @@ class KNNQualityPredictor:
         self.hnsw_min_entries = hnsw_min_entries
         self.similarity_power = similarity_power
         self.max_candidates = max_candidates
+        self.request_strength = request_strength
         ok_k = isinstance(k, int) and k >= 1
         ok_m = ok_k and isinstance(max_candidates, int) and max_candidates >= k
         check_params(
@@ -110,6 +151,7 @@ class KNNQualityPredictor:
             similarity_power=as_float(similarity_power) > 0,
             hnsw_min_entries=as_float(hnsw_min_entries) >= 1,
             max_candidates=ok_m,
+            request_strength=as_float(request_strength) > 0,
         )
         self._reset(None)
 
@@ -194,12 +236,14 @@ class KNNQualityPredictor:
     def predict(
         self, vector: Any, models: Sequence[str], priors: dict[str, float] | None = None
     ) -> KNNPrediction:
-        """Posterior success rate of each of ``models``; ``priors`` overrides ``prior_mean``.
-
-        A model's global success rate is a better prior than 0.5 once it is known."""
+        """Posterior success rate of each of ``models`` among the request's neighbours;
+        ``priors`` overrides ``prior_mean``. A model's global success rate is a better prior
+        than 0.5 once it is known. The outcomes recorded on the request itself come apart
+        (``own_n``, ``own_score``): ``on_this_request`` adds them."""
         models = [check_name(m) for m in models]
         pm = self._prior_means(models, priors)
         sw, sws = np.zeros(len(models)), np.zeros(len(models))
+        own_n, own_s = sw, sws
         v = self._query(vector)
         if self._n and models:
             fetch = min(self._n, max(self.k, min(self.k * len(models) * 2, self.max_candidates)))
@@ -208,12 +252,18 @@ class KNNQualityPredictor:
             mask = self._midx[ids] == self._columns(models)[:, None]
             mask &= np.cumsum(mask, axis=1) <= self.k
             w = np.maximum(sims, 0.0) ** self.similarity_power * self._weights[ids]
-            weighted = mask * w
+            same = sims >= SAME_TEXT_SIMILARITY
+            weighted = mask * np.where(same, 0.0, w)
             sw, sws = weighted.sum(axis=1), weighted @ self._scores[ids]
+            if same[0]:  # best first: the request has outcomes of its own
+                own = mask * np.where(same, self._weights[ids], 0.0)
+                own_n, own_s = own.sum(axis=1), own @ self._scores[ids]
         ps = self.prior_strength
         mean = (sws + pm * ps) / (sw + ps)
         std = np.sqrt(mean * (1 - mean) / (sw + ps + 1))
-        return KNNPrediction(models, mean, std, sw, sw / (sw + ps))
+        return KNNPrediction(
+            models, mean, std, sw, sw / (sw + ps), own_n, own_s, self.request_strength
+        )
 
     def _prior_means(self, models: list[str], priors: dict[str, float] | None) -> np.ndarray:
         """Each model's prior mean, checked; the usual all-float case skips per-value checks."""

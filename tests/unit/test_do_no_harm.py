@@ -99,6 +99,41 @@ def test_a_named_default_is_kept_until_evidence_beats_it():
     assert [r.model for r in served[-100:]].count("cheap") >= 90
 
 
+def test_a_request_the_incumbent_failed_goes_elsewhere_when_it_comes_back():
+    # "best" is right on every request but five hard ones, which "rescue" answers; the
+    # hard ones look like the rest (one number differs) and come back again and again
+    # (no cache: each visit is routed)
+    hard = {f"parse log line {n} of service alpha" for n in range(9001, 9006)}
+
+    def model(name: str, right) -> tuple[ModelSpec, CallableBackend]:
+        def fn(request: Request) -> Completion:
+            return Completion("right" if right(request.prompt) else "wrong", Usage(100, 20))
+
+        return ModelSpec(name, 1.0, 1.0), CallableBackend(fn)
+
+    pool = [
+        model("best", lambda prompt: prompt not in hard),
+        model("rescue", lambda prompt: prompt in hard or zlib.crc32(prompt.encode()) % 2),
+    ]
+    router = _router(pool)
+    hard_visits: dict[str, list[bool]] = {}
+    others = []
+    for i in range(600):
+        prompt = f"parse log line {9001 + i // 20 % 5 if i % 20 == 19 else i} of service alpha"
+        response = router.complete(Request(prompt=prompt, task="t", id=f"r{i}"))
+        right = response.text == "right"
+        router.feedback(response.request_id, float(right), source="label")
+        if prompt in hard:
+            hard_visits.setdefault(prompt, []).append(right)
+        elif i >= 300:
+            others.append(response.model)
+    assert others.count("best") >= 0.9 * len(others)  # the task's incumbent elsewhere
+    # each hard request is answered right from its third visit on, but for rare
+    # explorations of the task's incumbent
+    later = [ok for visits in hard_visits.values() for ok in visits[2:]]
+    assert sum(later) >= 0.9 * len(later)
+
+
 def test_the_default_must_be_a_model_of_the_pool():
     with pytest.raises(ConfigurationError, match="default_model"):
         _router([_model("a", 1.0, {}, 0)], default_model="gpt-4o")

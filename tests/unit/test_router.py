@@ -160,14 +160,13 @@ def test_feedback_door_changes_cache_and_predictor(topic_embedder, new_router):
     assert not first.cache_hit
     second = router.complete("weather:a")
     assert second.cache_hit and second.text == first.text and second.cost_usd == 0.0
-    before = router.learner.knn.predict(
-        router.embedder.encode(["weather:a"])[0], [first.model]
-    ).mean[0]
+    def p_right() -> float:
+        p = router.learner.knn.predict(router.embedder.encode(["weather:a"])[0], [first.model])
+        return float(p.on_this_request(p.mean).mean[0])
+
+    before = p_right()
     router.feedback(first.request_id, 0.0, source="label")
-    after = router.learner.knn.predict(
-        router.embedder.encode(["weather:a"])[0], [first.model]
-    ).mean[0]
-    assert after < before
+    assert p_right() < before
     assert len(router.learner.outcomes) == 1
     third = router.complete("weather:a")
     assert not third.cache_hit  # the wrong answer is never served again

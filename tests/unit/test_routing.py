@@ -121,6 +121,37 @@ def test_knn_nearest_records_dominate_far_ones():
     assert knn.predict(data.query("X"), ["A"]).mean[0] < 0.2
 
 
+def test_knn_weighs_a_requests_own_outcomes_apart_from_its_neighbours():
+    data = Regions(5)
+    request = data.query("X")
+    knn = KNNQualityPredictor()
+    for _ in range(30):  # A is right all around the request, and B half the time
+        knn.partial_fit(data.query("X"), "A", 1.0)
+    for i in range(30):
+        knn.partial_fit(data.query("X"), "B", float(i % 2))
+    knn.partial_fit(request, "A", 0.0)  # but A failed this very request
+    knn.partial_fit(request.copy(), "B", 1.0)  # and B answered it right
+    p = knn.predict(request, ["A", "B", "C"])
+    # the neighbours' estimates leave the request's own outcomes out
+    assert p.mean[0] > 0.9 and list(p.own_n) == [1.0, 1.0, 0.0]
+    assert list(p.own_score) == [0.0, 1.0, 0.0]
+    # one outcome on the request weighs as much as everything its neighbours say
+    here = p.on_this_request(p.mean)
+    assert here.mean[0] == pytest.approx(p.mean[0] / 2) and here.mean[0] < 0.5
+    assert here.mean[1] == pytest.approx((p.mean[1] + 1) / 2) and here.mean[1] > 0.7
+    assert here.mean[2] == p.mean[2] and here.std[2] == p.std[2]  # no outcome here
+    assert list(here.local_share[:2]) == [1.0, 1.0]  # a try teaches about this request
+    # a blended estimate is updated the same way; a stronger prior moves less
+    assert p.on_this_request(np.array([0.6, 0.6, 0.6])).mean[0] == pytest.approx(0.3)
+    firm = KNNQualityPredictor(request_strength=4.0)
+    firm.partial_fit(request, "A", 0.0)
+    assert firm.predict(request, ["A"]).on_this_request(np.array([0.5])).mean[0] == 0.4
+    # a far request knows nothing of them
+    assert knn.predict(data.query("Y"), ["A"]).own_n[0] == 0.0
+    with pytest.raises(ConfigurationError):
+        KNNQualityPredictor(request_strength=0.0)
+
+
 def test_knn_keeps_learning_after_switching_to_hnsw():
     data = Regions(4)
     knn = KNNQualityPredictor(hnsw_min_entries=100)
