@@ -160,6 +160,7 @@ def test_feedback_door_changes_cache_and_predictor(topic_embedder, new_router):
     assert not first.cache_hit
     second = router.complete("weather:a")
     assert second.cache_hit and second.text == first.text and second.cost_usd == 0.0
+
     def p_right() -> float:
         p = router.learner.knn.predict(router.embedder.encode(["weather:a"])[0], [first.model])
         return float(p.on_this_request(p.mean).mean[0])
