@@ -255,7 +255,7 @@ class KNNQualityPredictor:
             same = sims >= SAME_TEXT_SIMILARITY
             weighted = mask * np.where(same, 0.0, w)
             sw, sws = weighted.sum(axis=1), weighted @ self._scores[ids]
-            if same[0]:  # best first: the request has outcomes of its own
+            if same.any():  # the request has outcomes of its own
                 own = mask * np.where(same, self._weights[ids], 0.0)
                 own_n, own_s = own.sum(axis=1), own @ self._scores[ids]
         ps = self.prior_strength
