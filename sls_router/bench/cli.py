@@ -183,6 +183,7 @@ def _bench(args: argparse.Namespace) -> int:
         seeds=args.seeds,
         train=train,
         train_split=args.train_split,
+        default_model=args.default_model,
     )
     print_bench(result)
     if args.json:
@@ -202,6 +203,7 @@ def _bench_title(result: dict) -> str:
     trained = f" (after learning {result['n_train']:,})" if result.get("n_train") else ""
     judged = f" and a judge ({result['judge']})" if result.get("judge") else ""
     judged += f" and {result['reask']}" if result.get("reask") else ""
+    judged += f", sls keeping {result['default_model']}" if result.get("default_model") else ""
     return (
         f"{result['dataset']}: {result['n']:,} requests{trained}, {result['feedback']} "
         f"feedback{judged}, {result['embedder']} (embedding {result['embed_s']} s){over}"
@@ -366,6 +368,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="P[,Q]",
         help="simulate users who ask the same again in the thread after a wrong answer "
         "with probability P, after a right one with Q (default 0.05); printed as simulated",
+    )
+    p.add_argument(
+        "--default-model",
+        metavar="MODEL",
+        help="the router's default_model: the model the team runs today, which sls "
+        "keeps until evidence beats it",
     )
     p.add_argument("--strategies", help="comma-separated subset (default: all)")
     p.add_argument("--limit", type=int, help="replay only the first N requests")

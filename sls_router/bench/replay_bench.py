@@ -94,13 +94,14 @@ def run_sls(
     learn_until: int | None = None,
     desc: str = "sls",
     train: Sequence[ReplayRecord] = (),
+    default_model: str | None = None,
 ) -> Trace:
     """Replay through a fresh SmartRouter, after it learned `train` (if any).
     `learn_until`: feedback stops after that many requests and no refit happens
     afterwards (the no-updates ablation). `judge_accuracy`: a judge simulated from the
     labels (simulated_judge.py) grades every answer the spend cap allows. `reask`: users
     simulated from the labels ask again after a wrong / right answer at these rates
-    (simulated_users.py)."""
+    (simulated_users.py). `default_model`: the router's, the model a team runs today."""
     pool = [p for p in replay_pool(dataset) if models is None or p[0].name in models]
     judge = (
         None
@@ -123,6 +124,7 @@ def run_sls(
         judge_share=1.0,
         on_feedback=lambda rid, _model, _hit, source, score: verdicts.append((rid, source, score)),
         random_state=seed,
+        default_model=default_model if any(s.name == default_model for s, _ in pool) else None,
         background_updates=False,
         update_every_n=1000,
         update_every_s=0,
@@ -211,6 +213,7 @@ class _Setup:
     cheapest: str
     n_learn: int
     train: list[ReplayRecord]
+    default_model: str | None
 
     @property
     def vectors(self) -> PrecomputedEmbedder:
@@ -233,6 +236,7 @@ def _run_strategy(name: str, data: ReplayDataset, setup: _Setup, seed: int, desc
         seed=seed,
         desc=desc,
         train=setup.train,
+        default_model=setup.default_model,
     )
     if name == "sls":
         trace = run_sls(data, setup.vectors, **kw)
@@ -308,6 +312,7 @@ def run_bench(
     seeds: int = 1,
     train: ReplayDataset | None = None,
     train_split: float | None = None,
+    default_model: str | None = None,
 ) -> tuple[dict, dict]:
     """Run the chosen strategies over `seeds` orders of the requests.
 
@@ -315,7 +320,8 @@ def run_bench(
     replay file) and `train_split` (the first fraction of `dataset`, then not scored)
     are learned by the sls strategies before they serve (training.py). `reask`: users
     simulated from the labels ask again after a wrong / right answer at these rates
-    (simulated_users.py)."""
+    (simulated_users.py). `default_model`: the sls strategies keep it until evidence
+    beats it (the model a team runs today)."""
     if feedback not in FEEDBACK_MODES:
         raise ConfigurationError(f"feedback={feedback!r}: use one of {FEEDBACK_MODES}.")
     if judge_accuracy is not None and not 0.0 <= judge_accuracy <= 1.0:
@@ -328,6 +334,11 @@ def run_bench(
         SimulatedUsers(*reask)  # refuses rates outside [0, 1] before any work
     train_records, scored = training.training_split(dataset, train, train_split)
     replayer = baselines.Replayer(scored)
+    if default_model is not None and default_model not in replayer.models:
+        raise ConfigurationError(
+            f"default_model={default_model!r} is not a model of {scored.name}: name one of "
+            f"{replayer.models}."
+        )
     chosen = _chosen(strategies, replayer)
     base = get_embedder(embedder)
     needs_vectors = any(s in SLS_STRATEGIES or s.endswith("_knn") for s in chosen)
@@ -349,6 +360,7 @@ def run_bench(
         cheapest,
         n_learn,
         train_records,
+        default_model,
     )
     runs = _run_seeds(chosen, scored, setup, seed, seeds)
     singles = {f"single:{m}": baselines.single(replayer, m).summary() for m in replayer.models}
@@ -359,6 +371,7 @@ def run_bench(
         "confirm_precision": confirm_precision,
         "judge": None if judge_accuracy is None else f"simulated, accuracy {judge_accuracy:g}",
         "reask": None if reask is None else SimulatedUsers(*reask).describe(),
+        "default_model": default_model,
         "embedder": base.name,
         "embed_s": round(shared.embed_s, 2) if shared else 0.0,
         "best_single": best,

@@ -316,6 +316,18 @@ def test_seeds_report_mean_worst_and_repeat_exactly(dozen):
         assert sum(traces[name].correct) / 12 == first["accuracy"]
 
 
+def test_a_named_default_model_is_kept_but_for_capped_explorations(dozen):
+    # "dear" is right on all twelve: every request but the capped explorations gets it
+    # (10% of requests plus a warm-up of two)
+    result, traces = run_bench(
+        load_dataset(dozen), embedder="hashing", strategies=["sls"], default_model="dear"
+    )
+    assert result["default_model"] == "dear"
+    assert traces["sls"].model.count("dear") >= 12 - (0.1 * 12 + 2)
+    with pytest.raises(ConfigurationError, match=r"default_model='gpt-4o'.*'cheap', 'dear'"):
+        run_bench(load_dataset(dozen), embedder="hashing", default_model="gpt-4o")
+
+
 def test_dominated_by_names_single_models_even_when_not_asked_for(tiny):
     result, _ = run_bench(
         load_dataset(tiny), embedder="hashing", strategies=["cascade", "oracle", "single:cheap"]
