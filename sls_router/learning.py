@@ -117,9 +117,6 @@ class Learner:
             latency = self.latency.predict_many(names, output_tokens)
         knn = knn.on_this_request(logistic.blend(knn.mean, np.hstack([vector, features]), names))
         mean = knn.mean
-        # the incumbent is the best in hindsight given what is known of this very request:
-        # a model that failed it is no longer the one to keep for it
-        prior = (*knn.given_own(prior[0], prior[1]), prior[2])
         with self._lock:
             reuse = 1.0 / (1.0 - min(self.repeat_rate, MAX_REPEAT))
             decision = self.scheduler.choose(
@@ -131,6 +128,7 @@ class Learner:
                 prior=prior,
                 reuse=reuse,
                 sample_std=knn.learnable_std(prior[1]),
+                failed_here=knn.failed_here,
             )
         return decision, dict(zip(names, mean.tolist()))
 

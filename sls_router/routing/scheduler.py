@@ -16,7 +16,8 @@ hindsight for the request's task by the same objective (per-task success rates,
 `TaskPriors`), or the `default_model` a user names until evidence beats it. It leaves
 the incumbent only where the request's own prediction says, with confidence, that
 another model is better: by more than ``confidence`` standard deviations of the
-difference.
+difference. A model that failed this very request (``failed_here``) is not kept as the
+incumbent for it, not even a named default.
 
 Exploration is Thompson sampling on quality (a Beta draw matched to the predicted mean
 and ``exploration * std``, the std being the part of the uncertainty that a try would
@@ -265,6 +266,7 @@ class Scheduler:
         prior: tuple[Any, Any, Any] | None = None,
         reuse: float = 1.0,
         sample_std: Any = None,
+        failed_here: Any = None,
     ) -> Decision:
         """Pick a model; arrays are aligned with ``candidates`` (one value per model).
 
@@ -274,7 +276,11 @@ class Scheduler:
         traffic that never repeats); the exploration cap grows with it.
         ``sample_std``: the part of ``quality_std`` that trying a model here would teach
         (`KNNPrediction.learnable_std`), which the Thompson draw uses; default
-        ``quality_std``. Leaving the incumbent is always judged on ``quality_std``."""
+        ``quality_std``. Leaving the incumbent is always judged on ``quality_std``.
+        ``failed_here``: which candidates the request's own outcomes judge wrong more
+        often than right (`KNNPrediction.failed_here`); none of them is kept as the
+        incumbent for it, not even a named default: the quality a user vouches for is
+        not what that model gives on a request it already failed."""
         names = _check_candidates(candidates)
         q, sd, cost, lat = _check_arrays(len(names), quality_mean, quality_std, cost_usd, latency_s)
         draw_sd = sd if sample_std is None else _check_array(sample_std, len(names), "sample_std")
@@ -286,7 +292,9 @@ class Scheduler:
         floor_draw, floor_pick = self._rng.random(2)  # drawn every time: keeps runs in step
 
         incumbent, untested = (
-            (None, False) if prior is None else self._incumbent(names, penalty, *prior)
+            (None, False)
+            if prior is None
+            else self._incumbent(names, penalty, *prior, _check_flags(failed_here, n))
         )
         eligible = self._eligible(q, cost, t)
         if eligible is None or eligible.any():
@@ -329,17 +337,24 @@ class Scheduler:
         return lam * _normalised(cost_usd) + mu * _normalised(latency_s)
 
     def _incumbent(
-        self, names: list[str], penalty: np.ndarray, mean: Any, std: Any, evidence: Any
+        self,
+        names: list[str],
+        penalty: np.ndarray,
+        mean: Any,
+        std: Any,
+        evidence: Any,
+        failed: np.ndarray,
     ) -> tuple[int | None, bool]:
         """The best model so far in hindsight by the objective, among those with evidence
-        in the task, and whether it is a named default not yet measured. The default
-        stays until it was measured and another beats it with confidence."""
+        in the task that did not fail this very request, and whether it is a named default
+        not yet measured. The default stays until it was measured and another beats it
+        with confidence, or until it fails the request."""
         hindsight = np.asarray(mean, dtype=float) - penalty
         sd = np.asarray(std, dtype=float)
         seen = np.asarray(evidence, dtype=float) > 0
-        known = np.flatnonzero(seen)
+        known = np.flatnonzero(seen & ~failed)
         best = int(known[np.argmax(hindsight[known])]) if len(known) else None
-        if self.default_model in names:
+        if self.default_model in names and not failed[names.index(self.default_model)]:
             default = names.index(self.default_model)
             if not seen[default]:
                 return default, True
@@ -488,6 +503,19 @@ def _check_array(values: Any, n: int, name: str, hi: float = math.inf) -> np.nda
     if not (np.isfinite(a).all() and a.min() >= 0 and a.max() <= hi):
         raise InvalidInputError(f"{name}={a.tolist()}: pass finite numbers in [0, {hi}].")
     return a
+
+
+def _check_flags(values: Any, n: int) -> np.ndarray:
+    """``failed_here`` as n booleans (none failed when not given)."""
+    if values is None:
+        return np.zeros(n, dtype=bool)
+    flags = np.asarray(values, dtype=bool).reshape(-1)
+    if flags.shape != (n,):
+        raise InvalidInputError(
+            f"failed_here has {flags.size} values for {n} candidates: pass one per "
+            "candidate, in the same order."
+        )
+    return flags
 
 
 def _normalised(values: np.ndarray) -> np.ndarray:

@@ -99,11 +99,14 @@ def test_a_named_default_is_kept_until_evidence_beats_it():
     assert [r.model for r in served[-100:]].count("cheap") >= 90
 
 
-def test_a_request_the_incumbent_failed_goes_elsewhere_when_it_comes_back():
-    # "best" is right on every request but five hard ones, which "rescue" answers; the
-    # hard ones look like the rest (one number differs) and come back again and again
-    # (no cache: each visit is routed)
-    hard = {f"parse log line {n} of service alpha" for n in range(9001, 9006)}
+@pytest.mark.parametrize("default", [None, "best"])
+def test_a_request_the_incumbent_failed_goes_elsewhere_when_it_comes_back(default):
+    # "best" is right on every request but three hard ones, which only "rescue" answers:
+    # nothing around them says "rescue" is worth a try. They look like the rest (one
+    # number differs) and come back again and again (no cache: each visit is routed).
+    # A named default is no exception: the quality the user vouches for is not what it
+    # gives on a request it keeps failing.
+    hard = {f"parse log line {n} of service alpha" for n in range(9001, 9004)}
 
     def model(name: str, right) -> tuple[ModelSpec, CallableBackend]:
         def fn(request: Request) -> Completion:
@@ -113,13 +116,13 @@ def test_a_request_the_incumbent_failed_goes_elsewhere_when_it_comes_back():
 
     pool = [
         model("best", lambda prompt: prompt not in hard),
-        model("rescue", lambda prompt: prompt in hard or zlib.crc32(prompt.encode()) % 2),
+        model("rescue", lambda prompt: prompt in hard),
     ]
-    router = _router(pool)
+    router = _router(pool, default_model=default)
     hard_visits: dict[str, list[bool]] = {}
     others = []
     for i in range(600):
-        prompt = f"parse log line {9001 + i // 20 % 5 if i % 20 == 19 else i} of service alpha"
+        prompt = f"parse log line {9001 + i // 10 % 3 if i % 10 == 9 else i} of service alpha"
         response = router.complete(Request(prompt=prompt, task="t", id=f"r{i}"))
         right = response.text == "right"
         router.feedback(response.request_id, float(right), source="label")
@@ -128,9 +131,9 @@ def test_a_request_the_incumbent_failed_goes_elsewhere_when_it_comes_back():
         elif i >= 300:
             others.append(response.model)
     assert others.count("best") >= 0.9 * len(others)  # the task's incumbent elsewhere
-    # each hard request is answered right from its third visit on, but for rare
-    # explorations of the task's incumbent
-    later = [ok for visits in hard_visits.values() for ok in visits[2:]]
+    # each hard request is answered right from its sixth visit on (of twenty), but for
+    # rare explorations of the task's incumbent
+    later = [ok for visits in hard_visits.values() for ok in visits[5:]]
     assert sum(later) >= 0.9 * len(later)
 
 

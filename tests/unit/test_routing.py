@@ -135,6 +135,7 @@ def test_knn_weighs_a_requests_own_outcomes_apart_from_its_neighbours():
     # the neighbours' estimates leave the request's own outcomes out
     assert p.mean[0] > 0.9 and list(p.own_n) == [1.0, 1.0, 0.0]
     assert list(p.own_score) == [0.0, 1.0, 0.0]
+    assert list(p.failed_here) == [True, False, False]
     # one outcome on the request weighs as much as everything its neighbours say
     here = p.on_this_request(p.mean)
     assert here.mean[0] == pytest.approx(p.mean[0] / 2) and here.mean[0] < 0.5
@@ -247,6 +248,22 @@ def test_equal_quality_prefers_the_cheaper_model():
     for d in decisions:
         assert sorted(d.ranking) == ["cheap", "dear"]
         assert d.predicted_cost_usd == (0.001 if d.chosen == "cheap" else 0.01)
+
+
+def test_a_model_that_failed_this_request_is_not_its_incumbent_even_as_the_default():
+    cands, cost, latency = [CHEAP, MID], [0.001, 0.001], [1.0, 1.0]
+    mean, std = [0.2, 0.3], [0.2, 0.05]  # this request: "cheap" failed it, hence 0.2
+    prior = ([0.9, 0.6], [0.02, 0.02], [50, 50])  # the task: "cheap" is far better
+    for default in (None, "cheap"):
+        scheduler = Scheduler(default_model=default, explore_share=0.0, explore_warmup=0.0)
+        kept = scheduler.choose(cands, mean, std, cost, latency, now=0.0, prior=prior)
+        assert kept.incumbent == "cheap" and kept.chosen == "cheap"  # not confidently beaten
+        moved = scheduler.choose(
+            cands, mean, std, cost, latency, now=0.0, prior=prior, failed_here=[True, False]
+        )
+        assert moved.incumbent == "mid" and moved.chosen == "mid"
+    with pytest.raises(InvalidInputError, match="failed_here"):
+        Scheduler().choose(cands, mean, std, cost, latency, prior=prior, failed_here=[True])
 
 
 def test_raising_lam_moves_choices_toward_cheaper_models():
