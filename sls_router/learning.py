@@ -117,6 +117,8 @@ class Learner:
             latency = self.latency.predict_many(names, output_tokens)
         knn = knn.on_this_request(logistic.blend(knn.mean, np.hstack([vector, features]), names))
         mean = knn.mean
+        # the best in hindsight given what is known of this very request
+        prior = (*knn.given_own(prior[0], prior[1]), prior[2])
         with self._lock:
             reuse = 1.0 / (1.0 - min(self.repeat_rate, MAX_REPEAT))
             decision = self.scheduler.choose(

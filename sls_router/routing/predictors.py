@@ -74,7 +74,18 @@ class KNNPrediction:
 
     def on_this_request(self, mean: Any) -> KNNPrediction:
         """This prediction with ``mean`` (the neighbours' estimate, perhaps blended with
-        another predictor's) updated by each model's outcomes on this very request.
+        another predictor's) updated by each model's outcomes on this very request
+        (``given_own``). Where they decide, trying the model again teaches about the
+        request itself (``local_share`` 1)."""
+        own = self.own_n > 0
+        updated, std = self.given_own(mean, self.std)
+        return replace(
+            self, mean=updated, std=std, local_share=np.where(own, 1.0, self.local_share)
+        )
+
+    def given_own(self, mean: Any, std: Any) -> tuple[np.ndarray, np.ndarray]:
+        """A success rate estimated elsewhere (``mean``, ``std``: the neighbours', a task's
+        record) updated by each model's outcomes on this very request.
 
         A model's answers to one request agree far more than its answers to neighbouring
         requests (the same prompt gives the same answer, or nearly), so its own outcomes
@@ -82,19 +93,16 @@ class KNNPrediction:
         estimate from a Beta worth ``request_strength`` outcomes, and its recorded outcomes
         update that Beta. Without this, a model that failed a request was asked again on
         every repeat, its failure outweighed by dozens of neighbours it had answered right.
-        Where the request's outcomes decide, trying the model again teaches about the
-        request itself (``local_share`` 1)."""
-        mean = np.asarray(mean, dtype=float)
+        Models without outcomes here keep ``mean`` and ``std``."""
+        mean, std = np.asarray(mean, dtype=float), np.asarray(std, dtype=float)
         own = self.own_n > 0
         if not own.any():
-            return replace(self, mean=mean)
+            return mean, std
         n = self.request_strength + self.own_n
         updated = (self.request_strength * mean + self.own_score) / n
-        return replace(
-            self,
-            mean=np.where(own, updated, mean),
-            std=np.where(own, np.sqrt(updated * (1 - updated) / (n + 1)), self.std),
-            local_share=np.where(own, 1.0, self.local_share),
+        return (
+            np.where(own, updated, mean),
+            np.where(own, np.sqrt(updated * (1 - updated) / (n + 1)), std),
         )
 
     @property
