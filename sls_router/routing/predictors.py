@@ -256,13 +256,14 @@ class KNNQualityPredictor:
             ids, sims = self._index.search_arrays(v, fetch)
             mask = self._midx[ids] == self._columns(models)[:, None]
             mask &= np.cumsum(mask, axis=1) <= self.k
-            w = np.maximum(sims, 0.0) ** self.similarity_power * self._weights[ids]
+            weights, scores = self._weights[ids], self._scores[ids]
+            w = np.maximum(sims, 0.0) ** self.similarity_power * weights
             same = sims >= SAME_TEXT_SIMILARITY
             weighted = mask * np.where(same, 0.0, w)
-            sw, sws = weighted.sum(axis=1), weighted @ self._scores[ids]
+            sw, sws = weighted.sum(axis=1), weighted @ scores
             if same.any():  # the request has outcomes of its own
-                own = mask * np.where(same, self._weights[ids], 0.0)
-                own_n, own_s = own.sum(axis=1), own @ self._scores[ids]
+                own = mask * np.where(same, weights, 0.0)
+                own_n, own_s = own.sum(axis=1), own @ scores
         ps = self.prior_strength
         mean = (sws + pm * ps) / (sw + ps)
         std = np.sqrt(mean * (1 - mean) / (sw + ps + 1))

@@ -284,6 +284,11 @@ class Scheduler:
         names = _check_candidates(candidates)
         q, sd, cost, lat = _check_arrays(len(names), quality_mean, quality_std, cost_usd, latency_s)
         draw_sd = sd if sample_std is None else _check_array(sample_std, len(names), "sample_std")
+        failed = (
+            np.zeros(len(names), dtype=bool)
+            if failed_here is None
+            else _check_array(failed_here, len(names), "failed_here", hi=1.0) > 0
+        )
         n = len(names)
         t = self._now(now)
         penalty = self.penalty(cost, lat)
@@ -292,9 +297,7 @@ class Scheduler:
         floor_draw, floor_pick = self._rng.random(2)  # drawn every time: keeps runs in step
 
         incumbent, untested = (
-            (None, False)
-            if prior is None
-            else self._incumbent(names, penalty, *prior, _check_flags(failed_here, n))
+            (None, False) if prior is None else self._incumbent(names, penalty, *prior, failed)
         )
         eligible = self._eligible(q, cost, t)
         if eligible is None or eligible.any():
@@ -354,8 +357,8 @@ class Scheduler:
         seen = np.asarray(evidence, dtype=float) > 0
         known = np.flatnonzero(seen & ~failed)
         best = int(known[np.argmax(hindsight[known])]) if len(known) else None
-        if self.default_model in names and not failed[names.index(self.default_model)]:
-            default = names.index(self.default_model)
+        default = names.index(self.default_model) if self.default_model in names else None
+        if default is not None and not failed[default]:
             if not seen[default]:
                 return default, True
             if best is None or not self._better(hindsight, sd, best, default):
@@ -503,19 +506,6 @@ def _check_array(values: Any, n: int, name: str, hi: float = math.inf) -> np.nda
     if not (np.isfinite(a).all() and a.min() >= 0 and a.max() <= hi):
         raise InvalidInputError(f"{name}={a.tolist()}: pass finite numbers in [0, {hi}].")
     return a
-
-
-def _check_flags(values: Any, n: int) -> np.ndarray:
-    """``failed_here`` as n booleans (none failed when not given)."""
-    if values is None:
-        return np.zeros(n, dtype=bool)
-    flags = np.asarray(values, dtype=bool).reshape(-1)
-    if flags.shape != (n,):
-        raise InvalidInputError(
-            f"failed_here has {flags.size} values for {n} candidates: pass one per "
-            "candidate, in the same order."
-        )
-    return flags
 
 
 def _normalised(values: np.ndarray) -> np.ndarray:
