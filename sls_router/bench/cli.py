@@ -167,8 +167,10 @@ def _bench(args: argparse.Namespace) -> int:
     from .replay_bench import run_bench
     from .simulated_users import parse_reask_rates
 
-    dataset = load_dataset(args.data, limit=args.limit)
-    train = load_dataset(args.train) if args.train else None
+    models = args.models.split(",") if args.models else None
+    tasks = args.tasks.split(",") if args.tasks else None
+    dataset = load_dataset(args.data, limit=args.limit).subset(models, tasks)
+    train = load_dataset(args.train).subset(models) if args.train else None
     strategies = args.strategies.split(",") if args.strategies else None
     result, traces = run_bench(
         dataset,
@@ -376,6 +378,16 @@ def build_parser() -> argparse.ArgumentParser:
         "keeps until evidence beats it",
     )
     p.add_argument("--strategies", help="comma-separated subset (default: all)")
+    p.add_argument(
+        "--models",
+        metavar="A,B,...",
+        help="replay with this pool only (default: every model of the file)",
+    )
+    p.add_argument(
+        "--tasks",
+        metavar="T,U,...",
+        help="replay only these tasks' requests (default: all)",
+    )
     p.add_argument("--limit", type=int, help="replay only the first N requests")
     p.add_argument(
         "--seed", type=int, default=0, help="random state of seed 0 (seed s: --seed + s)"

@@ -454,3 +454,19 @@ def test_the_reask_rates_are_read_from_the_command_line():
     for bad in ("x", "0.5,0.1,0.2", "2"):
         with pytest.raises(ConfigurationError, match="reask-rate|re-ask rate"):
             parse_reask_rates(bad)
+
+
+def test_the_bench_replays_a_named_pool_and_named_tasks(dozen, tmp_path, capsys):
+    out = tmp_path / "out.json"
+    argv = ["bench", "--data", str(dozen), "--embedder", "hashing", "--json", str(out)]
+    assert main([*argv, "--models", "cheap", "--tasks", "classification/t"]) == 0
+    result = json.loads(out.read_text())
+    assert result["n"] == 12 and "[models: cheap]" in result["dataset"]
+    singles = {name for name in result["strategies"] if name.startswith("single:")}
+    assert singles == {"single:cheap"}  # the dear model is not in the pool at all
+    assert set(result["strategies"]["sls"]["calls_per_model"]) <= {"cheap", "cache"}
+    assert result["strategies"]["oracle"]["accuracy"] == 0.5  # with 'dear' it would be 1
+    assert main([*argv, "--models", "cheap,gpt-4o"]) == 2
+    assert "'gpt-4o'" in capsys.readouterr().err
+    assert main([*argv, "--tasks", "chat/x"]) == 2
+    assert "'classification/t'" in capsys.readouterr().err

@@ -193,3 +193,36 @@ def test_bad_replay_lines_name_the_line(tmp_path, line, message):
     with pytest.raises(InvalidInputError, match=message) as info:
         load_dataset(path)
     assert "d.jsonl:2" in str(info.value)
+
+
+def test_a_subset_keeps_only_the_named_models_and_tasks(tmp_path):
+    def resp(output, score):
+        return {"output": output, "score": score, "input_tokens": 10, "output_tokens": 1}
+
+    lines = [
+        {
+            "id": str(i),
+            "task": "logs/a" if i % 2 else "logs/b",
+            "prompt": f"p{i}",
+            "reference": "r",
+            "responses": {"x": resp("r", 1), "y": resp("w", 0), "z": resp("r", 1)},
+        }
+        for i in range(6)
+    ]
+    models = {m: {"input_per_mtok": p, "output_per_mtok": p} for m, p in zip("xyz", (1, 2, 3))}
+    full = load_dataset(_write(tmp_path, lines, models))
+    part = full.subset(models=["z", "y"], tasks=["logs/a"])
+    assert [r.id for r in part] == ["1", "3", "5"]
+    assert part.model_names == ["z", "y"] and part.models["z"].input_per_mtok == 3
+    assert all(set(r.responses) == {"z", "y"} for r in part)
+    assert "z, y" in part.name and "logs/a" in part.name
+    assert [spec.name for spec, _ in replay_pool(part)] == ["z", "y"]
+    # the file's dataset is untouched, and a subset of nothing is refused naming the choices
+    assert len(full) == 6 and all(set(r.responses) == {"x", "y", "z"} for r in full)
+    assert full.subset().model_names == ["x", "y", "z"] and len(full.subset()) == 6
+    with pytest.raises(InvalidInputError, match=r"\['w'\].*'x', 'y', 'z'"):
+        full.subset(models=["x", "w"])
+    with pytest.raises(InvalidInputError, match=r"\['logs/c'\].*'logs/a', 'logs/b'"):
+        full.subset(tasks=["logs/c"])
+    with pytest.raises(InvalidInputError, match="name one or more"):
+        full.subset(models=[])
