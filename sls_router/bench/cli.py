@@ -242,6 +242,11 @@ def print_bench(result: dict) -> None:
     console = Console(width=160)
     console.print(table)
     for name, s in result["strategies"].items():
+        if s.get("explored_cost_share"):
+            console.print(
+                f"{name}: {s['explored_cost_share']:.1%} of the spend went on exploring "
+                "and on calls made only to learn"
+            )
         for source, v in s.get("verdicts", {}).items():
             console.print(
                 f"{name}: {v['n']:,.0f} {source} verdicts on served answers per run, "

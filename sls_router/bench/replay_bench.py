@@ -189,6 +189,7 @@ def run_sls(
             trace.add_verdict(origin, score >= 0.5, answered[request_id][1])
         verdicts.clear()
     trace.wall_s = time.perf_counter() - start
+    trace.explored_usd = router.learner.scheduler.explored_usd
     router.close()
     return trace
 

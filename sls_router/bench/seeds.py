@@ -28,6 +28,7 @@ MEAN_FIGURES = (
     "wall_s",
     "cache_hit_rate",
     "cache_wrong_hit_rate",
+    "explored_cost_share",
 )
 
 

@@ -23,6 +23,8 @@ class Trace:
     hit: list[bool] = field(default_factory=list)
     calls: Counter = field(default_factory=Counter)
     wall_s: float = 0.0
+    # spent on explored requests and on calls made only to learn: the router's capped share
+    explored_usd: float = 0.0
     # per feedback source: [verdicts given, verdicts that matched the truth]
     verdicts: dict[str, list[int]] = field(default_factory=dict)
 
@@ -45,13 +47,15 @@ class Trace:
         n = len(self.correct)
         hits = sum(self.hit)
         wrong_hits = sum(h and not c for h, c in zip(self.hit, self.correct))
+        cost = sum(self.cost)
         return {
             "accuracy": sum(self.correct) / n if n else 0.0,
-            "cost_usd": sum(self.cost),
+            "cost_usd": cost,
             "llm_time_s": sum(self.llm_time),
             "wall_s": round(self.wall_s, 3),
             "cache_hit_rate": hits / n if n else 0.0,
             "cache_wrong_hit_rate": wrong_hits / hits if hits else 0.0,
+            "explored_cost_share": self.explored_usd / cost if cost > 0 else 0.0,
             "calls_per_model": dict(sorted(self.calls.items())),
             "verdicts": {
                 source: {"n": n, "right": right / n}

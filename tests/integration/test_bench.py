@@ -20,6 +20,7 @@ KEYS = {
     "wall_s",
     "cache_hit_rate",
     "cache_wrong_hit_rate",
+    "explored_cost_share",
     "calls_per_model",
     "verdicts",  # per feedback source: verdicts on served answers, and how many were right
 }
@@ -470,3 +471,16 @@ def test_the_bench_replays_a_named_pool_and_named_tasks(dozen, tmp_path, capsys)
     assert "'gpt-4o'" in capsys.readouterr().err
     assert main([*argv, "--tasks", "chat/x"]) == 2
     assert "'classification/t'" in capsys.readouterr().err
+
+
+def test_the_bench_reports_the_share_of_the_spend_that_went_on_exploring(dozen):
+    def share(models, seeds):
+        data = load_dataset(dozen).subset(models)
+        result, _ = run_bench(data, embedder="hashing", strategies=["sls", "random"], seeds=seeds)
+        figures = result["strategies"]
+        assert figures["random"]["explored_cost_share"] == 0.0  # only the router explores
+        return figures["sls"]["explored_cost_share"]
+
+    assert share(["dear"], seeds=1) == 0.0  # one model: nothing to explore
+    # two: some seeds explore, within the cap (10% of the spend plus two warm-up calls)
+    assert 0.0 < share(["cheap", "dear"], seeds=4) <= 0.5

@@ -21,6 +21,7 @@ def _figures(accuracy, cost, calls=None, hits=0.0):
         "wall_s": 1.0,
         "cache_hit_rate": hits,
         "cache_wrong_hit_rate": 0.0,
+        "explored_cost_share": 0.0,
         "calls_per_model": calls or {},
     }
 
