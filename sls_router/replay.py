@@ -107,28 +107,24 @@ class ReplayDataset:
         """The same file with a smaller pool (`models`) and/or only some tasks' requests:
         how the router does on a pool or a mix of jobs that it was not tuned on. The name
         says what was kept, so figures name what they replayed."""
-        chosen_models = self.model_names if models is None else list(dict.fromkeys(models))
-        unknown = [m for m in chosen_models if m not in self.models]
-        if unknown or not chosen_models:
-            raise InvalidInputError(
-                f"models {unknown or chosen_models} are not in {self.name}: name one or "
-                f"more of {self.model_names}."
-            )
-        all_tasks = sorted({r.task for r in self.records if r.task is not None})
-        unknown = [t for t in tasks or () if t not in all_tasks]
-        if unknown or (tasks is not None and not tasks):
-            raise InvalidInputError(
-                f"tasks {unknown or list(tasks or ())} are not in {self.name}: name one or "
-                f"more of {all_tasks}."
-            )
+        kept = self.model_names if models is None else list(dict.fromkeys(models))
+        self._check_names("models", kept, self.model_names)
+        if tasks is not None:
+            self._check_names("tasks", tasks, sorted({r.task for r in self.records if r.task}))
         records = [
-            replace(r, responses={m: r.responses[m] for m in chosen_models if m in r.responses})
+            replace(r, responses={m: r.responses[m] for m in kept if m in r.responses})
             for r in self.records
             if tasks is None or r.task in tasks
         ]
-        name = self.name + (f" [models: {', '.join(chosen_models)}]" if models is not None else "")
+        name = self.name + (f" [models: {', '.join(kept)}]" if models is not None else "")
         name += f" [tasks: {', '.join(tasks)}]" if tasks is not None else ""
-        return ReplayDataset(name, records, {m: self.models[m] for m in chosen_models})
+        return ReplayDataset(name, records, {m: self.models[m] for m in kept})
+
+    def _check_names(self, kind: str, asked: Sequence[str], known: list[str]) -> None:
+        unknown = [a for a in asked if a not in known]
+        if unknown or not asked:
+            what = f"{kind} {unknown} are not in {self.name}" if unknown else f"no {kind} named"
+            raise InvalidInputError(f"{what}: name one or more of {known}.")
 
 
 def _open_text(path: Path):
