@@ -224,6 +224,7 @@ def print_bench(result: dict) -> None:
         "LLM time s",
         "cache hits",
         "wrong hits",
+        "explored",
         "wall s",
         "dominated by",
     ):
@@ -236,17 +237,13 @@ def print_bench(result: dict) -> None:
             f"{s['llm_time_s']:.0f}",
             f"{s['cache_hit_rate']:.1%}",
             f"{s['cache_wrong_hit_rate']:.1%}",
+            f"{s['explored_cost_share']:.1%}",
             f"{s['wall_s']:.1f}",
             ", ".join(d.removeprefix("single:") for d in s["dominated_by"]),
         )
     console = Console(width=160)
     console.print(table)
     for name, s in result["strategies"].items():
-        if s.get("explored_cost_share"):
-            console.print(
-                f"{name}: {s['explored_cost_share']:.1%} of the spend went on exploring "
-                "and on calls made only to learn"
-            )
         for source, v in s.get("verdicts", {}).items():
             console.print(
                 f"{name}: {v['n']:,.0f} {source} verdicts on served answers per run, "

@@ -83,8 +83,8 @@ def _cost_accuracy_plot(result: dict, front: list[str], path: Path, plt) -> None
 def _table_lines(strategies: dict, front: list[str]) -> list[str]:
     lines = [
         "| strategy | accuracy (worst) | cost USD (worst) | LLM time (s) | cache hits "
-        "| wrong hits | wall (s) | dominated by |",
-        "|---|---|---|---|---|---|---|---|",
+        "| wrong hits | explored (of cost) | wall (s) | dominated by |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, s in sorted(strategies.items(), key=lambda kv: -kv[1]["accuracy"]):
         star = " *" if name in front else ""
@@ -92,7 +92,8 @@ def _table_lines(strategies: dict, front: list[str]) -> list[str]:
             f"| {name}{star} | {s['accuracy']:.3f} ({s['accuracy_worst']:.3f}) | "
             f"{s['cost_usd']:.4f} ({s['cost_usd_worst']:.4f}) | "
             f"{s['llm_time_s']:.0f} | {s['cache_hit_rate']:.1%} | "
-            f"{s['cache_wrong_hit_rate']:.1%} | {s['wall_s']:.1f} | "
+            f"{s['cache_wrong_hit_rate']:.1%} | {s['explored_cost_share']:.1%} | "
+            f"{s['wall_s']:.1f} | "
             f"{', '.join(s['dominated_by'])} |"
         )
     return lines

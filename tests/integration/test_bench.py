@@ -183,7 +183,8 @@ def test_cli_writes_json_and_report(tiny, tmp_path):
     } <= set(result["strategies"])
     for name in ("report.md", "cost_accuracy.png", "learning_curve.png", "model_share.png"):
         assert (report / name).stat().st_size > 1000 or name == "report.md"
-    assert "| sls" in (report / "report.md").read_text()
+    text = (report / "report.md").read_text()
+    assert "| sls" in text and "| explored (of cost) |" in text
 
 
 def test_pareto_front():
