@@ -167,11 +167,10 @@ def _bench(args: argparse.Namespace) -> int:
     from .replay_bench import run_bench
     from .simulated_users import parse_reask_rates
 
-    models = args.models.split(",") if args.models else None
-    tasks = args.tasks.split(",") if args.tasks else None
-    dataset = load_dataset(args.data, limit=args.limit).subset(models, tasks)
+    models = _listed(args.models)
+    dataset = load_dataset(args.data, limit=args.limit).subset(models, _listed(args.tasks))
     train = load_dataset(args.train).subset(models) if args.train else None
-    strategies = args.strategies.split(",") if args.strategies else None
+    strategies = _listed(args.strategies)
     result, traces = run_bench(
         dataset,
         feedback=args.feedback,
@@ -197,6 +196,11 @@ def _bench(args: argparse.Namespace) -> int:
 
         print(f"report: {write_report(result, traces, args.report)}")
     return 0
+
+
+def _listed(value: str | None) -> list[str] | None:
+    """A comma-separated option as its names; None when the option was not given."""
+    return value.split(",") if value else None
 
 
 def _bench_title(result: dict) -> str:
